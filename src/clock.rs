@@ -1,0 +1,162 @@
+//! Clocks: the one place webntpd reads the time.
+//!
+//! Everything that stamps a packet or decides "is this list expired" asks a [`Clock`], never
+//! `SystemTime::now()` directly, so tests can run a server whose clock is off by a known amount
+//! ([`ShiftedClock`]) and prove the client measures exactly that offset.
+//!
+//! Time is kept as integer nanoseconds: [`Timestamp`] for the realtime (UTC, POSIX) clock and
+//! plain `i64` nanoseconds for the monotonic clock, which only ever appears as a difference.
+
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use crate::wire::Timestamp;
+
+/// A source of realtime and monotonic time.
+pub trait Clock: Send + Sync + 'static {
+    /// The realtime clock (`CLOCK_REALTIME`): nanoseconds since 1970-01-01 UTC, POSIX seconds
+    /// (no leap seconds).
+    fn realtime(&self) -> Timestamp;
+
+    /// The monotonic clock, in nanoseconds since an arbitrary fixed point. Only differences
+    /// between two readings mean anything; it never jumps when the realtime clock is stepped.
+    fn monotonic_ns(&self) -> i64;
+}
+
+/// A shared, dynamically dispatched clock, as handed to servers and clients.
+pub type SharedClock = Arc<dyn Clock>;
+
+/// The operating system's clocks.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl SystemClock {
+    /// A [`SharedClock`] reading the system clocks.
+    pub fn shared() -> SharedClock {
+        Arc::new(SystemClock)
+    }
+}
+
+/// The fixed point the monotonic readings count from (the first reading in this process).
+fn monotonic_base() -> Instant {
+    static BASE: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    *BASE.get_or_init(Instant::now)
+}
+
+impl Clock for SystemClock {
+    fn realtime(&self) -> Timestamp {
+        // `SystemTime::now` is `clock_gettime(CLOCK_REALTIME)` (a vDSO call, tens of ns).
+        match SystemTime::now().duration_since(UNIX_EPOCH) {
+            Ok(d) => Timestamp::from_nanos(d.as_nanos() as i128),
+            // A clock set before 1970: still representable, as a negative timestamp.
+            Err(e) => Timestamp::from_nanos(-(e.duration().as_nanos() as i128)),
+        }
+    }
+
+    fn monotonic_ns(&self) -> i64 {
+        let elapsed = Instant::now().saturating_duration_since(monotonic_base());
+        i64::try_from(elapsed.as_nanos()).unwrap_or(i64::MAX)
+    }
+}
+
+/// A clock that reads another clock's realtime shifted by a fixed number of nanoseconds.
+///
+/// Used by tests and the benchmark harness to build a server whose time is known to be off by
+/// exactly `offset_ns`; the monotonic clock is not shifted.
+#[derive(Clone)]
+pub struct ShiftedClock {
+    inner: SharedClock,
+    offset_ns: i64,
+}
+
+impl ShiftedClock {
+    /// `inner`'s realtime plus `offset_ns` (positive: this clock is ahead).
+    pub fn new(inner: SharedClock, offset_ns: i64) -> Self {
+        ShiftedClock { inner, offset_ns }
+    }
+
+    /// The shift applied to the realtime clock, in nanoseconds.
+    pub fn offset_ns(&self) -> i64 {
+        self.offset_ns
+    }
+}
+
+impl Clock for ShiftedClock {
+    fn realtime(&self) -> Timestamp {
+        self.inner.realtime().add_nanos(i128::from(self.offset_ns))
+    }
+
+    fn monotonic_ns(&self) -> i64 {
+        self.inner.monotonic_ns()
+    }
+}
+
+/// A clock that stands still until told to move: for tests of time-dependent logic.
+#[derive(Debug, Default)]
+pub struct ManualClock {
+    realtime_ns: std::sync::atomic::AtomicI64,
+    monotonic_ns: std::sync::atomic::AtomicI64,
+}
+
+impl ManualClock {
+    /// A clock reading `realtime` and monotonic 0.
+    pub fn new(realtime: Timestamp) -> Self {
+        let c = ManualClock::default();
+        c.set_realtime(realtime);
+        c
+    }
+
+    /// Set the realtime clock (clamped to the `i64` nanosecond range, years 1677-2262).
+    pub fn set_realtime(&self, t: Timestamp) {
+        let ns = i64::try_from(t.as_nanos()).unwrap_or(if t.as_nanos() < 0 {
+            i64::MIN
+        } else {
+            i64::MAX
+        });
+        self.realtime_ns
+            .store(ns, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Move both clocks forward by `ns` nanoseconds.
+    pub fn advance(&self, ns: i64) {
+        use std::sync::atomic::Ordering::SeqCst;
+        self.realtime_ns.fetch_add(ns, SeqCst);
+        self.monotonic_ns.fetch_add(ns, SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn realtime(&self) -> Timestamp {
+        Timestamp::from_nanos(i128::from(
+            self.realtime_ns.load(std::sync::atomic::Ordering::SeqCst),
+        ))
+    }
+
+    fn monotonic_ns(&self) -> i64 {
+        self.monotonic_ns.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn system_clock_is_after_2020_and_monotonic_does_not_go_back() {
+        let c = SystemClock;
+        assert!(c.realtime().unix_seconds() > 1_577_836_800);
+        let a = c.monotonic_ns();
+        let b = c.monotonic_ns();
+        assert!(b >= a);
+    }
+
+    #[test]
+    fn shifted_clock_adds_its_offset() {
+        let base = Arc::new(ManualClock::new(Timestamp::from_nanos(1_000_000_000_000)));
+        let shifted = ShiftedClock::new(base.clone(), 250_000_000);
+        assert_eq!(shifted.realtime().as_nanos(), 1_000_250_000_000);
+        base.advance(5);
+        assert_eq!(shifted.realtime().as_nanos(), 1_000_250_000_005);
+        assert_eq!(shifted.monotonic_ns(), 5);
+    }
+}

@@ -1,0 +1,17 @@
+//! webntpd: time over HTTP.
+//!
+//! A WebNTP server (go-webntp and NICT compatible, plus Time-over-HTTPS), and later the client
+//! daemon that measures WebNTP servers and feeds ntpd/chrony through reference clocks.
+//!
+//! # Layout
+//! - [`clock`]: the `Clock` trait, the only place time is read, so tests can shift it.
+//! - [`wire`]: sans-IO wire formats (timestamps, JSON/JSONP/NICT bodies), pure functions.
+//! - [`leap`]: `leap-seconds.list`: parse, verify, look up; and the store that loads and
+//!   refreshes it.
+//! - [`server`]: the hyper-based WebNTP server: routing, WebSocket, TLS, limits, shutdown.
+
+pub mod clock;
+pub mod exit;
+pub mod leap;
+pub mod server;
+pub mod wire;

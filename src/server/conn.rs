@@ -1,0 +1,309 @@
+//! One client connection: TLS handshake, the idle and header-read timeouts, and hyper
+//! (HTTP/1.1 or HTTP/2, detected from the first bytes or from ALPN) with upgrades.
+//!
+//! The timeouts are enforced here rather than by hyper's `header_read_timeout`, because hyper
+//! does not run it while detecting the protocol, and on HTTP/1 it also restarts after every
+//! response, which would tie the keep-alive idle time to the header time. Instead the socket
+//! is wrapped in [`Tracked`], which notes when bytes arrive, and the service marks requests
+//! in and out ([`InFlight`]); one timer per connection ([`watchdog`]) sleeps until the next
+//! deadline those facts imply:
+//!
+//! - a request head has started (or the connection is new) and is not complete after
+//!   `header_read_timeout`: the connection is dropped (slowloris);
+//! - no request in progress and nothing received for `keepalive_timeout`: the connection is
+//!   closed gracefully.
+
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio::sync::OwnedSemaphorePermit;
+use tokio::time::Instant;
+
+use super::tls::TlsReloader;
+use super::{service, Limits, Shared};
+
+/// "No request head in progress."
+const NONE: u64 = u64::MAX;
+
+/// What is known about a connection's traffic, shared by its socket wrapper, its service and
+/// its watchdog. Times are milliseconds since the connection was accepted.
+pub(crate) struct Activity {
+    accepted: Instant,
+    /// Requests whose response hyper has not finished with.
+    in_flight: AtomicU32,
+    /// When bytes last arrived.
+    last_read: AtomicU64,
+    /// When the first byte of a request head not yet complete arrived; [`NONE`] if none.
+    head_since: AtomicU64,
+    /// When the last response was finished.
+    last_done: AtomicU64,
+    /// HTTP/2: idle is measured from the last finished request only (pings are not requests).
+    h2: AtomicBool,
+    /// Total bytes read, to spot the HTTP/2 preface on the first read.
+    bytes_read: AtomicU64,
+    /// This connection's slot under `max_connections`; released when the socket is dropped,
+    /// which for an upgraded WebSocket is when the WebSocket session ends.
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Activity {
+    fn new(permit: OwnedSemaphorePermit) -> Self {
+        Activity {
+            accepted: Instant::now(),
+            in_flight: AtomicU32::new(0),
+            last_read: AtomicU64::new(0),
+            // The first request's head must arrive within the header timeout of the accept.
+            head_since: AtomicU64::new(0),
+            last_done: AtomicU64::new(0),
+            h2: AtomicBool::new(false),
+            bytes_read: AtomicU64::new(0),
+            _permit: permit,
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.accepted.elapsed().as_millis() as u64
+    }
+
+    fn on_read(&self, data: &[u8]) {
+        let now = self.now_ms();
+        self.last_read.store(now, Ordering::Relaxed);
+        if self
+            .bytes_read
+            .fetch_add(data.len() as u64, Ordering::Relaxed)
+            == 0
+            && data.starts_with(b"PRI * HTTP/2.0")
+        {
+            self.h2.store(true, Ordering::Relaxed);
+        }
+        if self.in_flight.load(Ordering::Relaxed) == 0 {
+            let _ =
+                self.head_since
+                    .compare_exchange(NONE, now, Ordering::Relaxed, Ordering::Relaxed);
+        }
+    }
+
+    /// A request head is complete and the service has it: the connection is busy until the
+    /// returned guard is dropped (by hyper, when the response is written).
+    pub(crate) fn begin_request(self: &Arc<Self>) -> InFlight {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        self.head_since.store(NONE, Ordering::Relaxed);
+        InFlight(self.clone())
+    }
+
+    /// The next moment something may expire, and what.
+    fn next_deadline(&self, limits: &Limits) -> (u64, Expiry) {
+        let ms = |d: Duration| d.as_millis() as u64;
+        if self.in_flight.load(Ordering::Relaxed) > 0 {
+            // A response is being written; look again later.
+            return (
+                self.now_ms() + ms(limits.keepalive_timeout),
+                Expiry::Recheck,
+            );
+        }
+        let head_since = self.head_since.load(Ordering::Relaxed);
+        let h2 = self.h2.load(Ordering::Relaxed);
+        if head_since != NONE && !h2 {
+            return (
+                head_since + ms(limits.header_read_timeout),
+                Expiry::HeaderTimeout,
+            );
+        }
+        let last_done = self.last_done.load(Ordering::Relaxed);
+        let since = if h2 {
+            last_done
+        } else {
+            last_done.max(self.last_read.load(Ordering::Relaxed))
+        };
+        (since + ms(limits.keepalive_timeout), Expiry::Idle)
+    }
+}
+
+/// Marks one request as in progress on its connection while alive.
+pub(crate) struct InFlight(Arc<Activity>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.last_done.store(self.0.now_ms(), Ordering::Relaxed);
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Expiry {
+    Recheck,
+    HeaderTimeout,
+    Idle,
+}
+
+/// Sleep until the connection's header or idle deadline passes and return which one; activity
+/// in the meantime moves the deadline.
+async fn watchdog(activity: &Activity, limits: &Limits) -> Expiry {
+    loop {
+        let (at, what) = activity.next_deadline(limits);
+        tokio::time::sleep_until(activity.accepted + Duration::from_millis(at)).await;
+        let (again, what_now) = activity.next_deadline(limits);
+        if what_now != Expiry::Recheck && what_now == what && again <= activity.now_ms() {
+            return what;
+        }
+    }
+}
+
+/// A socket that reports arriving bytes to its connection's [`Activity`].
+pub(crate) struct Tracked<T> {
+    inner: T,
+    activity: Arc<Activity>,
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for Tracked<T> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let res = Pin::new(&mut this.inner).poll_read(cx, buf);
+        if let Poll::Ready(Ok(())) = res {
+            let filled = buf.filled();
+            if filled.len() > before {
+                this.activity.on_read(&filled[before..]);
+            }
+        }
+        res
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for Tracked<T> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
+/// The hyper connection builder for this server's limits.
+pub(crate) fn http_builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
+    let mut b = auto::Builder::new(TokioExecutor::new());
+    b.http1()
+        .keep_alive(true)
+        // Timeouts are enforced by `watchdog`, not hyper (see the module comment).
+        .header_read_timeout(None)
+        .max_buf_size(limits.max_header_bytes);
+    b.http2()
+        .max_concurrent_streams(limits.h2_max_concurrent_streams)
+        .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX));
+    b
+}
+
+/// Serve one accepted TCP connection to the end.
+pub(crate) async fn serve(
+    stream: TcpStream,
+    peer: SocketAddr,
+    tls: Option<Arc<TlsReloader>>,
+    permit: OwnedSemaphorePermit,
+    shared: Arc<Shared>,
+) {
+    // Replies are one small write each: send them now, not after Nagle's delay.
+    let _ = stream.set_nodelay(true);
+    let activity = Arc::new(Activity::new(permit));
+    let io = Tracked {
+        inner: stream,
+        activity: activity.clone(),
+    };
+    let Some(tls) = tls else {
+        serve_http(io, peer, activity, shared).await;
+        return;
+    };
+    let handshake =
+        tokio::time::timeout(shared.limits.header_read_timeout, tls.acceptor().accept(io));
+    let stream = tokio::select! {
+        r = handshake => r,
+        _ = shared.shutdown.cancelled() => return,
+    };
+    match stream {
+        Ok(Ok(stream)) => {
+            if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
+                activity.h2.store(true, Ordering::Relaxed);
+            }
+            serve_http(stream, peer, activity, shared).await;
+        }
+        Ok(Err(e)) => {
+            tracing::debug!(target: "webntpd::server", "{peer}: TLS handshake failed: {e}");
+        }
+        Err(_) => {
+            tracing::debug!(target: "webntpd::server", "{peer}: TLS handshake not done within {:?}; closed", shared.limits.header_read_timeout);
+        }
+    }
+}
+
+async fn serve_http<I>(io: I, peer: SocketAddr, activity: Arc<Activity>, shared: Arc<Shared>)
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let builder = http_builder(&shared.limits);
+    let svc_shared = shared.clone();
+    let svc_activity = activity.clone();
+    let svc = hyper::service::service_fn(move |req| {
+        let resp = service::handle(req, peer, &svc_shared, &svc_activity);
+        std::future::ready(Ok::<_, std::convert::Infallible>(resp))
+    });
+    let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), svc);
+    tokio::pin!(conn);
+    let mut closing = false;
+    loop {
+        tokio::select! {
+            res = conn.as_mut() => {
+                if let Err(e) = res {
+                    tracing::debug!(target: "webntpd::server", "{peer}: connection ended: {e}");
+                }
+                return;
+            }
+            expiry = watchdog(&activity, &shared.limits), if !closing => match expiry {
+                Expiry::HeaderTimeout => {
+                    tracing::debug!(target: "webntpd::server", "{peer}: request head not complete within {:?}; closed", shared.limits.header_read_timeout);
+                    return;
+                }
+                _ => {
+                    conn.as_mut().graceful_shutdown();
+                    closing = true;
+                }
+            },
+            _ = shared.shutdown.cancelled(), if !closing => {
+                conn.as_mut().graceful_shutdown();
+                closing = true;
+            }
+        }
+    }
+}

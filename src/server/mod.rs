@@ -1,0 +1,432 @@
+//! The WebNTP server: listeners, the accept loop, and graceful shutdown.
+//!
+//! One task accepts on each listener; each accepted connection gets its own task (`conn`),
+//! which speaks HTTP/1.1 or HTTP/2 through hyper, hands WebSocket upgrades to `ws`, and routes
+//! requests in `service`. A semaphore bounds the number of open connections: a permit is taken
+//! *before* `accept()`, so at the limit new clients wait in the kernel's backlog instead of
+//! costing us memory.
+//!
+//! Shutdown (mini-redis / hickory style): cancelling the token given to [`Server::run`] stops
+//! the accept loops, asks every HTTP connection to finish its in-flight request and close,
+//! and closes every WebSocket with 1001 "going away". `run` returns when all connection tasks
+//! have finished, or after `shutdown_timeout` with the stragglers aborted.
+
+mod body;
+mod conn;
+mod service;
+mod tls;
+mod ws;
+
+use std::fmt;
+use std::io;
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::clock::SharedClock;
+use crate::leap::store::LeapStore;
+
+pub use tls::TlsFiles;
+
+/// Which browser origins may use the server (CORS on HTTP, `Origin` on WebSocket upgrades).
+///
+/// Requests without an `Origin` header (every non-browser client) are never affected.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum OriginPolicy {
+    /// Any origin: `Access-Control-Allow-Origin: *`, every WebSocket upgrade accepted. The
+    /// default: the time is public data, and NICT's service sent `*` on everything.
+    #[default]
+    Any,
+    /// Only these origins (exact `scheme://host[:port]` strings): HTTP replies carry
+    /// `Access-Control-Allow-Origin: <origin>` for them and no CORS header for others;
+    /// WebSocket upgrades from other origins get 403.
+    List(Vec<String>),
+}
+
+impl OriginPolicy {
+    /// Whether a request with this `Origin` header value may use the server.
+    pub fn allows(&self, origin: &str) -> bool {
+        match self {
+            OriginPolicy::Any => true,
+            OriginPolicy::List(list) => list.iter().any(|o| o.eq_ignore_ascii_case(origin)),
+        }
+    }
+}
+
+/// Resource limits; every one has a default fit for a public server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Time allowed from the first byte of a request (or from accepting the connection, for
+    /// the first request) until its head is complete; also bounds the TLS handshake. Stops
+    /// slowloris clients. Default 10 s.
+    pub header_read_timeout: Duration,
+    /// An HTTP connection with no request in progress and nothing received for this long is
+    /// closed. Default 30 s.
+    pub keepalive_timeout: Duration,
+    /// Largest request head (request line plus headers) in bytes; larger gets 431.
+    /// Default and minimum 8192 (hyper's smallest buffer).
+    pub max_header_bytes: usize,
+    /// Most connections open at once (HTTP and WebSocket together). Default 10000.
+    pub max_connections: usize,
+    /// A WebSocket that sends nothing for this long is closed (1000, "idle timeout").
+    /// Default 60 s, as go-webntp.
+    pub ws_idle_timeout: Duration,
+    /// Largest WebSocket message in bytes; larger closes with 1009. Default 1024, as go-webntp.
+    pub ws_max_message: usize,
+    /// Concurrent streams per HTTP/2 connection. Default 100.
+    pub h2_max_concurrent_streams: u32,
+    /// How long shutdown waits for in-flight requests before closing connections anyway.
+    /// Default 5 s.
+    pub shutdown_timeout: Duration,
+}
+
+/// hyper refuses read buffers smaller than this.
+pub const MIN_HEADER_BYTES: usize = 8192;
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            header_read_timeout: Duration::from_secs(10),
+            keepalive_timeout: Duration::from_secs(30),
+            max_header_bytes: MIN_HEADER_BYTES,
+            max_connections: 10_000,
+            ws_idle_timeout: Duration::from_secs(60),
+            ws_max_message: 1024,
+            h2_max_concurrent_streams: 100,
+            shutdown_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// A listening address: `IP:PORT`, `[IPv6]:PORT`, or `:PORT` for every address (IPv6 and
+/// IPv4, as Go's `-serve :8080`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListenAddr(pub SocketAddr);
+
+impl FromStr for ListenAddr {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        if let Some(port) = s.strip_prefix(':') {
+            let port: u16 = port
+                .parse()
+                .map_err(|_| format!("`{s}`: expected `:PORT` with PORT 0-65535"))?;
+            return Ok(ListenAddr(SocketAddr::new(
+                IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+                port,
+            )));
+        }
+        s.parse::<SocketAddr>().map(ListenAddr).map_err(|_| {
+            format!("`{s}`: expected IP:PORT, [IPv6]:PORT or :PORT (e.g. 127.0.0.1:8080, :8080)")
+        })
+    }
+}
+
+impl fmt::Display for ListenAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// Everything the server needs to know. The CLI's `serve` flags and (later) the daemon's
+/// `[server]` table both fill this in.
+#[derive(Debug, Clone, Default)]
+pub struct ServerConfig {
+    /// Plain HTTP (and ws://) listeners.
+    pub listen: Vec<ListenAddr>,
+    /// HTTPS (and wss://) listeners; need `tls`.
+    pub listen_tls: Vec<ListenAddr>,
+    /// Certificate chain and key for the TLS listeners.
+    pub tls: Option<TlsFiles>,
+    /// The `id` field of every reply. `None`: the request's Host header, as go-webntp does.
+    pub server_id: Option<String>,
+    /// Browser origin policy (CORS and WebSocket `Origin`).
+    pub origins: OriginPolicy,
+    /// Resource limits.
+    pub limits: Limits,
+}
+
+/// Why the server could not start or reload.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// Nothing to listen on.
+    #[error("no listen address: give at least one --listen (e.g. --listen 127.0.0.1:8080)")]
+    NoListener,
+    /// Configuration that contradicts itself.
+    #[error("{0}")]
+    Config(String),
+    /// `bind()` failed.
+    #[error("cannot listen on {addr}: {source}{hint}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The OS error.
+        source: io::Error,
+        /// What to do about it.
+        hint: &'static str,
+    },
+    /// A certificate or key file could not be used.
+    #[error("TLS: {0}")]
+    Tls(#[from] tls::TlsError),
+}
+
+impl ServerError {
+    /// The sysexits code a command should exit with for this error.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            ServerError::NoListener | ServerError::Config(_) => crate::exit::CONFIG,
+            ServerError::Bind { source, .. } => match source.kind() {
+                io::ErrorKind::PermissionDenied => crate::exit::NOPERM,
+                _ => crate::exit::UNAVAILABLE,
+            },
+            ServerError::Tls(e) => e.exit_code(),
+        }
+    }
+}
+
+/// State shared by every connection of one server.
+pub(crate) struct Shared {
+    pub(crate) clock: SharedClock,
+    pub(crate) leap: Arc<LeapStore>,
+    pub(crate) server_id: Option<String>,
+    pub(crate) origins: OriginPolicy,
+    pub(crate) limits: Limits,
+    /// Cancelled when the server shuts down.
+    pub(crate) shutdown: CancellationToken,
+    /// Every connection and WebSocket task, so shutdown can wait for them.
+    pub(crate) tasks: TaskTracker,
+}
+
+struct Listener {
+    inner: TcpListener,
+    tls: Option<Arc<tls::TlsReloader>>,
+}
+
+/// A bound, not yet running server.
+pub struct Server {
+    listeners: Vec<Listener>,
+    tls: Option<Arc<tls::TlsReloader>>,
+    shared: Arc<Shared>,
+}
+
+impl Server {
+    /// Check `config`, load the TLS files and bind every listener. Nothing is served until
+    /// [`run`](Self::run).
+    pub async fn bind(
+        config: ServerConfig,
+        clock: SharedClock,
+        leap: Arc<LeapStore>,
+    ) -> Result<Server, ServerError> {
+        if config.listen.is_empty() && config.listen_tls.is_empty() {
+            return Err(ServerError::NoListener);
+        }
+        if config.limits.max_header_bytes < MIN_HEADER_BYTES {
+            return Err(ServerError::Config(format!(
+                "max header bytes {} is below the minimum {MIN_HEADER_BYTES}",
+                config.limits.max_header_bytes
+            )));
+        }
+        if config.limits.max_connections == 0 {
+            return Err(ServerError::Config(
+                "max connections must be at least 1".to_string(),
+            ));
+        }
+        let tls = match (&config.tls, config.listen_tls.is_empty()) {
+            (Some(files), false) => Some(Arc::new(tls::TlsReloader::load(files.clone())?)),
+            (None, false) => {
+                return Err(ServerError::Config(
+                    "--tls-listen needs a certificate: add --tls-cert FILE --tls-key FILE".into(),
+                ))
+            }
+            (Some(_), true) => {
+                return Err(ServerError::Config(
+                    "--tls-cert/--tls-key given but no TLS listener: add --tls-listen ADDR \
+                     (e.g. --tls-listen :443)"
+                        .into(),
+                ))
+            }
+            (None, true) => None,
+        };
+        let mut listeners = Vec::new();
+        for addr in &config.listen {
+            listeners.push(Listener {
+                inner: bind(addr.0).await?,
+                tls: None,
+            });
+        }
+        for addr in &config.listen_tls {
+            listeners.push(Listener {
+                inner: bind(addr.0).await?,
+                tls: tls.clone(),
+            });
+        }
+        Ok(Server {
+            listeners,
+            tls,
+            shared: Arc::new(Shared {
+                clock,
+                leap,
+                server_id: config.server_id,
+                origins: config.origins,
+                limits: config.limits,
+                shutdown: CancellationToken::new(),
+                tasks: TaskTracker::new(),
+            }),
+        })
+    }
+
+    /// The bound addresses, with whether each serves TLS (useful with port 0).
+    pub fn local_addrs(&self) -> Vec<(SocketAddr, bool)> {
+        self.listeners
+            .iter()
+            .filter_map(|l| l.inner.local_addr().ok().map(|a| (a, l.tls.is_some())))
+            .collect()
+    }
+
+    /// A handle that reloads the TLS certificate and key from their files (for SIGHUP);
+    /// `None` without TLS.
+    pub fn tls_reloader(&self) -> Option<TlsReloadHandle> {
+        self.tls.clone().map(TlsReloadHandle)
+    }
+
+    /// Serve until `shutdown` is cancelled, then shut down gracefully (bounded by
+    /// `shutdown_timeout`).
+    pub async fn run(self, shutdown: CancellationToken) {
+        let shared = self.shared;
+        let permits = Arc::new(Semaphore::new(shared.limits.max_connections));
+        let mut accept_tasks = tokio::task::JoinSet::new();
+        for l in self.listeners {
+            let addr = l.inner.local_addr().ok();
+            let scheme = if l.tls.is_some() { "https" } else { "http" };
+            if let Some(addr) = addr {
+                tracing::info!(target: "webntpd::server", "listening on {scheme}://{addr}/");
+            }
+            accept_tasks.spawn(accept_loop(l, shared.clone(), permits.clone()));
+        }
+
+        shutdown.cancelled().await;
+        tracing::info!(target: "webntpd::server", "shutting down: closing listeners, finishing in-flight requests");
+        shared.shutdown.cancel();
+        accept_tasks.shutdown().await;
+        shared.tasks.close();
+        let timeout = shared.limits.shutdown_timeout;
+        if tokio::time::timeout(timeout, shared.tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                target: "webntpd::server",
+                "{} connection(s) still open after {:?}; closing them",
+                shared.tasks.len(),
+                timeout
+            );
+        }
+        tracing::info!(target: "webntpd::server", "server stopped");
+    }
+}
+
+/// Reloads the TLS certificate and key files of a running server.
+#[derive(Clone)]
+pub struct TlsReloadHandle(Arc<tls::TlsReloader>);
+
+impl TlsReloadHandle {
+    /// Re-read the files; on error the old certificate stays in use.
+    pub fn reload(&self) -> Result<(), ServerError> {
+        self.0.reload().map_err(ServerError::from)
+    }
+}
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener, ServerError> {
+    TcpListener::bind(addr).await.map_err(|source| {
+        let hint = match source.kind() {
+            io::ErrorKind::AddrInUse => {
+                "; another process is listening there: stop it or choose another port"
+            }
+            io::ErrorKind::PermissionDenied => {
+                "; ports below 1024 need root or CAP_NET_BIND_SERVICE (AmbientCapabilities= in \
+                 the systemd unit)"
+            }
+            io::ErrorKind::AddrNotAvailable => {
+                "; this machine has no such address: check the IP (use :PORT for every address)"
+            }
+            _ => "",
+        };
+        ServerError::Bind { addr, source, hint }
+    })
+}
+
+async fn accept_loop(listener: Listener, shared: Arc<Shared>, permits: Arc<Semaphore>) {
+    let mut backoff = Duration::from_millis(5);
+    loop {
+        // Take a connection slot before accepting: at the limit, clients wait in the backlog.
+        let Ok(permit) = permits.clone().acquire_owned().await else {
+            return;
+        };
+        match listener.inner.accept().await {
+            Ok((stream, peer)) => {
+                backoff = Duration::from_millis(5);
+                let shared2 = shared.clone();
+                let tls = listener.tls.clone();
+                shared
+                    .tasks
+                    .spawn(conn::serve(stream, peer, tls, permit, shared2));
+            }
+            Err(e) => {
+                // EMFILE/ENFILE/ENOBUFS and friends: transient, back off instead of spinning.
+                tracing::warn!(target: "webntpd::server", "accept failed: {e}; retrying in {backoff:?}");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+            }
+        }
+    }
+}
+
+/// Raise the soft open-files limit to the hard limit (Go does this at start-up too), so
+/// `max_connections` is not silently capped by a 1024 default. Returns the new soft limit.
+pub fn raise_nofile_limit() -> Option<u64> {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).ok()?;
+    if soft < hard && setrlimit(Resource::RLIMIT_NOFILE, hard, hard).is_ok() {
+        return Some(hard);
+    }
+    Some(soft)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listen_addresses() {
+        assert_eq!(
+            "127.0.0.1:8080".parse::<ListenAddr>().unwrap().0,
+            "127.0.0.1:8080".parse().unwrap()
+        );
+        assert_eq!(
+            ":8080".parse::<ListenAddr>().unwrap().0,
+            "[::]:8080".parse().unwrap()
+        );
+        assert_eq!(
+            "[::1]:0".parse::<ListenAddr>().unwrap().0,
+            "[::1]:0".parse().unwrap()
+        );
+        for bad in ["8080", "localhost:80", ":99999", "1.2.3.4", ""] {
+            assert!(bad.parse::<ListenAddr>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn origin_policy() {
+        assert!(OriginPolicy::Any.allows("https://evil.example"));
+        let p = OriginPolicy::List(vec!["https://a.example".into()]);
+        assert!(p.allows("https://a.example"));
+        assert!(p.allows("HTTPS://A.EXAMPLE"));
+        assert!(!p.allows("https://b.example"));
+        assert!(!p.allows("https://a.example.evil"));
+    }
+}

@@ -1,0 +1,258 @@
+//! Request routing: which reply each method and path gets.
+//!
+//! | request | reply |
+//! |---|---|
+//! | WebSocket upgrade, any path | 101, then [`ws`](super::ws) |
+//! | `HEAD`, any path | 204 with `X-HTTPSTIME` (Time over HTTPS) |
+//! | `OPTIONS`, any path | 204 CORS preflight |
+//! | `GET /cgi-bin/ntp`, `/cgi-bin/jst` | NICT's HTML page with NTP / POSIX seconds |
+//! | `GET /cgi-bin/time?ZONE` | NICT's HTML page with the time in ZONE (default Asia/Tokyo) |
+//! | `GET /cgi-bin/jsont?TS` | JSONP, callback `jsont` unless `callback=` says otherwise |
+//! | `GET` any other path `?TS` | the WebNTP JSON reply (JSONP with `callback=NAME`) |
+//! | anything else | 405 |
+//!
+//! The receive time `rt` is read first, as soon as hyper hands over the parsed request head.
+//! Bad input gets 400 with a short JSON error (never an empty 200, never reflected script).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Method, Request, Response, StatusCode};
+use hyper::body::Incoming;
+
+use super::body::ReplyBody;
+use super::conn::{Activity, InFlight};
+use super::{ws, OriginPolicy, Shared};
+use crate::wire::nict;
+use crate::wire::reply::{error_body, parse_query, ReplyFields, ReplyTemplate};
+use crate::wire::{Timestamp, HTTPSTIME_HEADER};
+
+/// Zone of `/cgi-bin/time` without a query: NICT's service answered in Japan Standard Time.
+pub const DEFAULT_TIME_ZONE: &str = "Asia/Tokyo";
+
+static NO_CACHE: HeaderValue = HeaderValue::from_static("no-cache, no-store");
+static JSON: HeaderValue = HeaderValue::from_static("application/json; charset=utf-8");
+static JAVASCRIPT: HeaderValue = HeaderValue::from_static("application/javascript; charset=utf-8");
+static HTML: HeaderValue = HeaderValue::from_static("text/html; charset=utf-8");
+static NOSNIFF: HeaderValue = HeaderValue::from_static("nosniff");
+static ANY_ORIGIN: HeaderValue = HeaderValue::from_static("*");
+static ALLOWED_METHODS: HeaderValue = HeaderValue::from_static("GET, HEAD, OPTIONS");
+static EXPOSED: HeaderValue = HeaderValue::from_static("X-HTTPSTIME, Date");
+static PREFLIGHT_MAX_AGE: HeaderValue = HeaderValue::from_static("86400");
+static VARY_ORIGIN: HeaderValue = HeaderValue::from_static("Origin");
+static X_HTTPSTIME: HeaderName = HeaderName::from_static(HTTPSTIME_HEADER);
+
+/// The CORS answer for one request, from the server's policy and the request's `Origin`.
+pub(crate) struct Cors {
+    allow: Option<HeaderValue>,
+    vary: bool,
+}
+
+impl Cors {
+    pub(crate) fn new(policy: &OriginPolicy, headers: &HeaderMap) -> Self {
+        match policy {
+            OriginPolicy::Any => Cors {
+                allow: Some(ANY_ORIGIN.clone()),
+                vary: false,
+            },
+            OriginPolicy::List(_) => Cors {
+                allow: headers
+                    .get(header::ORIGIN)
+                    .filter(|o| o.to_str().is_ok_and(|o| policy.allows(o)))
+                    .cloned(),
+                vary: true,
+            },
+        }
+    }
+
+    fn apply(&self, headers: &mut HeaderMap) {
+        if let Some(v) = &self.allow {
+            headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, v.clone());
+        }
+        if self.vary {
+            headers.insert(header::VARY, VARY_ORIGIN.clone());
+        }
+    }
+}
+
+/// Answer one request. Never fails: every problem becomes an HTTP error response.
+pub(crate) fn handle(
+    req: Request<Incoming>,
+    peer: SocketAddr,
+    shared: &Arc<Shared>,
+    activity: &Arc<Activity>,
+) -> Response<ReplyBody> {
+    let rt = shared.clock.realtime();
+    let busy = activity.begin_request();
+    let cors = Cors::new(&shared.origins, req.headers());
+    if ws::is_upgrade_request(&req) {
+        return ws::accept(req, peer, shared, busy, cors);
+    }
+    match *req.method() {
+        Method::GET => get(&req, rt, peer, shared, busy, &cors),
+        Method::HEAD => head(shared, busy, &cors),
+        Method::OPTIONS => preflight(&req, busy, &cors),
+        _ => {
+            let mut resp = error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                &format!(
+                    "method {} not allowed; use GET, HEAD or OPTIONS",
+                    req.method()
+                ),
+                busy,
+                &cors,
+            );
+            resp.headers_mut()
+                .insert(header::ALLOW, ALLOWED_METHODS.clone());
+            resp
+        }
+    }
+}
+
+/// The `id` of a reply: the configured server id, else the Host header (HTTP/1.1) or the
+/// `:authority` (HTTP/2), else empty, as go-webntp.
+pub(crate) fn server_id(shared: &Shared, req: &Request<Incoming>) -> String {
+    if let Some(id) = &shared.server_id {
+        return id.clone();
+    }
+    if let Some(host) = req.headers().get(header::HOST) {
+        return String::from_utf8_lossy(host.as_bytes()).into_owned();
+    }
+    req.uri()
+        .authority()
+        .map(|a| a.as_str().to_string())
+        .unwrap_or_default()
+}
+
+fn get(
+    req: &Request<Incoming>,
+    rt: Timestamp,
+    peer: SocketAddr,
+    shared: &Arc<Shared>,
+    busy: InFlight,
+    cors: &Cors,
+) -> Response<ReplyBody> {
+    let raw_query = req.uri().query().unwrap_or("");
+    match req.uri().path() {
+        "/cgi-bin/ntp" => {
+            let id = server_id(shared, req);
+            let value = nict::ntp_seconds(shared.clock.realtime());
+            page(nict::html_page(&id, &value), busy, cors)
+        }
+        "/cgi-bin/jst" => {
+            let id = server_id(shared, req);
+            let value = nict::posix_seconds(shared.clock.realtime());
+            page(nict::html_page(&id, &value), busy, cors)
+        }
+        "/cgi-bin/time" => {
+            let zone = percent_encoding::percent_decode_str(raw_query).decode_utf8_lossy();
+            let zone = if zone.is_empty() {
+                DEFAULT_TIME_ZONE
+            } else {
+                &zone
+            };
+            match nict::human_time(shared.clock.realtime(), zone) {
+                Ok(value) => page(nict::html_page(&server_id(shared, req), &value), busy, cors),
+                Err(e) => bad_request(peer, &e.to_string(), busy, cors),
+            }
+        }
+        path => {
+            let query = match parse_query(raw_query) {
+                Ok(q) => q,
+                Err(e) => return bad_request(peer, &e.to_string(), busy, cors),
+            };
+            let callback = match (&query.callback, path) {
+                (Some(cb), _) => Some(cb.as_str()),
+                (None, "/cgi-bin/jsont") => Some("jsont"),
+                (None, _) => None,
+            };
+            let id = server_id(shared, req);
+            let fields = ReplyFields {
+                id: &id,
+                it: query.it,
+                rt,
+                leap: shared.leap.info(rt),
+            };
+            let template = ReplyTemplate::new(&fields, rt, callback);
+            let content_type = if callback.is_some() {
+                &JAVASCRIPT
+            } else {
+                &JSON
+            };
+            let mut resp = Response::new(ReplyBody::stamped(template, shared.clock.clone(), busy));
+            let h = resp.headers_mut();
+            h.insert(header::CONTENT_TYPE, content_type.clone());
+            h.insert(header::CACHE_CONTROL, NO_CACHE.clone());
+            h.insert(header::X_CONTENT_TYPE_OPTIONS, NOSNIFF.clone());
+            cors.apply(h);
+            resp
+        }
+    }
+}
+
+fn head(shared: &Arc<Shared>, busy: InFlight, cors: &Cors) -> Response<ReplyBody> {
+    let now = shared.clock.realtime();
+    let mut resp = Response::new(ReplyBody::empty(busy));
+    *resp.status_mut() = StatusCode::NO_CONTENT;
+    let h = resp.headers_mut();
+    let mut stamp = Vec::with_capacity(24);
+    now.write_micros(&mut stamp);
+    if let Ok(v) = HeaderValue::from_maybe_shared(Bytes::from(stamp)) {
+        h.insert(X_HTTPSTIME.clone(), v);
+    }
+    h.insert(header::CACHE_CONTROL, NO_CACHE.clone());
+    h.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, EXPOSED.clone());
+    cors.apply(h);
+    resp
+}
+
+fn preflight(req: &Request<Incoming>, busy: InFlight, cors: &Cors) -> Response<ReplyBody> {
+    let mut resp = Response::new(ReplyBody::empty(busy));
+    *resp.status_mut() = StatusCode::NO_CONTENT;
+    let h = resp.headers_mut();
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        ALLOWED_METHODS.clone(),
+    );
+    if let Some(asked) = req.headers().get(header::ACCESS_CONTROL_REQUEST_HEADERS) {
+        h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, asked.clone());
+    }
+    h.insert(header::ACCESS_CONTROL_MAX_AGE, PREFLIGHT_MAX_AGE.clone());
+    h.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, EXPOSED.clone());
+    h.insert(header::CACHE_CONTROL, NO_CACHE.clone());
+    cors.apply(h);
+    resp
+}
+
+fn page(html: Vec<u8>, busy: InFlight, cors: &Cors) -> Response<ReplyBody> {
+    let mut resp = Response::new(ReplyBody::fixed(html, busy));
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HTML.clone());
+    h.insert(header::CACHE_CONTROL, NO_CACHE.clone());
+    cors.apply(h);
+    resp
+}
+
+fn bad_request(peer: SocketAddr, reason: &str, busy: InFlight, cors: &Cors) -> Response<ReplyBody> {
+    tracing::debug!(target: "webntpd::server", "{peer}: 400: {reason}");
+    error(StatusCode::BAD_REQUEST, reason, busy, cors)
+}
+
+/// An error response with a short JSON body `{"error":"..."}`.
+pub(crate) fn error(
+    status: StatusCode,
+    message: &str,
+    busy: InFlight,
+    cors: &Cors,
+) -> Response<ReplyBody> {
+    let mut resp = Response::new(ReplyBody::fixed(error_body(message), busy));
+    *resp.status_mut() = status;
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, JSON.clone());
+    h.insert(header::CACHE_CONTROL, NO_CACHE.clone());
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, NOSNIFF.clone());
+    cors.apply(h);
+    resp
+}

@@ -1,0 +1,461 @@
+//! The WebNTP reply object, the queries that ask for it, JSONP wrapping and error bodies.
+//!
+//! The reply is written by hand, not through serde, for three reasons: its bytes must match
+//! go-webntp's (field order, six-decimal numbers, Go's HTML-safe string escaping), the server
+//! timestamp must be patched in *after* everything else is formatted (see [`ReplyTemplate`]),
+//! and it is the hot path of the server.
+//!
+//! ```text
+//! {"id":"127.0.0.1:8080","it":1489217288.328757,"st":1795270670.615101,"time":1795270670.615101,"leap":36,"next":1483228800.000000,"step":1,"rt":1795270670.615087}
+//! ```
+//!
+//! `rt` is webntpd's addition: the server's receive time, so a client can subtract the
+//! server's processing time from the round trip (NTP's four-timestamp method). Clients that do
+//! not know it ignore it.
+
+use super::timestamp::{Timestamp, TimestampError, MAX_TIMESTAMP_TEXT};
+use crate::leap::LeapInfo;
+
+/// Longest JSONP callback name accepted.
+pub const MAX_CALLBACK_LEN: usize = 64;
+
+/// Everything in a reply except the server's transmit time `st`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplyFields<'a> {
+    /// Server id: the configured id, or the request's Host header.
+    pub id: &'a str,
+    /// The client's timestamp, echoed (`it`).
+    pub it: Timestamp,
+    /// When the server received the request (`rt`).
+    pub rt: Timestamp,
+    /// Leap second information (`leap`, `next`, `step`).
+    pub leap: LeapInfo,
+}
+
+/// A fully formatted reply whose `st` and `time` values can be re-stamped in place.
+///
+/// The server formats the whole body with a provisional `st`, and stamps the real one as the
+/// very last thing before the bytes go to the socket (`stamp`), so the formatting time is not
+/// counted as path delay by the client.
+#[derive(Debug, Clone)]
+pub struct ReplyTemplate {
+    buf: Vec<u8>,
+    /// Byte offsets of the `st` and `time` values.
+    st_at: [usize; 2],
+    /// Width of the formatted `st` value.
+    st_width: usize,
+}
+
+impl ReplyTemplate {
+    /// Format a reply with `provisional_st`, wrapped as `callback(...);` when a JSONP callback
+    /// name is given (it must have passed [`validate_callback`]). The body ends with `\n`.
+    pub fn new(
+        fields: &ReplyFields<'_>,
+        provisional_st: Timestamp,
+        callback: Option<&str>,
+    ) -> Self {
+        let mut buf = Vec::with_capacity(192 + fields.id.len());
+        if let Some(cb) = callback {
+            buf.extend_from_slice(cb.as_bytes());
+            buf.push(b'(');
+        }
+        buf.extend_from_slice(b"{\"id\":");
+        write_json_string(fields.id, &mut buf);
+        buf.extend_from_slice(b",\"it\":");
+        fields.it.write_micros(&mut buf);
+        buf.extend_from_slice(b",\"st\":");
+        let st0 = buf.len();
+        provisional_st.write_micros(&mut buf);
+        let st_width = buf.len() - st0;
+        buf.extend_from_slice(b",\"time\":");
+        let st1 = buf.len();
+        provisional_st.write_micros(&mut buf);
+        buf.extend_from_slice(b",\"leap\":");
+        write_int(i64::from(fields.leap.leap), &mut buf);
+        buf.extend_from_slice(b",\"next\":");
+        Timestamp::from_secs(fields.leap.next_unix).write_micros(&mut buf);
+        buf.extend_from_slice(b",\"step\":");
+        write_int(i64::from(fields.leap.step), &mut buf);
+        buf.extend_from_slice(b",\"rt\":");
+        fields.rt.write_micros(&mut buf);
+        buf.push(b'}');
+        if callback.is_some() {
+            buf.extend_from_slice(b");");
+        }
+        buf.push(b'\n');
+        ReplyTemplate {
+            buf,
+            st_at: [st0, st1],
+            st_width,
+        }
+    }
+
+    /// Length of the body in bytes; [`stamp`](Self::stamp) never changes it.
+    pub fn len(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Always false: a reply is never empty.
+    pub fn is_empty(&self) -> bool {
+        self.buf.is_empty()
+    }
+
+    /// Write `st` into the `st` and `time` fields and return the body.
+    ///
+    /// Returns `true` with the body when `st` was written. The length is fixed by the time the
+    /// template is made (it went out in `Content-Length`), so if `st` needs a different number
+    /// of digits than the provisional value (a power-of-ten second boundary between the two
+    /// readings: next in the year 2286) the provisional value stays and `false` is returned.
+    pub fn stamp(mut self, st: Timestamp) -> (Vec<u8>, bool) {
+        let mut digits = Vec::with_capacity(24);
+        st.write_micros(&mut digits);
+        if digits.len() != self.st_width {
+            return (self.buf, false);
+        }
+        for at in self.st_at {
+            self.buf[at..at + self.st_width].copy_from_slice(&digits);
+        }
+        (self.buf, true)
+    }
+}
+
+/// Write `s` as a JSON string the way Go's `encoding/json` does: `"`, `\` and control
+/// characters escaped, and also `<`, `>`, `&`, U+2028 and U+2029 (as `\u003c` ...), so the
+/// result is safe inside HTML and inside JSONP executed as script.
+pub fn write_json_string(s: &str, out: &mut Vec<u8>) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    out.push(b'"');
+    let mut start = 0;
+    let bytes = s.as_bytes();
+    for (i, ch) in s.char_indices() {
+        let escape: Option<&[u8]> = match ch {
+            '"' => Some(b"\\\""),
+            '\\' => Some(b"\\\\"),
+            '\n' => Some(b"\\n"),
+            '\r' => Some(b"\\r"),
+            '\t' => Some(b"\\t"),
+            _ => None,
+        };
+        let needs_unicode = matches!(ch, '\u{0}'..='\u{1f}' | '<' | '>' | '&')
+            || ch == '\u{2028}'
+            || ch == '\u{2029}';
+        if escape.is_none() && !needs_unicode {
+            continue;
+        }
+        out.extend_from_slice(&bytes[start..i]);
+        match escape {
+            Some(e) => out.extend_from_slice(e),
+            None => {
+                let c = ch as u32;
+                out.extend_from_slice(b"\\u");
+                for shift in [12, 8, 4, 0] {
+                    out.push(HEX[((c >> shift) & 0xf) as usize]);
+                }
+            }
+        }
+        start = i + ch.len_utf8();
+    }
+    out.extend_from_slice(&bytes[start..]);
+    out.push(b'"');
+}
+
+fn write_int(v: i64, out: &mut Vec<u8>) {
+    out.extend_from_slice(v.to_string().as_bytes());
+}
+
+/// Why a JSONP callback name was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CallbackError {
+    /// `callback=` with nothing after it.
+    #[error("empty JSONP callback name")]
+    Empty,
+    /// Over [`MAX_CALLBACK_LEN`] bytes.
+    #[error("JSONP callback name longer than {MAX_CALLBACK_LEN} characters")]
+    TooLong,
+    /// Anything but a dotted path of JavaScript identifiers made of ASCII letters, digits,
+    /// `_` and `$`.
+    #[error(
+        "JSONP callback name must be identifiers of letters, digits, `_` and `$` joined by `.` \
+         (e.g. `jsont` or `app.onTime`)"
+    )]
+    Invalid,
+}
+
+/// Accept a JSONP callback name only if it is a dotted path of plain JavaScript identifiers
+/// (`jsont`, `jQuery3510_1489217288`, `app.time.cb`): ASCII letters, digits, `_`, `$`, no
+/// segment empty or starting with a digit. Anything else would let a requester inject script
+/// into a page that loads the reply.
+pub fn validate_callback(name: &str) -> Result<(), CallbackError> {
+    if name.is_empty() {
+        return Err(CallbackError::Empty);
+    }
+    if name.len() > MAX_CALLBACK_LEN {
+        return Err(CallbackError::TooLong);
+    }
+    for segment in name.split('.') {
+        let mut chars = segment.chars();
+        match chars.next() {
+            Some(c) if c.is_ascii_alphabetic() || c == '_' || c == '$' => {}
+            _ => return Err(CallbackError::Invalid),
+        }
+        if !chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$') {
+            return Err(CallbackError::Invalid);
+        }
+    }
+    Ok(())
+}
+
+/// What a request's query string asks for.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Query {
+    /// The client's timestamp (`it`); zero when the query has none, as go-webntp does.
+    pub it: Timestamp,
+    /// A validated JSONP callback name, if `callback=` was given.
+    pub callback: Option<String>,
+}
+
+/// Why a query string was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum QueryError {
+    /// The timestamp did not parse.
+    #[error("invalid timestamp `{text}`: {reason}")]
+    Timestamp {
+        /// The offending text (percent-decoded, cut to 64 characters).
+        text: String,
+        /// Why.
+        reason: TimestampError,
+    },
+    /// The callback name was refused.
+    #[error("invalid callback: {0}")]
+    Callback(#[from] CallbackError),
+    /// Two timestamps, or two callbacks.
+    #[error("query has more than one {0}")]
+    Duplicate(&'static str),
+    /// Percent-encoding that does not decode to UTF-8.
+    #[error("query is not valid percent-encoded UTF-8")]
+    Encoding,
+}
+
+/// Parse a WebNTP query string (the part after `?`, still percent-encoded).
+///
+/// The query is split on `&`. A part without `=` is the client's timestamp (`?1489217288.3`);
+/// `callback=NAME` asks for JSONP. Other `key=value` parts are ignored, so cache busters such
+/// as jQuery's `_=1489217288328` do no harm. An empty query means `it` = 0.
+pub fn parse_query(raw: &str) -> Result<Query, QueryError> {
+    let mut q = Query::default();
+    let mut have_ts = false;
+    for part in raw.split('&') {
+        if part.is_empty() {
+            continue;
+        }
+        match part.split_once('=') {
+            Some((key, value)) => {
+                if decode(key)? != "callback" {
+                    continue;
+                }
+                if q.callback.is_some() {
+                    return Err(QueryError::Duplicate("callback"));
+                }
+                let name = decode(value)?;
+                validate_callback(&name)?;
+                q.callback = Some(name);
+            }
+            None => {
+                if have_ts {
+                    return Err(QueryError::Duplicate("timestamp"));
+                }
+                let text = decode(part)?;
+                q.it = Timestamp::parse(&text).map_err(|reason| QueryError::Timestamp {
+                    text: text.chars().take(MAX_TIMESTAMP_TEXT).collect(),
+                    reason,
+                })?;
+                have_ts = true;
+            }
+        }
+    }
+    Ok(q)
+}
+
+fn decode(s: &str) -> Result<String, QueryError> {
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8()
+        .map(|c| c.into_owned())
+        .map_err(|_| QueryError::Encoding)
+}
+
+/// A short JSON error body: `{"error":"..."}` and a newline.
+pub fn error_body(message: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(message.len() + 16);
+    out.extend_from_slice(b"{\"error\":");
+    write_json_string(message, &mut out);
+    out.extend_from_slice(b"}\n");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LEAP: LeapInfo = LeapInfo {
+        leap: 36,
+        next_unix: 1_483_228_800,
+        step: 1,
+    };
+
+    fn fields(id: &str) -> ReplyFields<'_> {
+        ReplyFields {
+            id,
+            it: Timestamp::parse("1489217288.328757").unwrap(),
+            rt: Timestamp::parse("1795270670.615087").unwrap(),
+            leap: LEAP,
+        }
+    }
+
+    fn stamped(t: ReplyTemplate, st: &str) -> String {
+        let (bytes, ok) = t.stamp(Timestamp::parse(st).unwrap());
+        assert!(ok);
+        String::from_utf8(bytes).unwrap()
+    }
+
+    #[test]
+    fn reply_bytes_match_go_webntp_plus_rt() {
+        let t = ReplyTemplate::new(
+            &fields("127.0.0.1:18080"),
+            Timestamp::from_secs(1_795_270_670),
+            None,
+        );
+        let body = stamped(t, "1795270670.615101");
+        assert_eq!(
+            body,
+            "{\"id\":\"127.0.0.1:18080\",\"it\":1489217288.328757,\"st\":1795270670.615101,\
+             \"time\":1795270670.615101,\"leap\":36,\"next\":1483228800.000000,\"step\":1,\
+             \"rt\":1795270670.615087}\n"
+        );
+    }
+
+    #[test]
+    fn stamping_keeps_the_length_and_replaces_both_fields() {
+        let t = ReplyTemplate::new(&fields("h"), Timestamp::from_secs(1_700_000_000), None);
+        let len = t.len();
+        let body = stamped(t, "1700000000.999999");
+        assert_eq!(body.len(), len);
+        assert_eq!(body.matches("1700000000.999999").count(), 2);
+    }
+
+    #[test]
+    fn stamp_of_another_width_keeps_the_provisional_value() {
+        let t = ReplyTemplate::new(&fields("h"), Timestamp::from_secs(9_999_999_999), None);
+        let len = t.len();
+        let (bytes, ok) = t.stamp(Timestamp::from_secs(10_000_000_000));
+        assert!(!ok);
+        assert_eq!(bytes.len(), len);
+        assert_eq!(
+            String::from_utf8(bytes)
+                .unwrap()
+                .matches("9999999999.000000")
+                .count(),
+            2
+        );
+    }
+
+    #[test]
+    fn jsonp_wraps_the_object() {
+        let t = ReplyTemplate::new(
+            &fields("ntp"),
+            Timestamp::from_secs(1_700_000_000),
+            Some("jsont"),
+        );
+        let body = stamped(t, "1700000000.5");
+        assert!(body.starts_with("jsont({\"id\":\"ntp\","), "{body}");
+        assert!(body.ends_with("});\n"), "{body}");
+    }
+
+    #[test]
+    fn json_strings_are_escaped_like_go() {
+        let mut out = Vec::new();
+        write_json_string("a\"b\\c\n\u{1}<x>&\u{2028}é", &mut out);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "\"a\\\"b\\\\c\\n\\u0001\\u003cx\\u003e\\u0026\\u2028é\""
+        );
+    }
+
+    #[test]
+    fn callback_names() {
+        for ok in [
+            "jsont",
+            "cb",
+            "_",
+            "$",
+            "jQuery3510_1489217288",
+            "app.time.onTime",
+            "a$1",
+        ] {
+            assert_eq!(validate_callback(ok), Ok(()), "{ok}");
+        }
+        for bad in [
+            "alert(1)//",
+            "a b",
+            "1abc",
+            "a..b",
+            ".a",
+            "a.",
+            "a-b",
+            "<script>",
+            "a;b",
+            "é",
+            "a\u{2028}",
+            "a.1b",
+            "x=1",
+        ] {
+            assert!(validate_callback(bad).is_err(), "{bad:?} must be refused");
+        }
+        assert_eq!(validate_callback(""), Err(CallbackError::Empty));
+        assert_eq!(
+            validate_callback(&"a".repeat(65)),
+            Err(CallbackError::TooLong)
+        );
+        assert_eq!(validate_callback(&"a".repeat(64)), Ok(()));
+    }
+
+    #[test]
+    fn queries() {
+        assert_eq!(parse_query(""), Ok(Query::default()));
+        let q = parse_query("1489217288.328757").unwrap();
+        assert_eq!(q.it.to_micros_string(), "1489217288.328757");
+        let q = parse_query("callback=cb&1.5").unwrap();
+        assert_eq!(q.callback.as_deref(), Some("cb"));
+        assert_eq!(q.it.as_nanos(), 1_500_000_000);
+        let q = parse_query("1.5&callback=jQuery1_2&_=1489217288328").unwrap();
+        assert_eq!(q.callback.as_deref(), Some("jQuery1_2"));
+        // Percent-encoded sign.
+        assert_eq!(parse_query("%2B1.5").unwrap().it.as_nanos(), 1_500_000_000);
+        assert!(matches!(
+            parse_query("abc"),
+            Err(QueryError::Timestamp { .. })
+        ));
+        assert!(matches!(
+            parse_query("NaN"),
+            Err(QueryError::Timestamp { .. })
+        ));
+        assert!(matches!(
+            parse_query("callback=x%28"),
+            Err(QueryError::Callback(_))
+        ));
+        assert_eq!(parse_query("1&2"), Err(QueryError::Duplicate("timestamp")));
+        assert_eq!(
+            parse_query("callback=a&callback=b"),
+            Err(QueryError::Duplicate("callback"))
+        );
+        assert_eq!(parse_query("%ff"), Err(QueryError::Encoding));
+    }
+
+    #[test]
+    fn error_bodies_are_json() {
+        let body = error_body("invalid timestamp `<x>`");
+        assert_eq!(
+            String::from_utf8(body).unwrap(),
+            "{\"error\":\"invalid timestamp `\\u003cx\\u003e`\"}\n"
+        );
+    }
+}

@@ -1,0 +1,426 @@
+//! WebNTP timestamps: POSIX seconds as decimal text, kept as integer nanoseconds.
+//!
+//! On the wire a timestamp is a bare number, `1489217288.328757`: seconds, a dot and exactly
+//! six fraction digits (NICT's endpoints use three). Formatting rounds half away from zero
+//! and carries into the seconds (`1489217288.9999996` -> `1489217289.000000`), which go-webntp
+//! gets wrong. Parsing is strict and exact: it reads decimal text straight into nanoseconds
+//! with integer arithmetic, so `1489217288.328757` is exactly 1489217288328757000 ns, never a
+//! float approximation.
+
+use std::fmt;
+
+const NANOS_PER_SEC: i128 = 1_000_000_000;
+
+/// Largest magnitude accepted from a peer: 10^18 seconds, far beyond any clock but small
+/// enough that every intermediate value fits an `i128`.
+const MAX_ABS_SECONDS: i128 = 1_000_000_000_000_000_000;
+
+/// Longest timestamp text accepted from a peer, in bytes.
+pub const MAX_TIMESTAMP_TEXT: usize = 64;
+
+/// Significant digits kept while parsing; further digits are below a nanosecond by then
+/// (or the number is out of range anyway).
+const MAX_SIGNIFICANT_DIGITS: usize = 36;
+
+/// A point in time as signed nanoseconds since 1970-01-01 00:00:00 UTC (POSIX time).
+///
+/// `i128` so that any timestamp a client may send (and expect echoed) is representable; the
+/// system clock's own readings fit easily.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Timestamp(i128);
+
+/// Why a timestamp text was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TimestampError {
+    /// Nothing to parse.
+    #[error("empty timestamp")]
+    Empty,
+    /// Longer than [`MAX_TIMESTAMP_TEXT`].
+    #[error("timestamp longer than {MAX_TIMESTAMP_TEXT} characters")]
+    TooLong,
+    /// Not a decimal number (`NaN`, `inf`, `1.2.3`, hex, garbage...).
+    #[error("not a decimal number of seconds (expected e.g. 1489217288.328757)")]
+    Syntax,
+    /// A number, but beyond +-10^18 seconds.
+    #[error("timestamp out of range (more than 10^18 seconds from 1970)")]
+    OutOfRange,
+}
+
+impl Timestamp {
+    /// The epoch, 1970-01-01 00:00:00 UTC; what go-webntp echoes for a request without a
+    /// timestamp.
+    pub const ZERO: Timestamp = Timestamp(0);
+
+    /// From nanoseconds since the epoch.
+    pub const fn from_nanos(ns: i128) -> Self {
+        Timestamp(ns)
+    }
+
+    /// From whole seconds since the epoch.
+    pub const fn from_secs(secs: i64) -> Self {
+        Timestamp(secs as i128 * NANOS_PER_SEC)
+    }
+
+    /// Nanoseconds since the epoch.
+    pub const fn as_nanos(self) -> i128 {
+        self.0
+    }
+
+    /// Whole seconds since the epoch, rounded towards negative infinity, saturating at the
+    /// `i64` range.
+    pub fn unix_seconds(self) -> i64 {
+        let s = self.0.div_euclid(NANOS_PER_SEC);
+        i64::try_from(s).unwrap_or(if s < 0 { i64::MIN } else { i64::MAX })
+    }
+
+    /// This timestamp moved by `ns` nanoseconds (saturating).
+    pub fn add_nanos(self, ns: i128) -> Self {
+        Timestamp(self.0.saturating_add(ns))
+    }
+
+    /// `self - earlier` in nanoseconds.
+    pub fn nanos_since(self, earlier: Timestamp) -> i128 {
+        self.0.saturating_sub(earlier.0)
+    }
+
+    /// Parse a WebNTP timestamp as clients send it.
+    ///
+    /// Accepted: an optional sign, digits, an optional `.` with any number of fraction digits
+    /// (beyond nine they are rounded to the nanosecond), and an optional exponent
+    /// (`1.5e9`, `1489217288328757E-6`). Refused: empty text, `NaN`, `inf`, `1.2.3`, hex,
+    /// white space, anything longer than [`MAX_TIMESTAMP_TEXT`] or beyond +-10^18 s.
+    pub fn parse(text: &str) -> Result<Self, TimestampError> {
+        parse_decimal(text.as_bytes()).map(Timestamp)
+    }
+
+    /// Write the six-decimal wire form (`1489217288.328757`) to `out`.
+    pub fn write_micros(self, out: &mut Vec<u8>) {
+        write_fixed(self.0, 6, out);
+    }
+
+    /// Write the three-decimal form NICT's endpoints use (`1489217288.329`) to `out`.
+    pub fn write_millis(self, out: &mut Vec<u8>) {
+        write_fixed(self.0, 3, out);
+    }
+
+    /// The six-decimal wire form as a `String`.
+    pub fn to_micros_string(self) -> String {
+        let mut v = Vec::with_capacity(24);
+        self.write_micros(&mut v);
+        // write_fixed only ever writes ASCII digits, '-' and '.'.
+        String::from_utf8_lossy(&v).into_owned()
+    }
+
+    /// Seconds as a float, for display only.
+    pub fn as_secs_f64(self) -> f64 {
+        self.0 as f64 / 1e9
+    }
+}
+
+impl fmt::Display for Timestamp {
+    /// The six-decimal wire form.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_micros_string())
+    }
+}
+
+/// Write `ns` as seconds with exactly `decimals` fraction digits, rounded half away from zero,
+/// carrying into the seconds. `decimals` is at most 9.
+fn write_fixed(ns: i128, decimals: u32, out: &mut Vec<u8>) {
+    debug_assert!(decimals <= 9);
+    let unit = 10i128.pow(9 - decimals);
+    let per_sec = 10i128.pow(decimals);
+    let negative = ns < 0;
+    let abs = ns.unsigned_abs();
+    let units = (abs + (unit as u128) / 2) / unit as u128;
+    if negative && units != 0 {
+        out.push(b'-');
+    }
+    let secs = units / per_sec as u128;
+    let frac = units % per_sec as u128;
+    let mut digits = [0u8; 40];
+    let mut n = 0;
+    let mut s = secs;
+    loop {
+        digits[n] = b'0' + (s % 10) as u8;
+        n += 1;
+        s /= 10;
+        if s == 0 {
+            break;
+        }
+    }
+    out.extend(digits[..n].iter().rev());
+    out.push(b'.');
+    let mut f = [b'0'; 9];
+    let mut v = frac;
+    for i in (0..decimals as usize).rev() {
+        f[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+    }
+    out.extend_from_slice(&f[..decimals as usize]);
+}
+
+/// Exact decimal -> nanoseconds. See [`Timestamp::parse`] for the grammar.
+fn parse_decimal(s: &[u8]) -> Result<i128, TimestampError> {
+    if s.is_empty() {
+        return Err(TimestampError::Empty);
+    }
+    if s.len() > MAX_TIMESTAMP_TEXT {
+        return Err(TimestampError::TooLong);
+    }
+    let mut i = 0;
+    let negative = match s[0] {
+        b'-' => {
+            i = 1;
+            true
+        }
+        b'+' => {
+            i = 1;
+            false
+        }
+        _ => false,
+    };
+
+    // Mantissa: digits [. digits] | . digits
+    let int_start = i;
+    while i < s.len() && s[i].is_ascii_digit() {
+        i += 1;
+    }
+    let int_digits = &s[int_start..i];
+    let mut frac_digits: &[u8] = &[];
+    if i < s.len() && s[i] == b'.' {
+        i += 1;
+        let frac_start = i;
+        while i < s.len() && s[i].is_ascii_digit() {
+            i += 1;
+        }
+        frac_digits = &s[frac_start..i];
+    }
+    if int_digits.is_empty() && frac_digits.is_empty() {
+        return Err(TimestampError::Syntax);
+    }
+
+    // Exponent: [eE] [sign] digits
+    let mut exponent: i64 = 0;
+    if i < s.len() && (s[i] == b'e' || s[i] == b'E') {
+        i += 1;
+        let mut exp_negative = false;
+        if i < s.len() && (s[i] == b'-' || s[i] == b'+') {
+            exp_negative = s[i] == b'-';
+            i += 1;
+        }
+        let exp_start = i;
+        while i < s.len() && s[i].is_ascii_digit() {
+            // Bounded by MAX_TIMESTAMP_TEXT, so this cannot overflow an i64.
+            exponent = exponent * 10 + i64::from(s[i] - b'0');
+            i += 1;
+        }
+        if i == exp_start {
+            return Err(TimestampError::Syntax);
+        }
+        if exp_negative {
+            exponent = -exponent;
+        }
+    }
+    if i != s.len() {
+        return Err(TimestampError::Syntax);
+    }
+
+    // value = 0.DDDD x 10^point; collect significant digits (leading zeros dropped).
+    let mut mantissa: i128 = 0;
+    let mut kept = 0usize;
+    let mut point = int_digits.len() as i64 + exponent;
+    let mut seen_nonzero = false;
+    for &d in int_digits.iter().chain(frac_digits.iter()) {
+        let d = d - b'0';
+        if !seen_nonzero {
+            if d == 0 {
+                point -= 1;
+                continue;
+            }
+            seen_nonzero = true;
+        }
+        // Digits past the 36th are below a nanosecond, or the number is out of range anyway;
+        // `point` still counts them, so the scale below stays right.
+        if kept < MAX_SIGNIFICANT_DIGITS {
+            mantissa = mantissa * 10 + i128::from(d);
+            kept += 1;
+        }
+    }
+    if mantissa == 0 {
+        return Ok(0);
+    }
+    // ns = mantissa x 10^(point + 9 - kept)
+    let scale = point + 9 - kept as i64;
+    let magnitude = if scale >= 0 {
+        // Integer part alone is beyond range long before 10^38.
+        if scale > 30 {
+            return Err(TimestampError::OutOfRange);
+        }
+        mantissa
+            .checked_mul(10i128.pow(scale as u32))
+            .ok_or(TimestampError::OutOfRange)?
+    } else {
+        let drop = (-scale) as u32;
+        if drop >= 38 {
+            // 10^38 exceeds every mantissa we keep (< 10^36): rounds to 0.
+            0
+        } else {
+            let div = 10i128.pow(drop);
+            let q = mantissa / div;
+            let r = mantissa % div;
+            if r * 2 >= div {
+                q + 1
+            } else {
+                q
+            }
+        }
+    };
+    if magnitude > MAX_ABS_SECONDS * NANOS_PER_SEC {
+        return Err(TimestampError::OutOfRange);
+    }
+    Ok(if negative { -magnitude } else { magnitude })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fmt6(ns: i128) -> String {
+        Timestamp(ns).to_micros_string()
+    }
+
+    fn fmt3(ns: i128) -> String {
+        let mut v = Vec::new();
+        Timestamp(ns).write_millis(&mut v);
+        String::from_utf8(v).unwrap()
+    }
+
+    fn p(s: &str) -> Result<i128, TimestampError> {
+        Timestamp::parse(s).map(Timestamp::as_nanos)
+    }
+
+    #[test]
+    fn formats_six_digits_with_rounding_and_carry() {
+        let table: &[(i128, &str)] = &[
+            (0, "0.000000"),
+            (1_489_217_288_328_757_000, "1489217288.328757"),
+            (1_489_217_288_328_757_499, "1489217288.328757"),
+            (1_489_217_288_328_757_500, "1489217288.328758"),
+            (1_489_217_288_999_999_499, "1489217288.999999"),
+            (1_489_217_288_999_999_500, "1489217289.000000"),
+            (1_489_217_288_999_999_600, "1489217289.000000"),
+            (1_489_217_289_000_000_000, "1489217289.000000"),
+            (999_999_999_500, "1000.000000"),
+            (500, "0.000001"),
+            (499, "0.000000"),
+            (-499, "0.000000"),
+            (-500, "-0.000001"),
+            (-1_500_000_000, "-1.500000"),
+            (-999_999_500, "-1.000000"),
+            (1_483_228_800_000_000_000, "1483228800.000000"),
+        ];
+        for &(ns, want) in table {
+            assert_eq!(fmt6(ns), want, "formatting {ns} ns");
+        }
+    }
+
+    #[test]
+    fn formats_three_digits_for_nict() {
+        assert_eq!(fmt3(1_232_963_971_248_400_000), "1232963971.248");
+        assert_eq!(fmt3(1_232_963_971_248_500_000), "1232963971.249");
+        assert_eq!(fmt3(1_232_963_971_999_500_000), "1232963972.000");
+        assert_eq!(fmt3(-1_000_500_000), "-1.001");
+    }
+
+    #[test]
+    fn parses_the_forms_clients_send() {
+        assert_eq!(p("1489217288.328757"), Ok(1_489_217_288_328_757_000));
+        assert_eq!(p("1489217288"), Ok(1_489_217_288_000_000_000));
+        assert_eq!(p("1489217288."), Ok(1_489_217_288_000_000_000));
+        assert_eq!(p(".5"), Ok(500_000_000));
+        assert_eq!(p("+1.25"), Ok(1_250_000_000));
+        assert_eq!(p("-1.25"), Ok(-1_250_000_000));
+        assert_eq!(p("1232963971.248"), Ok(1_232_963_971_248_000_000));
+        assert_eq!(p("1489217288.123456789"), Ok(1_489_217_288_123_456_789));
+        assert_eq!(p("0"), Ok(0));
+        assert_eq!(p("-0.0"), Ok(0));
+        assert_eq!(p("000001.000"), Ok(1_000_000_000));
+    }
+
+    #[test]
+    fn more_than_nine_fraction_digits_are_rounded() {
+        assert_eq!(p("1.0000000004"), Ok(1_000_000_000));
+        assert_eq!(p("1.0000000005"), Ok(1_000_000_001));
+        assert_eq!(p("1489217288.9999999996"), Ok(1_489_217_289_000_000_000));
+        assert_eq!(p("-1.0000000005"), Ok(-1_000_000_001));
+        assert_eq!(p("0.0000000004"), Ok(0));
+    }
+
+    #[test]
+    fn the_carry_case_round_trips_to_the_next_second() {
+        let t = Timestamp::parse("1489217288.9999996").unwrap();
+        assert_eq!(t.to_micros_string(), "1489217289.000000");
+    }
+
+    #[test]
+    fn parses_exponents_exactly() {
+        assert_eq!(p("1.5e9"), Ok(1_500_000_000_000_000_000));
+        assert_eq!(p("1.5E9"), Ok(1_500_000_000_000_000_000));
+        assert_eq!(p("1.5e+9"), Ok(1_500_000_000_000_000_000));
+        assert_eq!(p("1489217288328757e-6"), Ok(1_489_217_288_328_757_000));
+        assert_eq!(p("1.489217288328757e9"), Ok(1_489_217_288_328_757_000));
+        assert_eq!(p("-2e0"), Ok(-2_000_000_000));
+        assert_eq!(p("5e-10"), Ok(1));
+        assert_eq!(p("1e-400"), Ok(0));
+        assert_eq!(p("0e999"), Ok(0));
+    }
+
+    #[test]
+    fn refuses_what_is_not_a_decimal_number() {
+        for bad in [
+            "NaN", "nan", "inf", "-inf", "Infinity", "1.2.3", "abc", "0x10", "1e", "1e+", "e5",
+            ".", "-", "+", "1 ", " 1", "1,5", "1_000", "--1", "+-1", "1.5f", "１",
+        ] {
+            assert_eq!(
+                p(bad),
+                Err(TimestampError::Syntax),
+                "{bad:?} must be refused"
+            );
+        }
+        assert_eq!(p(""), Err(TimestampError::Empty));
+        assert_eq!(p(&"1".repeat(65)), Err(TimestampError::TooLong));
+    }
+
+    #[test]
+    fn refuses_out_of_range() {
+        assert_eq!(p("1e19"), Err(TimestampError::OutOfRange));
+        assert_eq!(p("1e400"), Err(TimestampError::OutOfRange));
+        assert_eq!(p("-99999999999999999999"), Err(TimestampError::OutOfRange));
+        assert_eq!(p("1e18"), Ok(MAX_ABS_SECONDS * NANOS_PER_SEC));
+        // Milliseconds sent by mistake are still echoed faithfully.
+        assert_eq!(p("1558915619944"), Ok(1_558_915_619_944 * NANOS_PER_SEC));
+    }
+
+    #[test]
+    fn every_parsed_value_formats_and_reparses_to_the_same_microsecond() {
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        for _ in 0..10_000 {
+            // xorshift: deterministic, no dependency.
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let ns = (x % 4_000_000_000_000_000_000) as i128 - 1_000_000_000_000_000_000;
+            let text = fmt6(ns);
+            let back = p(&text).unwrap();
+            assert!((back - ns).abs() <= 500, "{ns} -> {text} -> {back}");
+            assert_eq!(fmt6(back), text);
+        }
+    }
+
+    #[test]
+    fn unix_seconds_floors() {
+        assert_eq!(Timestamp(1_999_999_999).unix_seconds(), 1);
+        assert_eq!(Timestamp(-1).unix_seconds(), -1);
+    }
+}
