@@ -1,0 +1,373 @@
+//! Shared pieces of the end-to-end tests: a server started in-process on 127.0.0.1:0 with a
+//! clock the test controls, the real binary started as a child process, and a raw HTTP/1.1
+//! exchange over a plain socket so tests can assert exact bytes.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_util::sync::CancellationToken;
+
+use webntpd::clock::{ManualClock, SharedClock, SystemClock};
+use webntpd::leap::store::LeapStore;
+use webntpd::server::{Limits, ListenAddr, Server, ServerConfig};
+use webntpd::wire::Timestamp;
+
+/// A server running inside the test's runtime.
+pub struct TestServer {
+    /// The plain HTTP address.
+    pub addr: SocketAddr,
+    /// Every bound address with whether it is TLS.
+    pub addrs: Vec<(SocketAddr, bool)>,
+    /// Cancel to shut the server down.
+    pub shutdown: CancellationToken,
+    /// Finishes when the server has shut down.
+    pub task: tokio::task::JoinHandle<()>,
+}
+
+impl TestServer {
+    /// Shut down and wait, failing the test if it takes longer than `within`.
+    pub async fn stop_within(self, within: Duration) {
+        self.shutdown.cancel();
+        tokio::time::timeout(within, self.task)
+            .await
+            .expect("server shut down in time")
+            .expect("server task did not panic");
+    }
+}
+
+/// A loopback listener on port 0.
+pub fn any_port() -> ListenAddr {
+    ListenAddr("127.0.0.1:0".parse().unwrap())
+}
+
+/// A config listening on 127.0.0.1:0 with default limits.
+pub fn config() -> ServerConfig {
+    ServerConfig {
+        listen: vec![any_port()],
+        ..ServerConfig::default()
+    }
+}
+
+/// Start a server with `config`, `clock` and `leap`.
+pub async fn start_with(
+    config: ServerConfig,
+    clock: SharedClock,
+    leap: Arc<LeapStore>,
+) -> TestServer {
+    let server = Server::bind(config, clock, leap)
+        .await
+        .expect("server binds");
+    let addrs = server.local_addrs();
+    let addr = addrs
+        .iter()
+        .find(|(_, tls)| !tls)
+        .or(addrs.first())
+        .map(|(a, _)| *a)
+        .expect("a listener");
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(server.run(shutdown.clone()));
+    TestServer {
+        addr,
+        addrs,
+        shutdown,
+        task,
+    }
+}
+
+/// Start a server on the system clock without leap data.
+pub async fn start(config: ServerConfig) -> TestServer {
+    start_with(config, SystemClock::shared(), Arc::new(LeapStore::empty())).await
+}
+
+/// A clock standing still at `secs` (a decimal timestamp string).
+pub fn frozen_clock(secs: &str) -> Arc<ManualClock> {
+    Arc::new(ManualClock::new(Timestamp::parse(secs).unwrap()))
+}
+
+/// Limits with short timeouts, for tests of the timeouts.
+pub fn quick_limits() -> Limits {
+    Limits {
+        header_read_timeout: Duration::from_millis(400),
+        keepalive_timeout: Duration::from_millis(600),
+        ws_idle_timeout: Duration::from_millis(600),
+        shutdown_timeout: Duration::from_secs(2),
+        ..Limits::default()
+    }
+}
+
+/// A parsed HTTP/1.1 response.
+#[derive(Debug)]
+pub struct RawResponse {
+    /// Status code.
+    pub status: u16,
+    /// Header lines as (lower-case name, value), in order.
+    pub headers: Vec<(String, String)>,
+    /// The body (by Content-Length; empty for HEAD/204).
+    pub body: Vec<u8>,
+}
+
+impl RawResponse {
+    /// The first header called `name` (lower case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The body as text.
+    pub fn text(&self) -> String {
+        String::from_utf8(self.body.clone()).expect("UTF-8 body")
+    }
+
+    /// The body parsed as JSON.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).expect("JSON body")
+    }
+}
+
+/// Send `request` (raw bytes) on `stream` and read one response. `head_only`: the request
+/// was HEAD, so no body follows whatever Content-Length says.
+pub async fn exchange(stream: &mut TcpStream, request: &str, head_only: bool) -> RawResponse {
+    stream.write_all(request.as_bytes()).await.unwrap();
+    read_response(stream, head_only).await
+}
+
+/// Read one HTTP/1.1 response from `stream`.
+pub async fn read_response(stream: &mut TcpStream, head_only: bool) -> RawResponse {
+    let mut buf = Vec::new();
+    let head_end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        let mut chunk = [0u8; 4096];
+        let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut chunk))
+            .await
+            .expect("response within 5 s")
+            .unwrap();
+        assert!(
+            n > 0,
+            "connection closed before a full response head: {buf:?}"
+        );
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let head = String::from_utf8(buf[..head_end].to_vec()).unwrap();
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next().unwrap();
+    let status: u16 = status_line.split(' ').nth(1).unwrap().parse().unwrap();
+    let headers: Vec<(String, String)> = lines
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            let (n, v) = l.split_once(':').unwrap();
+            (n.trim().to_ascii_lowercase(), v.trim().to_string())
+        })
+        .collect();
+    let len: usize = if head_only || status == 204 || status == 101 {
+        0
+    } else {
+        headers
+            .iter()
+            .find(|(n, _)| n == "content-length")
+            .map(|(_, v)| v.parse().unwrap())
+            .expect("Content-Length on every body")
+    };
+    let mut body = buf[head_end..].to_vec();
+    while body.len() < len {
+        let mut chunk = [0u8; 4096];
+        let n = stream.read(&mut chunk).await.unwrap();
+        assert!(n > 0, "connection closed mid-body");
+        body.extend_from_slice(&chunk[..n]);
+    }
+    body.truncate(len);
+    RawResponse {
+        status,
+        headers,
+        body,
+    }
+}
+
+/// One GET on a new connection.
+pub async fn get(addr: SocketAddr, target: &str) -> RawResponse {
+    request(addr, "GET", target, "").await
+}
+
+/// One request with extra header lines (each ending in `\r\n`) on a new connection.
+pub async fn request(addr: SocketAddr, method: &str, target: &str, extra: &str) -> RawResponse {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    let req = format!("{method} {target} HTTP/1.1\r\nHost: {addr}\r\n{extra}\r\n");
+    exchange(&mut s, &req, method == "HEAD").await
+}
+
+/// Read from `stream` until EOF or error, failing if that takes longer than `within`;
+/// returns what was read.
+pub async fn read_until_closed(stream: &mut TcpStream, within: Duration) -> Vec<u8> {
+    let mut all = Vec::new();
+    tokio::time::timeout(within, async {
+        let mut chunk = [0u8; 4096];
+        loop {
+            match stream.read(&mut chunk).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => all.extend_from_slice(&chunk[..n]),
+            }
+        }
+    })
+    .await
+    .expect("the server closed the connection in time");
+    all
+}
+
+/// The built `webntpd` binary.
+pub fn binary() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_webntpd"))
+}
+
+/// The real binary running `webntpd serve ARGS` with `--listen 127.0.0.1:0` (unless ARGS
+/// has a listener), killed on drop.
+pub struct ChildServer {
+    /// The process.
+    pub child: Child,
+    /// Every `scheme://addr/` it reported listening on, in order.
+    pub urls: Vec<String>,
+    /// Lines logged to stderr after start-up (collected in the background).
+    pub log: Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl ChildServer {
+    /// Start it and wait until it has logged every listener it was given.
+    pub fn start(args: &[&str]) -> ChildServer {
+        let mut cmd = Command::new(binary());
+        cmd.arg("serve");
+        let has_listener = args
+            .iter()
+            .any(|a| *a == "--listen" || *a == "--tls-listen");
+        if !has_listener {
+            cmd.args(["--listen", "127.0.0.1:0"]);
+        }
+        cmd.args(args)
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        Self::spawn(
+            cmd,
+            if has_listener {
+                args.iter().filter(|a| a.ends_with("listen")).count()
+            } else {
+                1
+            },
+        )
+    }
+
+    /// Start an arbitrary command that logs `listening on URL` lines, expecting `listeners` of them.
+    pub fn spawn(mut cmd: Command, listeners: usize) -> ChildServer {
+        let mut child = cmd.spawn().expect("webntpd starts");
+        let stderr = child.stderr.take().unwrap();
+        let mut reader = BufReader::new(stderr);
+        let mut urls = Vec::new();
+        let mut early = Vec::new();
+        while urls.len() < listeners {
+            let mut line = String::new();
+            let n = reader.read_line(&mut line).unwrap();
+            assert!(
+                n > 0,
+                "webntpd exited before listening; it said: {early:#?}"
+            );
+            if let Some(i) = line.find("listening on ") {
+                urls.push(line[i + "listening on ".len()..].trim().to_string());
+            }
+            early.push(line);
+        }
+        let log = Arc::new(std::sync::Mutex::new(early));
+        let log2 = log.clone();
+        std::thread::spawn(move || {
+            for line in reader.lines() {
+                match line {
+                    Ok(l) => log2.lock().unwrap().push(l),
+                    Err(_) => break,
+                }
+            }
+        });
+        ChildServer { child, urls, log }
+    }
+
+    /// `host:port` of the first listener.
+    pub fn authority(&self) -> String {
+        self.urls[0]
+            .split("://")
+            .nth(1)
+            .unwrap()
+            .trim_end_matches('/')
+            .to_string()
+    }
+
+    /// Send a signal to the process.
+    pub fn signal(&self, sig: nix::sys::signal::Signal) {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.child.id() as i32), sig).unwrap();
+    }
+
+    /// Wait for exit, failing after `within`; returns the exit code.
+    pub fn wait_exit(&mut self, within: Duration) -> i32 {
+        let start = std::time::Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code().unwrap_or(-1);
+            }
+            assert!(
+                start.elapsed() < within,
+                "webntpd did not exit within {within:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Everything logged so far, one string.
+    pub fn log_text(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+}
+
+impl Drop for ChildServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The Python interpreter that has the `websockets` library (Debian's python3-websockets,
+/// installed by `.ci/run`), or a failing test that says how to install it.
+pub fn python_with_websockets() -> &'static str {
+    let python = "/usr/bin/python3";
+    let ok = Command::new(python)
+        .args(["-c", "import websockets"])
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    assert!(
+        ok,
+        "these tests drive Python's websockets library: install it with \
+         `apt-get install python3-websockets` (or run .ci/run, which does)"
+    );
+    python
+}
+
+/// `curl`, or a failing test that says how to install it.
+pub fn curl() -> &'static str {
+    let ok = Command::new("curl")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    assert!(
+        ok,
+        "these tests drive curl: install it with `apt-get install curl` (or run .ci/run)"
+    );
+    "curl"
+}

@@ -1,0 +1,380 @@
+//! The HTTP side of the server on real sockets: exact reply bytes, rounding, JSONP, NICT
+//! paths, Time over HTTPS, CORS, methods, HTTP/2.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::*;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use webntpd::leap::store::LeapStore;
+use webntpd::server::{OriginPolicy, ServerConfig};
+
+/// The instant every test in this file freezes the server clock at.
+const NOW: &str = "1795270670.615101";
+
+async fn frozen(config: ServerConfig) -> TestServer {
+    start_with(config, frozen_clock(NOW), Arc::new(LeapStore::empty())).await
+}
+
+#[tokio::test]
+async fn json_reply_is_byte_exact() {
+    let srv = frozen(config()).await;
+    let mut s = TcpStream::connect(srv.addr).await.unwrap();
+    let r = exchange(
+        &mut s,
+        "GET /?1489217288.328757 HTTP/1.1\r\nHost: 127.0.0.1:18080\r\n\r\n",
+        false,
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.text(),
+        "{\"id\":\"127.0.0.1:18080\",\"it\":1489217288.328757,\"st\":1795270670.615101,\
+         \"time\":1795270670.615101,\"leap\":0,\"next\":0.000000,\"step\":0,\
+         \"rt\":1795270670.615101}\n"
+    );
+    assert_eq!(
+        r.header("content-type"),
+        Some("application/json; charset=utf-8")
+    );
+    assert_eq!(r.header("cache-control"), Some("no-cache, no-store"));
+    assert_eq!(r.header("access-control-allow-origin"), Some("*"));
+    assert_eq!(
+        r.header("content-length"),
+        Some(r.body.len().to_string().as_str())
+    );
+    let date = r.header("date").expect("a Date header");
+    assert!(date.ends_with(" GMT"), "{date}");
+    srv.stop_within(std::time::Duration::from_secs(2)).await;
+}
+
+#[tokio::test]
+async fn echoed_timestamps_round_with_carry() {
+    let srv = frozen(config()).await;
+    let table = [
+        ("1489217288.9999996", "1489217289.000000"),
+        ("1489217288.9999994", "1489217288.999999"),
+        ("1489217288.3287575", "1489217288.328758"),
+        ("1489217288", "1489217288.000000"),
+        ("1489217288.1", "1489217288.100000"),
+        ("-1.25", "-1.250000"),
+        ("%2B1.25", "1.250000"),
+        ("1.5e9", "1500000000.000000"),
+        ("1489217288328757e-6", "1489217288.328757"),
+        ("1232963971.248", "1232963971.248000"),
+        ("", "0.000000"),
+    ];
+    for (query, want) in table {
+        let r = get(srv.addr, &format!("/?{query}")).await;
+        assert_eq!(r.status, 200, "?{query}");
+        let body = r.text();
+        assert!(
+            body.contains(&format!("\"it\":{want},")),
+            "?{query} should echo {want}: {body}"
+        );
+    }
+    // No query at all.
+    let r = get(srv.addr, "/").await;
+    assert!(r.text().contains("\"it\":0.000000,"), "{}", r.text());
+}
+
+#[tokio::test]
+async fn bad_timestamps_get_400_with_a_json_reason() {
+    let srv = frozen(config()).await;
+    for query in [
+        "NaN", "inf", "1.2.3", "abc", "1e", "0x10", "1&2", "%ff", "1e400",
+    ] {
+        let r = get(srv.addr, &format!("/?{query}")).await;
+        assert_eq!(r.status, 400, "?{query}");
+        assert_eq!(
+            r.header("content-type"),
+            Some("application/json; charset=utf-8")
+        );
+        let v = r.json();
+        let msg = v["error"].as_str().expect("an error string");
+        assert!(!msg.is_empty(), "?{query}");
+    }
+}
+
+#[tokio::test]
+async fn head_is_time_over_https() {
+    let srv = frozen(config()).await;
+    for path in ["/.well-known/time", "/", "/cgi-bin/json", "/anything?x"] {
+        let r = request(srv.addr, "HEAD", path, "").await;
+        assert_eq!(r.status, 204, "{path}");
+        assert_eq!(r.header("x-httpstime"), Some(NOW), "{path}");
+        assert_eq!(r.header("cache-control"), Some("no-cache, no-store"));
+        assert!(r.header("date").is_some());
+        assert!(r.body.is_empty());
+    }
+}
+
+#[tokio::test]
+async fn jsonp_with_callback_and_nict_jsont() {
+    let srv = frozen(config()).await;
+    let r = get(srv.addr, "/?callback=app.onTime&1.5").await;
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.header("content-type"),
+        Some("application/javascript; charset=utf-8")
+    );
+    let body = r.text();
+    assert!(body.starts_with("app.onTime({\"id\":"), "{body}");
+    assert!(body.ends_with("});\n"), "{body}");
+    assert!(body.contains("\"it\":1.500000,"), "{body}");
+
+    let r = get(srv.addr, "/cgi-bin/jsont?1232963971.248").await;
+    let body = r.text();
+    assert!(body.starts_with("jsont({"), "{body}");
+    assert!(body.contains("\"it\":1232963971.248000,"), "{body}");
+    // Cache busters (jQuery's `_=`) are ignored.
+    let r = get(
+        srv.addr,
+        "/cgi-bin/jsont?callback=jQuery1_2&_=1489217288328",
+    )
+    .await;
+    assert!(r.text().starts_with("jQuery1_2({"), "{}", r.text());
+}
+
+#[tokio::test]
+async fn hostile_callbacks_are_refused_never_reflected() {
+    let srv = frozen(config()).await;
+    for cb in [
+        "alert(1)//",
+        "%3Cscript%3E",
+        "a;alert(1)",
+        "x%0Aalert(1)",
+        "1abc",
+        "",
+        "a..b",
+        "%E2%80%A8",
+    ] {
+        let r = get(srv.addr, &format!("/?callback={cb}")).await;
+        assert_eq!(r.status, 400, "callback={cb}");
+        assert_eq!(
+            r.header("content-type"),
+            Some("application/json; charset=utf-8")
+        );
+        let body = r.text();
+        assert!(
+            !body.contains("<script>") && !body.contains("alert("),
+            "{body}"
+        );
+    }
+    let long = "a".repeat(65);
+    assert_eq!(
+        get(srv.addr, &format!("/?callback={long}")).await.status,
+        400
+    );
+}
+
+#[tokio::test]
+async fn nict_paths() {
+    let srv = frozen(config().clone()).await;
+    let host = srv.addr.to_string();
+    let r = get(srv.addr, "/cgi-bin/json?1.5").await;
+    assert_eq!(
+        r.header("content-type"),
+        Some("application/json; charset=utf-8")
+    );
+    assert!(r.text().starts_with("{\"id\":"));
+
+    let page = |value: &str| {
+        format!("<HTML>\n<HEAD><TITLE>{host}</TITLE></HEAD>\n<BODY>\n{value}\n</BODY>\n</HTML>\n")
+    };
+    let r = get(srv.addr, "/cgi-bin/jst").await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-type"), Some("text/html; charset=utf-8"));
+    assert_eq!(r.header("access-control-allow-origin"), Some("*"));
+    assert_eq!(r.text(), page("1795270670.615"));
+    assert_eq!(
+        get(srv.addr, "/cgi-bin/ntp").await.text(),
+        page("4004259470.615")
+    );
+    // 1795270670 = 2026-11-21 14:17:50 UTC
+    assert_eq!(
+        get(srv.addr, "/cgi-bin/time?Europe/Paris").await.text(),
+        page("Sat Nov 21 15:17:50 2026 CET")
+    );
+    assert_eq!(
+        get(srv.addr, "/cgi-bin/time").await.text(),
+        page("Sat Nov 21 23:17:50 2026 JST")
+    );
+    assert_eq!(
+        get(srv.addr, "/cgi-bin/time?America%2FNew_York")
+            .await
+            .text(),
+        page("Sat Nov 21 09:17:50 2026 EST")
+    );
+    for bad in [
+        "Mars/Olympus",
+        "../../etc/passwd",
+        "%3Cscript%3E",
+        "Asia//Tokyo",
+    ] {
+        let r = get(srv.addr, &format!("/cgi-bin/time?{bad}")).await;
+        assert_eq!(r.status, 400, "{bad}");
+        assert!(!r.text().contains("<script>"));
+    }
+}
+
+#[tokio::test]
+async fn cors_preflight_and_origin_policy() {
+    let srv = frozen(config()).await;
+    let r = request(
+        srv.addr,
+        "OPTIONS",
+        "/",
+        "Origin: https://a.example\r\nAccess-Control-Request-Method: GET\r\n\
+         Access-Control-Request-Headers: x-custom\r\n",
+    )
+    .await;
+    assert_eq!(r.status, 204);
+    assert_eq!(r.header("access-control-allow-origin"), Some("*"));
+    assert_eq!(
+        r.header("access-control-allow-methods"),
+        Some("GET, HEAD, OPTIONS")
+    );
+    assert_eq!(r.header("access-control-allow-headers"), Some("x-custom"));
+    assert!(r.header("access-control-max-age").is_some());
+    assert!(r
+        .header("access-control-expose-headers")
+        .is_some_and(|v| v.contains("X-HTTPSTIME")));
+
+    let listed = frozen(ServerConfig {
+        origins: OriginPolicy::List(vec!["https://good.example".into()]),
+        ..config()
+    })
+    .await;
+    let r = request(
+        listed.addr,
+        "GET",
+        "/?1",
+        "Origin: https://good.example\r\n",
+    )
+    .await;
+    assert_eq!(
+        r.header("access-control-allow-origin"),
+        Some("https://good.example")
+    );
+    assert_eq!(r.header("vary"), Some("Origin"));
+    let r = request(
+        listed.addr,
+        "GET",
+        "/?1",
+        "Origin: https://evil.example\r\n",
+    )
+    .await;
+    assert_eq!(
+        r.status, 200,
+        "non-browser semantics: the reply is still served"
+    );
+    assert_eq!(r.header("access-control-allow-origin"), None);
+    assert_eq!(r.header("vary"), Some("Origin"));
+}
+
+#[tokio::test]
+async fn other_methods_get_405() {
+    let srv = frozen(config()).await;
+    for m in ["POST", "PUT", "DELETE", "PATCH"] {
+        let r = request(srv.addr, m, "/?1", "Content-Length: 0\r\n").await;
+        assert_eq!(r.status, 405, "{m}");
+        assert_eq!(r.header("allow"), Some("GET, HEAD, OPTIONS"));
+        assert!(r.json()["error"].as_str().is_some());
+    }
+}
+
+#[tokio::test]
+async fn id_is_configured_or_the_escaped_host_header() {
+    let srv = frozen(ServerConfig {
+        server_id: Some("ntp.example".into()),
+        ..config()
+    })
+    .await;
+    assert!(get(srv.addr, "/")
+        .await
+        .text()
+        .starts_with("{\"id\":\"ntp.example\","));
+
+    let srv = frozen(config()).await;
+    let mut s = TcpStream::connect(srv.addr).await.unwrap();
+    let r = exchange(&mut s, "GET / HTTP/1.1\r\nHost: a<b>&\"c\r\n\r\n", false).await;
+    assert!(
+        r.text()
+            .starts_with("{\"id\":\"a\\u003cb\\u003e\\u0026\\\"c\","),
+        "{}",
+        r.text()
+    );
+    // HTTP/1.0 without a Host header: empty id, as go-webntp.
+    let mut s = TcpStream::connect(srv.addr).await.unwrap();
+    let r = exchange(&mut s, "GET /?1 HTTP/1.0\r\n\r\n", false).await;
+    assert!(r.text().starts_with("{\"id\":\"\","), "{}", r.text());
+}
+
+#[tokio::test]
+async fn keep_alive_and_pipelining() {
+    let srv = frozen(config()).await;
+    let mut s = TcpStream::connect(srv.addr).await.unwrap();
+    for i in 0..3 {
+        let r = exchange(
+            &mut s,
+            &format!("GET /?{i} HTTP/1.1\r\nHost: h\r\n\r\n"),
+            false,
+        )
+        .await;
+        assert!(r.text().contains(&format!("\"it\":{i}.000000,")));
+    }
+    // Two requests in one write: two replies, in order.
+    s.write_all(b"GET /?7 HTTP/1.1\r\nHost: h\r\n\r\nHEAD / HTTP/1.1\r\nHost: h\r\n\r\n")
+        .await
+        .unwrap();
+    let mut seen = Vec::new();
+    tokio::time::timeout(std::time::Duration::from_secs(5), async {
+        while !String::from_utf8_lossy(&seen).contains("x-httpstime") {
+            let mut chunk = [0u8; 4096];
+            let n = tokio::io::AsyncReadExt::read(&mut s, &mut chunk)
+                .await
+                .unwrap();
+            assert!(n > 0, "closed early");
+            seen.extend_from_slice(&chunk[..n]);
+        }
+    })
+    .await
+    .expect("both pipelined replies within 5 s");
+    let text = String::from_utf8(seen).unwrap();
+    let first = text.find("\"it\":7.000000,").expect("first reply");
+    let second = text.find("HTTP/1.1 204").expect("second reply");
+    assert!(first < second, "{text}");
+}
+
+#[tokio::test]
+async fn http2_prior_knowledge() {
+    use http_body_util::BodyExt;
+    let srv = frozen(config()).await;
+    let stream = TcpStream::connect(srv.addr).await.unwrap();
+    let (mut sender, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(stream),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(conn);
+    for i in 0..3 {
+        let req = http::Request::get(format!("http://h2.example/?{i}.5"))
+            .body(http_body_util::Empty::<bytes::Bytes>::new())
+            .unwrap();
+        let resp = sender.send_request(req).await.unwrap();
+        assert_eq!(resp.status(), 200);
+        assert_eq!(resp.version(), http::Version::HTTP_2);
+        assert!(resp.headers().contains_key("date"));
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        let text = String::from_utf8(body.to_vec()).unwrap();
+        assert!(
+            text.starts_with("{\"id\":\"h2.example\",")
+                && text.contains(&format!("\"it\":{i}.500000,")),
+            "{text}"
+        );
+    }
+}

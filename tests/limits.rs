@@ -1,0 +1,192 @@
+//! Resource limits and shutdown on real sockets: header-read timeout (slowloris), keep-alive
+//! idle timeout, header size, connection cap, graceful shutdown, garbage input.
+//!
+//! Timeouts here are short (hundreds of ms) and the bounds generous, because CI machines are
+//! shared: each test checks that a limit acts, and that it does not act too early.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use webntpd::server::{Limits, ServerConfig};
+
+fn quick() -> ServerConfig {
+    ServerConfig {
+        limits: quick_limits(),
+        ..config()
+    }
+}
+
+#[tokio::test]
+async fn a_silent_connection_is_closed_after_the_header_timeout() {
+    let srv = start(quick()).await;
+    let mut s = TcpStream::connect(srv.addr).await.unwrap();
+    let t0 = Instant::now();
+    let got = read_until_closed(&mut s, Duration::from_secs(5)).await;
+    let took = t0.elapsed();
+    assert!(got.is_empty());
+    assert!(
+        took >= Duration::from_millis(300),
+        "closed too early: {took:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_slowloris_trickle_does_not_keep_the_connection() {
+    let srv = start(quick()).await;
+    let mut s = TcpStream::connect(srv.addr).await.unwrap();
+    let t0 = Instant::now();
+    // One byte every 50 ms, never finishing the head: bytes keep arriving, but the head
+    // timeout (400 ms) counts from the first one.
+    let head = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+    let mut closed_at = None;
+    for b in head.iter() {
+        if s.write_all(&[*b]).await.is_err() {
+            closed_at = Some(t0.elapsed());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let closed_at = match closed_at {
+        Some(t) => t,
+        None => {
+            read_until_closed(&mut s, Duration::from_secs(3)).await;
+            t0.elapsed()
+        }
+    };
+    assert!(
+        closed_at < Duration::from_millis(head.len() as u64 * 50),
+        "the trickle was allowed to finish ({closed_at:?})"
+    );
+}
+
+#[tokio::test]
+async fn an_idle_keep_alive_connection_is_closed_and_activity_keeps_it() {
+    let srv = start(quick()).await;
+    let mut s = TcpStream::connect(srv.addr).await.unwrap();
+    // Requests every 200 ms for 1.5 s, longer than the 600 ms idle timeout: all answered on
+    // the same connection.
+    let t0 = Instant::now();
+    let mut last_reply = t0;
+    while t0.elapsed() < Duration::from_millis(1500) {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let r = exchange(&mut s, "GET /?1 HTTP/1.1\r\nHost: h\r\n\r\n", false).await;
+        assert_eq!(r.status, 200);
+        last_reply = Instant::now();
+    }
+    // Then silence: closed about 600 ms after the last reply.
+    let t1 = last_reply;
+    let rest = read_until_closed(&mut s, Duration::from_secs(5)).await;
+    assert!(rest.is_empty());
+    let idle = t1.elapsed();
+    assert!(
+        idle >= Duration::from_millis(400),
+        "closed too early: {idle:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_oversized_request_head_gets_431() {
+    let srv = start(config()).await;
+    let mut s = TcpStream::connect(srv.addr).await.unwrap();
+    let big = "a".repeat(12_000);
+    let req = format!("GET / HTTP/1.1\r\nHost: h\r\nX-Big: {big}\r\n\r\n");
+    // The server may answer and close before reading it all; ignore write errors.
+    let _ = s.write_all(req.as_bytes()).await;
+    let got = read_until_closed(&mut s, Duration::from_secs(5)).await;
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.starts_with("HTTP/1.1 431"), "{text}");
+}
+
+#[tokio::test]
+async fn the_connection_cap_makes_new_clients_wait() {
+    let srv = start(ServerConfig {
+        limits: Limits {
+            max_connections: 2,
+            ..Limits::default()
+        },
+        ..config()
+    })
+    .await;
+    let mut a = TcpStream::connect(srv.addr).await.unwrap();
+    let _b = TcpStream::connect(srv.addr).await.unwrap();
+    // Make sure both were accepted (a answers).
+    assert_eq!(
+        exchange(&mut a, "GET / HTTP/1.1\r\nHost: h\r\n\r\n", false)
+            .await
+            .status,
+        200
+    );
+    // A third connects (the kernel's backlog) but is not served while the two are open.
+    let mut c = TcpStream::connect(srv.addr).await.unwrap();
+    c.write_all(b"GET /?3 HTTP/1.1\r\nHost: h\r\n\r\n")
+        .await
+        .unwrap();
+    let waited =
+        tokio::time::timeout(Duration::from_millis(500), read_response(&mut c, false)).await;
+    assert!(
+        waited.is_err(),
+        "a third connection was served past the cap of 2"
+    );
+    // One leaves: the third is served.
+    drop(a);
+    let r = tokio::time::timeout(Duration::from_secs(5), read_response(&mut c, false))
+        .await
+        .expect("served once a slot is free");
+    assert!(r.text().contains("\"it\":3.000000,"));
+}
+
+#[tokio::test]
+async fn graceful_shutdown_closes_connections_and_releases_the_port() {
+    let srv = start(config()).await;
+    let addr = srv.addr;
+    let mut idle = TcpStream::connect(addr).await.unwrap();
+    assert_eq!(
+        exchange(&mut idle, "GET / HTTP/1.1\r\nHost: h\r\n\r\n", false)
+            .await
+            .status,
+        200
+    );
+    let t0 = Instant::now();
+    srv.stop_within(Duration::from_secs(2)).await;
+    assert!(t0.elapsed() < Duration::from_secs(2));
+    // The idle keep-alive connection was closed...
+    read_until_closed(&mut idle, Duration::from_secs(2)).await;
+    // ...and the port is free again: a new server binds exactly it.
+    let again = start(ServerConfig {
+        listen: vec![webntpd::server::ListenAddr(addr)],
+        ..ServerConfig::default()
+    })
+    .await;
+    assert_eq!(get(again.addr, "/").await.status, 200);
+}
+
+#[tokio::test]
+async fn garbage_never_takes_the_server_down() {
+    let srv = start(quick()).await;
+    let inputs: &[&[u8]] = &[
+        b"\x00\x01\x02\x03\r\n\r\n",
+        b"GARBAGE\r\n\r\n",
+        b"GET\r\n\r\n",
+        b"GET / HTTP/9.9\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: \xff\xfe\r\n\r\n",
+        b"GET http://absolute.example/?1 HTTP/1.1\r\nHost: h\r\n\r\n",
+        b"GET /?\xff HTTP/1.1\r\nHost: h\r\n\r\n",
+        b"GET / HTTP/1.1\r\nContent-Length: -1\r\n\r\n",
+        b"GET / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+        b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x00\x00\x00\x00\x00\x00",
+        b"\x16\x03\x01\x00\x05hello",
+    ];
+    for input in inputs {
+        let mut s = TcpStream::connect(srv.addr).await.unwrap();
+        let _ = s.write_all(input).await;
+        let _ = read_until_closed(&mut s, Duration::from_secs(5)).await;
+    }
+    // Still serving.
+    let r = get(srv.addr, "/?42").await;
+    assert!(r.text().contains("\"it\":42.000000,"));
+    srv.stop_within(Duration::from_secs(3)).await;
+}
