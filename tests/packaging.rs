@@ -1,0 +1,108 @@
+//! What ships besides the binary: the systemd unit, the settings file, the install script.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::binary;
+
+fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// `systemd-analyze verify` exits 0 even on unknown keys and bad values, so any word on
+/// stderr counts as a failure.
+fn assert_unit_verifies(unit: &Path) {
+    let out = Command::new("systemd-analyze")
+        .args(["verify", "--man=no"])
+        .arg(unit)
+        .output()
+        .expect("systemd-analyze runs (package systemd)");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && stderr.trim().is_empty(),
+        "systemd-analyze verify {}: {stderr}",
+        unit.display()
+    );
+}
+
+#[test]
+fn install_script_installs_and_keeps_local_settings() {
+    let dest = tempfile::tempdir().unwrap();
+    let run = || {
+        let out = Command::new("sh")
+            .arg(repo().join("packaging/install.sh"))
+            .env("DESTDIR", dest.path())
+            .env("BIN", binary())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    };
+    run();
+    let d = dest.path();
+    for f in [
+        "usr/bin/webntpd",
+        "lib/systemd/system/webntpd-server.service",
+        "etc/default/webntpd-server",
+        "usr/share/doc/webntpd/README.md",
+    ] {
+        assert!(d.join(f).is_file(), "{f} installed");
+    }
+    let out = Command::new(d.join("usr/bin/webntpd"))
+        .arg("--version")
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("webntpd "));
+
+    // An administrator's edits survive a reinstall.
+    let settings = d.join("etc/default/webntpd-server");
+    std::fs::write(&settings, "WEBNTPD_SERVE_ARGS=--listen=:9999\n").unwrap();
+    run();
+    assert_eq!(
+        std::fs::read_to_string(&settings).unwrap(),
+        "WEBNTPD_SERVE_ARGS=--listen=:9999\n"
+    );
+
+    // The installed unit points at the installed binary, and systemd accepts it.
+    let unit = std::fs::read_to_string(d.join("lib/systemd/system/webntpd-server.service")).unwrap();
+    assert!(unit.contains("ExecStart=/usr/bin/webntpd serve $WEBNTPD_SERVE_ARGS"));
+    let check = d.join("check.service");
+    std::fs::write(&check, unit.replace("/usr/bin/webntpd", &binary().to_string_lossy())).unwrap();
+    assert_unit_verifies(&check);
+}
+
+#[test]
+fn install_script_without_a_build_says_how_to_build() {
+    let dest = tempfile::tempdir().unwrap();
+    let out = Command::new("sh")
+        .arg(repo().join("packaging/install.sh"))
+        .env("DESTDIR", dest.path())
+        .env("BIN", dest.path().join("nope"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(66));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cargo build --release"));
+}
+
+#[test]
+fn every_flag_the_settings_file_documents_exists() {
+    let settings = std::fs::read_to_string(repo().join("config/webntpd-server.default")).unwrap();
+    let help = Command::new(binary()).args(["serve", "--help"]).output().unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    let mut seen = 0;
+    for word in settings.split(|c: char| c.is_whitespace() || c == '"' || c == '=') {
+        if let Some(flag) = word.strip_prefix("--") {
+            let flag: String = flag
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '-')
+                .collect();
+            if flag.is_empty() {
+                continue;
+            }
+            seen += 1;
+            assert!(help.contains(&format!("--{flag}")), "--{flag} is documented but not a flag");
+        }
+    }
+    assert!(seen >= 10, "found only {seen} flags in the settings file");
+}
