@@ -260,9 +260,8 @@ async fn serve(args: ServeArgs) -> u8 {
     signals
         .wait_for_shutdown(|| {
             tracing::info!("SIGHUP: reloading the leap-seconds list and TLS certificate");
-            if let Err(e) = leap.reload(&leap_cfg, clock.as_ref()) {
-                tracing::warn!("leap-seconds list not reloaded, keeping the old one: {e}");
-            }
+            // The store logs the outcome itself (and keeps the old list on failure).
+            let _ = leap.reload(&leap_cfg, clock.as_ref());
             if let Some(tls) = &tls {
                 if let Err(e) = tls.reload() {
                     tracing::warn!("TLS certificate not reloaded, keeping the old one: {e}");

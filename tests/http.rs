@@ -378,3 +378,47 @@ async fn http2_prior_knowledge() {
         );
     }
 }
+
+#[tokio::test]
+async fn leap_fields_follow_the_list_with_go_webntp_semantics() {
+    use webntpd::leap::LeapList;
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/leap-seconds.list"
+    ))
+    .unwrap();
+    let list = LeapList::parse(&text).unwrap();
+    // (server time, leap, next, step)
+    let table = [
+        // Today: none scheduled, so the last event (2017-01-01) with TAI-UTC 36 before it.
+        (NOW, "\"leap\":36,\"next\":1483228800.000000,\"step\":1,"),
+        // The last second before 2015-07-01: that event is next.
+        (
+            "1435708799.999999",
+            "\"leap\":35,\"next\":1435708800.000000,\"step\":1,",
+        ),
+        // At the event it is past: the next one is 2017-01-01.
+        (
+            "1435708800",
+            "\"leap\":36,\"next\":1483228800.000000,\"step\":1,",
+        ),
+        (
+            "1483228799.5",
+            "\"leap\":36,\"next\":1483228800.000000,\"step\":1,",
+        ),
+        (
+            "1483228800",
+            "\"leap\":36,\"next\":1483228800.000000,\"step\":1,",
+        ),
+    ];
+    for (now, want) in table {
+        let srv = start_with(
+            config(),
+            frozen_clock(now),
+            Arc::new(LeapStore::from_list(list.clone())),
+        )
+        .await;
+        let body = get(srv.addr, "/?1").await.text();
+        assert!(body.contains(want), "at {now}: {body}");
+    }
+}

@@ -6,8 +6,9 @@
 //! many per connection as the client likes.
 //!
 //! Where go-webntp drops the TCP connection without a word, this session closes with a reason:
-//! 1009 for a message over the size limit, 1007 for one that is not a timestamp, 1000 after
-//! the idle timeout, 1001 when the server shuts down.
+//! 1009 for a message over the size limit, 1007 for one that is not a timestamp (or not
+//! UTF-8), 1002 for a protocol violation, 1000 after the idle timeout, 1001 when the server
+//! shuts down.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -159,6 +160,17 @@ async fn session(upgraded: Upgraded, peer: SocketAddr, id: String, shared: Arc<S
                 tracing::debug!(target: "webntpd::server", "{peer}: WebSocket message refused: {e}");
                 let reason = format!("message larger than {limit} bytes");
                 close(&mut ws, CloseCode::Size, &reason).await;
+                return;
+            }
+            Ok(Some(Err(WsError::Utf8(_)))) => {
+                tracing::debug!(target: "webntpd::server", "{peer}: WebSocket text message is not UTF-8");
+                close(&mut ws, CloseCode::Invalid, "text message is not UTF-8").await;
+                return;
+            }
+            Ok(Some(Err(WsError::Protocol(e)))) => {
+                tracing::debug!(target: "webntpd::server", "{peer}: WebSocket protocol error: {e}");
+                let reason = format!("protocol error: {e}");
+                close(&mut ws, CloseCode::Protocol, &reason).await;
                 return;
             }
             Ok(Some(Err(e))) => {
