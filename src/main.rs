@@ -248,6 +248,9 @@ async fn serve(args: ServeArgs) -> u8 {
     let _refresh = leap
         .clone()
         .spawn_refresh(leap_cfg.clone(), clock.clone(), shutdown.clone());
+    let _expiry = leap
+        .clone()
+        .spawn_expiry_watch(clock.clone(), shutdown.clone());
     let signals = match Signals::new() {
         Ok(s) => s,
         Err(e) => {

@@ -392,6 +392,33 @@ impl LeapStore {
         }))
     }
 
+    /// Watch the list in use for expiry while the server runs: warn once it expires (a
+    /// list that was valid at start-up can expire during a long run), and again every day
+    /// while it stays expired. Runs until `cancel`.
+    ///
+    /// # Panics
+    /// Outside a Tokio runtime, like [`tokio::spawn`].
+    pub fn spawn_expiry_watch(
+        self: Arc<Self>,
+        clock: SharedClock,
+        cancel: CancellationToken,
+    ) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move {
+            loop {
+                let now = clock.realtime().unix_seconds();
+                let current = self.current.load_full();
+                let (wait, warning) = expiry_check(current.as_deref(), now);
+                if let Some(w) = warning {
+                    warn!("{w}");
+                }
+                tokio::select! {
+                    () = cancel.cancelled() => return,
+                    () = tokio::time::sleep(wait) => {}
+                }
+            }
+        })
+    }
+
     async fn try_refresh(
         &self,
         cfg: &LeapConfig,
@@ -461,6 +488,22 @@ impl LeapStore {
             warn!("{expired}");
         }
     }
+}
+
+/// How often the expiry watch looks again, at most: also picks up reloaded lists.
+const EXPIRY_CHECK_PERIOD: Duration = Duration::from_secs(86_400);
+
+/// For the expiry watch: how long to sleep, and the warning to log now, if any.
+fn expiry_check(current: Option<&Loaded>, now_unix: i64) -> (Duration, Option<String>) {
+    let Some(loaded) = current else {
+        return (EXPIRY_CHECK_PERIOD, None);
+    };
+    if let Some(w) = expired_message(&loaded.list, &loaded.source, now_unix) {
+        return (EXPIRY_CHECK_PERIOD, Some(w));
+    }
+    // Wake just after the expiry instant (or in a day, whichever is sooner).
+    let until = u64::try_from(loaded.list.expires_unix() - now_unix).unwrap_or(0) + 1;
+    (Duration::from_secs(until).min(EXPIRY_CHECK_PERIOD), None)
 }
 
 /// Logged when no valid list could be loaded at start-up.
@@ -1440,5 +1483,33 @@ mod tests {
         assert!(store
             .spawn_refresh(no_url, Arc::new(today()), CancellationToken::new())
             .is_none());
+    }
+
+    #[test]
+    fn expiry_watch_wakes_at_expiry_and_then_warns_daily() {
+        let list = LeapList::parse(DEBIAN_LIST).unwrap();
+        let expires = list.expires_unix();
+        let loaded = Loaded {
+            list: Arc::new(list),
+            source: LeapSource::Memory,
+        };
+        // Nothing loaded: look again in a day, say nothing.
+        assert_eq!(expiry_check(None, TODAY), (EXPIRY_CHECK_PERIOD, None));
+        // Ten seconds before expiry: wake just after it, no warning yet.
+        assert_eq!(
+            expiry_check(Some(&loaded), expires - 10),
+            (Duration::from_secs(11), None)
+        );
+        // Months before: no more than a day's sleep (a reload may change the list).
+        assert_eq!(
+            expiry_check(Some(&loaded), expires - 100 * DAY as i64).0,
+            EXPIRY_CHECK_PERIOD
+        );
+        // At and after expiry: the warning, then a day's sleep.
+        for now in [expires, TODAY] {
+            let (wait, warning) = expiry_check(Some(&loaded), now);
+            assert_eq!(wait, EXPIRY_CHECK_PERIOD);
+            assert!(warning.is_some_and(|w| w.contains("expired on 2026-06-28")));
+        }
     }
 }
