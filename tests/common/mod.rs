@@ -371,3 +371,20 @@ pub fn curl() -> &'static str {
     );
     "curl"
 }
+
+/// The fields of a compact reply object (with or without its trailing newline), in order,
+/// as (name, raw value text), so tests can check field order and number formats exactly.
+pub fn fields(reply: &str) -> Vec<(String, String)> {
+    let inner = reply
+        .trim_end_matches('\n')
+        .strip_prefix('{')
+        .and_then(|r| r.strip_suffix('}'))
+        .unwrap_or_else(|| panic!("not a compact JSON object: {reply:?}"));
+    inner
+        .split(',')
+        .map(|kv| {
+            let (k, v) = kv.split_once(':').expect("name:value");
+            (k.trim_matches('"').to_string(), v.to_string())
+        })
+        .collect()
+}
