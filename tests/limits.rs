@@ -190,3 +190,37 @@ async fn garbage_never_takes_the_server_down() {
     assert!(r.text().contains("\"it\":42.000000,"));
     srv.stop_within(Duration::from_secs(3)).await;
 }
+
+#[tokio::test]
+async fn a_client_that_never_reads_its_replies_is_cut_off() {
+    let srv = start(quick()).await;
+    let s = TcpStream::connect(srv.addr).await.unwrap();
+    let (_read_half, mut write_half) = s.into_split();
+    // Pipeline far more requests than the socket buffers hold replies for, and never read:
+    // the server's writes block, then its reads (back-pressure). Without a stall limit this
+    // connection would hold its slot forever.
+    let writer = tokio::spawn(async move {
+        let req = b"GET /?1 HTTP/1.1\r\nHost: h\r\n\r\n".repeat(1000);
+        // Keeps writing until the server cuts it off (bounded by the timeout below).
+        loop {
+            write_half.write_all(&req).await?;
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        #[allow(unreachable_code)]
+        Ok::<_, std::io::Error>(())
+    });
+    let t0 = Instant::now();
+    let result = tokio::time::timeout(Duration::from_secs(10), writer)
+        .await
+        .expect("the stalled connection was closed within 10 s")
+        .unwrap();
+    assert!(
+        result.is_err(),
+        "the server closed the connection (the writer sees a reset)"
+    );
+    assert!(
+        t0.elapsed() >= Duration::from_millis(400),
+        "{:?}",
+        t0.elapsed()
+    );
+}

@@ -11,7 +11,9 @@
 //! - a request head has started (or the connection is new) and is not complete after
 //!   `header_read_timeout`: the connection is dropped (slowloris);
 //! - no request in progress and nothing received for `keepalive_timeout`: the connection is
-//!   closed gracefully.
+//!   closed gracefully;
+//! - a response in progress but no byte read or written for `keepalive_timeout`: the client
+//!   has stopped reading (its socket buffer is full); the connection is dropped.
 
 use std::io;
 use std::net::SocketAddr;
@@ -42,6 +44,10 @@ pub(crate) struct Activity {
     in_flight: AtomicU32,
     /// When bytes last arrived.
     last_read: AtomicU64,
+    /// When bytes were last written.
+    last_write: AtomicU64,
+    /// The last write found the socket full (the client is not reading fast enough).
+    write_blocked: AtomicBool,
     /// When the first byte of a request head not yet complete arrived; [`NONE`] if none.
     head_since: AtomicU64,
     /// When the last response was finished.
@@ -61,6 +67,8 @@ impl Activity {
             accepted: Instant::now(),
             in_flight: AtomicU32::new(0),
             last_read: AtomicU64::new(0),
+            last_write: AtomicU64::new(0),
+            write_blocked: AtomicBool::new(false),
             // The first request's head must arrive within the header timeout of the accept.
             head_since: AtomicU64::new(0),
             last_done: AtomicU64::new(0),
@@ -92,6 +100,18 @@ impl Activity {
         }
     }
 
+    fn on_write(&self, res: &Poll<io::Result<usize>>) {
+        match res {
+            Poll::Pending => self.write_blocked.store(true, Ordering::Relaxed),
+            Poll::Ready(r) => {
+                self.write_blocked.store(false, Ordering::Relaxed);
+                if matches!(r, Ok(n) if *n > 0) {
+                    self.last_write.store(self.now_ms(), Ordering::Relaxed);
+                }
+            }
+        }
+    }
+
     /// A request head is complete and the service has it: the connection is busy until the
     /// returned guard is dropped (by hyper, when the response is written).
     pub(crate) fn begin_request(self: &Arc<Self>) -> InFlight {
@@ -103,12 +123,17 @@ impl Activity {
     /// The next moment something may expire, and what.
     fn next_deadline(&self, limits: &Limits) -> (u64, Expiry) {
         let ms = |d: Duration| d.as_millis() as u64;
-        if self.in_flight.load(Ordering::Relaxed) > 0 {
-            // A response is being written; look again later.
-            return (
-                self.now_ms() + ms(limits.keepalive_timeout),
-                Expiry::Recheck,
-            );
+        // hyper drops a response body (and its InFlight guard) once the bytes are in its own
+        // write buffer, so a blocked write is the other sign of a response still pending.
+        if self.in_flight.load(Ordering::Relaxed) > 0 || self.write_blocked.load(Ordering::Relaxed)
+        {
+            // Our handlers answer at once, so only a client that does not read can keep a
+            // response pending: expire when neither direction has moved for a while.
+            let progress = self
+                .last_read
+                .load(Ordering::Relaxed)
+                .max(self.last_write.load(Ordering::Relaxed));
+            return (progress + ms(limits.keepalive_timeout), Expiry::Stalled);
         }
         let head_since = self.head_since.load(Ordering::Relaxed);
         let h2 = self.h2.load(Ordering::Relaxed);
@@ -140,9 +165,12 @@ impl Drop for InFlight {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Expiry {
-    Recheck,
+    /// A request head did not complete in time.
     HeaderTimeout,
+    /// Nothing to do and nothing received.
     Idle,
+    /// A response pending and no I/O in either direction.
+    Stalled,
 }
 
 /// Sleep until the connection's header or idle deadline passes and return which one; activity
@@ -152,13 +180,14 @@ async fn watchdog(activity: &Activity, limits: &Limits) -> Expiry {
         let (at, what) = activity.next_deadline(limits);
         tokio::time::sleep_until(activity.accepted + Duration::from_millis(at)).await;
         let (again, what_now) = activity.next_deadline(limits);
-        if what_now != Expiry::Recheck && what_now == what && again <= activity.now_ms() {
+        if what_now == what && again <= activity.now_ms() {
             return what;
         }
     }
 }
 
-/// A socket that reports arriving bytes to its connection's [`Activity`].
+/// A socket that reports its traffic (bytes read and written) to its connection's
+/// [`Activity`].
 pub(crate) struct Tracked<T> {
     inner: T,
     activity: Arc<Activity>,
@@ -189,7 +218,10 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Tracked<T> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+        let this = self.get_mut();
+        let res = Pin::new(&mut this.inner).poll_write(cx, buf);
+        this.activity.on_write(&res);
+        res
     }
 
     fn poll_write_vectored(
@@ -197,7 +229,10 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Tracked<T> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+        let this = self.get_mut();
+        let res = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
+        this.activity.on_write(&res);
+        res
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -282,6 +317,9 @@ where
     let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), svc);
     tokio::pin!(conn);
     let mut closing = false;
+    // Once a graceful close has begun, the connection gets this long to finish it.
+    let close_deadline = tokio::time::sleep(Duration::MAX);
+    tokio::pin!(close_deadline);
     loop {
         tokio::select! {
             res = conn.as_mut() => {
@@ -295,14 +333,24 @@ where
                     tracing::debug!(target: "webntpd::server", "{peer}: request head not complete within {:?}; closed", shared.limits.header_read_timeout);
                     return;
                 }
-                _ => {
+                Expiry::Stalled => {
+                    tracing::debug!(target: "webntpd::server", "{peer}: not reading its responses for {:?}; closed", shared.limits.keepalive_timeout);
+                    return;
+                }
+                Expiry::Idle => {
                     conn.as_mut().graceful_shutdown();
                     closing = true;
+                    close_deadline.as_mut().reset(Instant::now() + shared.limits.header_read_timeout);
                 }
             },
             _ = shared.shutdown.cancelled(), if !closing => {
                 conn.as_mut().graceful_shutdown();
                 closing = true;
+                close_deadline.as_mut().reset(Instant::now() + shared.limits.shutdown_timeout);
+            }
+            _ = &mut close_deadline, if closing => {
+                tracing::debug!(target: "webntpd::server", "{peer}: did not finish closing in time; dropped");
+                return;
             }
         }
     }
