@@ -37,7 +37,11 @@ fn install_script_installs_and_keeps_local_settings() {
             .env("BIN", binary())
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     };
     run();
     let d = dest.path();
@@ -65,10 +69,15 @@ fn install_script_installs_and_keeps_local_settings() {
     );
 
     // The installed unit points at the installed binary, and systemd accepts it.
-    let unit = std::fs::read_to_string(d.join("lib/systemd/system/webntpd-server.service")).unwrap();
+    let unit =
+        std::fs::read_to_string(d.join("lib/systemd/system/webntpd-server.service")).unwrap();
     assert!(unit.contains("ExecStart=/usr/bin/webntpd serve $WEBNTPD_SERVE_ARGS"));
     let check = d.join("check.service");
-    std::fs::write(&check, unit.replace("/usr/bin/webntpd", &binary().to_string_lossy())).unwrap();
+    std::fs::write(
+        &check,
+        unit.replace("/usr/bin/webntpd", &binary().to_string_lossy()),
+    )
+    .unwrap();
     assert_unit_verifies(&check);
 }
 
@@ -88,7 +97,10 @@ fn install_script_without_a_build_says_how_to_build() {
 #[test]
 fn every_flag_the_settings_file_documents_exists() {
     let settings = std::fs::read_to_string(repo().join("config/webntpd-server.default")).unwrap();
-    let help = Command::new(binary()).args(["serve", "--help"]).output().unwrap();
+    let help = Command::new(binary())
+        .args(["serve", "--help"])
+        .output()
+        .unwrap();
     let help = String::from_utf8_lossy(&help.stdout);
     let mut seen = 0;
     for word in settings.split(|c: char| c.is_whitespace() || c == '"' || c == '=') {
@@ -101,7 +113,10 @@ fn every_flag_the_settings_file_documents_exists() {
                 continue;
             }
             seen += 1;
-            assert!(help.contains(&format!("--{flag}")), "--{flag} is documented but not a flag");
+            assert!(
+                help.contains(&format!("--{flag}")),
+                "--{flag} is documented but not a flag"
+            );
         }
     }
     assert!(seen >= 10, "found only {seen} flags in the settings file");
