@@ -909,3 +909,30 @@ async fn shutdown_does_not_wait_for_shutdown_timeout_on_a_silent_client() {
     let (code, _) = expect_close(&mut ws).await;
     assert_eq!(code, 1001);
 }
+
+#[tokio::test]
+async fn a_client_that_never_reads_its_replies_is_dropped() {
+    let srv = frozen(ServerConfig {
+        limits: quick_limits(),
+        ..config()
+    })
+    .await;
+    let (ws, _) = connect(srv.addr, "/", None).await;
+    let (mut sink, _stream) = ws.split();
+    // Send timestamps without ever reading the replies: once the socket buffers are full the
+    // server's sends block, then it stops reading ours. After its idle timeout (600 ms) it
+    // must drop the connection, which our sends then see.
+    let sender = tokio::spawn(async move {
+        loop {
+            sink.send(Message::text("1558915619.944235")).await?;
+        }
+        #[allow(unreachable_code)]
+        Ok::<_, tokio_tungstenite::tungstenite::Error>(())
+    });
+    let result = tokio::time::timeout(Duration::from_secs(10), sender)
+        .await
+        .expect("the server dropped the non-reading client within 10 s")
+        .unwrap();
+    assert!(result.is_err());
+    srv.stop_within(Duration::from_secs(2)).await;
+}

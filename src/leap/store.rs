@@ -404,13 +404,16 @@ impl LeapStore {
         cancel: CancellationToken,
     ) -> tokio::task::JoinHandle<()> {
         tokio::spawn(async move {
+            // Loading already warned about a list that was expired then.
+            let mut first = true;
             loop {
                 let now = clock.realtime().unix_seconds();
                 let current = self.current.load_full();
                 let (wait, warning) = expiry_check(current.as_deref(), now);
-                if let Some(w) = warning {
+                if let (Some(w), false) = (warning, first) {
                     warn!("{w}");
                 }
+                first = false;
                 tokio::select! {
                     () = cancel.cancelled() => return,
                     () = tokio::time::sleep(wait) => {}

@@ -14,6 +14,7 @@
 //! The receive time `rt` is read first, as soon as hyper hands over the parsed request head.
 //! Bad input gets 400 with a short JSON error (never an empty 200, never reflected script).
 
+use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -113,17 +114,14 @@ pub(crate) fn handle(
 
 /// The `id` of a reply: the configured server id, else the Host header (HTTP/1.1) or the
 /// `:authority` (HTTP/2), else empty, as go-webntp.
-pub(crate) fn server_id(shared: &Shared, req: &Request<Incoming>) -> String {
+pub(crate) fn server_id<'a>(shared: &'a Shared, req: &'a Request<Incoming>) -> Cow<'a, str> {
     if let Some(id) = &shared.server_id {
-        return id.clone();
+        return Cow::Borrowed(id);
     }
     if let Some(host) = req.headers().get(header::HOST) {
-        return String::from_utf8_lossy(host.as_bytes()).into_owned();
+        return String::from_utf8_lossy(host.as_bytes());
     }
-    req.uri()
-        .authority()
-        .map(|a| a.as_str().to_string())
-        .unwrap_or_default()
+    Cow::Borrowed(req.uri().authority().map_or("", |a| a.as_str()))
 }
 
 fn get(

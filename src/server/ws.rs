@@ -104,7 +104,7 @@ pub(crate) fn accept(
         .get_all(header::SEC_WEBSOCKET_PROTOCOL)
         .iter()
         .any(|v| has_token(Some(v), WS_SUBPROTOCOL));
-    let id = server_id(shared, &req);
+    let id = server_id(shared, &req).into_owned();
 
     let on_upgrade = hyper::upgrade::on(&mut req);
     let session_shared = shared.clone();
@@ -136,9 +136,15 @@ type Ws = WebSocketStream<TokioIo<Upgraded>>;
 /// Serve one WebSocket until the client leaves, misbehaves, idles or the server stops.
 async fn session(upgraded: Upgraded, peer: SocketAddr, id: String, shared: Arc<Shared>) {
     let limit = shared.limits.ws_max_message;
+    // Messages are at most `limit` (1 KiB) each way: tungstenite's 128 KiB default buffers
+    // would cost 256 KiB per connection for nothing. Replies are written (and flushed) one
+    // at a time, so no write buffering either.
     let config = WebSocketConfig::default()
         .max_message_size(Some(limit))
-        .max_frame_size(Some(limit));
+        .max_frame_size(Some(limit))
+        .read_buffer_size(4096)
+        .write_buffer_size(0)
+        .max_write_buffer_size(64 * 1024);
     let mut ws =
         WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await;
     let idle = shared.limits.ws_idle_timeout;
@@ -226,15 +232,23 @@ async fn session(upgraded: Upgraded, peer: SocketAddr, id: String, shared: Arc<S
             // The reply is built from UTF-8 pieces only; this cannot happen.
             Err(_) => return,
         };
-        if let Err(e) = ws.send(Message::text(reply)).await {
-            tracing::debug!(target: "webntpd::server", "{peer}: WebSocket send failed: {e}");
-            return;
+        // A client that stops reading blocks the send; it gets the idle timeout too.
+        match tokio::time::timeout(idle, ws.send(Message::text(reply))).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::debug!(target: "webntpd::server", "{peer}: WebSocket send failed: {e}");
+                return;
+            }
+            Err(_) => {
+                tracing::debug!(target: "webntpd::server", "{peer}: WebSocket client not reading its replies for {idle:?}; dropped");
+                return;
+            }
         }
     }
 }
 
 /// Send a close frame, then wait briefly for the client's close so it reads ours before the
-/// TCP connection goes away.
+/// TCP connection goes away. Bounded: a client that reads nothing cannot hold us here.
 async fn close(ws: &mut Ws, code: CloseCode, reason: &str) {
     // Close reasons are limited to 123 bytes by RFC 6455.
     let reason: String = reason.chars().take(120).collect();
@@ -242,11 +256,10 @@ async fn close(ws: &mut Ws, code: CloseCode, reason: &str) {
         code,
         reason: reason.into(),
     };
-    if ws.close(Some(frame)).await.is_err() {
-        return;
-    }
     let _ = tokio::time::timeout(CLOSE_GRACE, async {
-        while let Some(Ok(_)) = ws.next().await {}
+        if ws.close(Some(frame)).await.is_ok() {
+            while let Some(Ok(_)) = ws.next().await {}
+        }
     })
     .await;
 }

@@ -54,7 +54,8 @@ impl ReplyTemplate {
         provisional_st: Timestamp,
         callback: Option<&str>,
     ) -> Self {
-        let mut buf = Vec::with_capacity(192 + fields.id.len());
+        // Room for the reply, plus the scratch space `stamp` formats `st` in.
+        let mut buf = Vec::with_capacity(224 + fields.id.len() + callback.map_or(0, str::len));
         if let Some(cb) = callback {
             buf.extend_from_slice(cb.as_bytes());
             buf.push(b'(');
@@ -107,15 +108,19 @@ impl ReplyTemplate {
     /// of digits than the provisional value (a power-of-ten second boundary between the two
     /// readings: next in the year 2286) the provisional value stays and `false` is returned.
     pub fn stamp(mut self, st: Timestamp) -> (Vec<u8>, bool) {
-        let mut digits = Vec::with_capacity(24);
-        st.write_micros(&mut digits);
-        if digits.len() != self.st_width {
-            return (self.buf, false);
+        // Format at the end of the buffer (its capacity is already there), then move it
+        // into place: no allocation on the hot path.
+        let end = self.buf.len();
+        st.write_micros(&mut self.buf);
+        let width = self.buf.len() - end;
+        let fits = width == self.st_width;
+        if fits {
+            for at in self.st_at {
+                self.buf.copy_within(end..end + width, at);
+            }
         }
-        for at in self.st_at {
-            self.buf[at..at + self.st_width].copy_from_slice(&digits);
-        }
-        (self.buf, true)
+        self.buf.truncate(end);
+        (self.buf, fits)
     }
 }
 
@@ -160,7 +165,10 @@ pub fn write_json_string(s: &str, out: &mut Vec<u8>) {
 }
 
 fn write_int(v: i64, out: &mut Vec<u8>) {
-    out.extend_from_slice(v.to_string().as_bytes());
+    if v < 0 {
+        out.push(b'-');
+    }
+    super::timestamp::write_u64(v.unsigned_abs(), out);
 }
 
 /// Why a JSONP callback name was refused.
@@ -258,7 +266,7 @@ pub fn parse_query(raw: &str) -> Result<Query, QueryError> {
                 }
                 let name = decode(value)?;
                 validate_callback(&name)?;
-                q.callback = Some(name);
+                q.callback = Some(name.into_owned());
             }
             None => {
                 if have_ts {
@@ -276,10 +284,9 @@ pub fn parse_query(raw: &str) -> Result<Query, QueryError> {
     Ok(q)
 }
 
-fn decode(s: &str) -> Result<String, QueryError> {
+fn decode(s: &str) -> Result<std::borrow::Cow<'_, str>, QueryError> {
     percent_encoding::percent_decode_str(s)
         .decode_utf8()
-        .map(|c| c.into_owned())
         .map_err(|_| QueryError::Encoding)
 }
 

@@ -128,28 +128,43 @@ impl fmt::Display for Timestamp {
 /// carrying into the seconds. `decimals` is at most 9.
 fn write_fixed(ns: i128, decimals: u32, out: &mut Vec<u8>) {
     debug_assert!(decimals <= 9);
-    let unit = 10i128.pow(9 - decimals);
-    let per_sec = 10i128.pow(decimals);
+    let unit = 10u64.pow(9 - decimals);
+    let per_sec = 10u64.pow(decimals);
     let negative = ns < 0;
     let abs = ns.unsigned_abs();
-    let units = (abs + (unit as u128) / 2) / unit as u128;
-    if negative && units != 0 {
+    // Split into whole seconds and `decimals` fraction digits, rounded half away from zero.
+    // Every clock reading until the year 2554 fits the u64 path; 128-bit division is a
+    // library call several times slower, and this runs for every reply.
+    let (secs, frac): (u128, u64) = match u64::try_from(abs) {
+        Ok(a) => {
+            let (q, r) = (a / unit, a % unit);
+            let units = q + u64::from(2 * r >= unit);
+            (u128::from(units / per_sec), units % per_sec)
+        }
+        Err(_) => {
+            let (unit, per_sec) = (u128::from(unit), u128::from(per_sec));
+            let units = abs / unit + u128::from(2 * (abs % unit) >= unit);
+            // The remainder is below 10^9, so it fits a u64.
+            (units / per_sec, (units % per_sec) as u64)
+        }
+    };
+    if negative && (secs != 0 || frac != 0) {
         out.push(b'-');
     }
-    let secs = units / per_sec as u128;
-    let frac = units % per_sec as u128;
-    let mut digits = [0u8; 40];
-    let mut n = 0;
-    let mut s = secs;
-    loop {
-        digits[n] = b'0' + (s % 10) as u8;
-        n += 1;
-        s /= 10;
-        if s == 0 {
-            break;
+    match u64::try_from(secs) {
+        Ok(s) => write_u64(s, out),
+        Err(_) => {
+            let mut digits = [0u8; 40];
+            let mut n = 0;
+            let mut s = secs;
+            while s > 0 {
+                digits[n] = b'0' + (s % 10) as u8;
+                n += 1;
+                s /= 10;
+            }
+            out.extend(digits[..n].iter().rev());
         }
     }
-    out.extend(digits[..n].iter().rev());
     out.push(b'.');
     let mut f = [b'0'; 9];
     let mut v = frac;
@@ -158,6 +173,21 @@ fn write_fixed(ns: i128, decimals: u32, out: &mut Vec<u8>) {
         v /= 10;
     }
     out.extend_from_slice(&f[..decimals as usize]);
+}
+
+/// Write `v` in decimal.
+pub(crate) fn write_u64(mut v: u64, out: &mut Vec<u8>) {
+    let mut digits = [0u8; 20];
+    let mut n = digits.len();
+    loop {
+        n -= 1;
+        digits[n] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[n..]);
 }
 
 /// Exact decimal -> nanoseconds. See [`Timestamp::parse`] for the grammar.
@@ -319,6 +349,20 @@ mod tests {
             (-1_500_000_000, "-1.500000"),
             (-999_999_500, "-1.000000"),
             (1_483_228_800_000_000_000, "1483228800.000000"),
+            // Beyond u64 nanoseconds (the slow path), with and without carry.
+            (
+                1_000_000_000_000_000_000_000_000_000,
+                "1000000000000000000.000000",
+            ),
+            (
+                99_999_999_999_999_999_999_999_500,
+                "100000000000000000.000000",
+            ),
+            (
+                -99_999_999_999_999_999_999_999_500,
+                "-100000000000000000.000000",
+            ),
+            (18_446_744_073_709_551_616, "18446744073.709552"),
         ];
         for &(ns, want) in table {
             assert_eq!(fmt6(ns), want, "formatting {ns} ns");
