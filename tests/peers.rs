@@ -672,3 +672,55 @@ fn sigterm_exits_0_and_releases_the_port() {
     assert_eq!(r.status, 200);
     check_live_reply(r.body.trim_end(), &auth, "1.500000");
 }
+
+#[test]
+fn sighup_reloads_the_certificate_curl_sees() {
+    let first = tempfile::tempdir().unwrap();
+    let second = tempfile::tempdir().unwrap();
+    let live = tempfile::tempdir().unwrap();
+    let (ca1, cert1, key1) = make_certs(first.path());
+    let (ca2, cert2, key2) = make_certs(second.path());
+    let cert = live.path().join("cert.pem");
+    let key = live.path().join("key.pem");
+    std::fs::copy(&cert1, &cert).unwrap();
+    std::fs::copy(&key1, &key).unwrap();
+    let srv = ChildServer::start(&[
+        "--tls-listen",
+        "127.0.0.1:0",
+        "--tls-cert",
+        cert.to_str().unwrap(),
+        "--tls-key",
+        key.to_str().unwrap(),
+    ]);
+    let port = srv.authority().rsplit_once(':').unwrap().1.to_string();
+    let resolve = format!("localhost:{port}:127.0.0.1");
+    let https = format!("https://localhost:{port}/?1.5");
+    let trusted = |ca: &str| {
+        Command::new(curl())
+            .args(["-sS", "-o", "/dev/null", "--max-time", "5"])
+            .args(["--cacert", ca, "--resolve", &resolve, &https])
+            .status()
+            .unwrap()
+            .success()
+    };
+    assert!(trusted(&ca1) && !trusted(&ca2));
+
+    std::fs::copy(&cert2, &cert).unwrap();
+    std::fs::copy(&key2, &key).unwrap();
+    srv.signal(Signal::SIGHUP);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !srv.log_text().contains("TLS certificate reloaded") {
+        assert!(
+            Instant::now() < deadline,
+            "no reload logged: {}",
+            srv.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        trusted(&ca2) && !trusted(&ca1),
+        "new connections get the new certificate"
+    );
+    // The leap-seconds list is re-read on the same signal.
+    assert!(srv.log_text().contains("SIGHUP"), "{}", srv.log_text());
+}

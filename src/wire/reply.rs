@@ -465,4 +465,37 @@ mod tests {
             "{\"error\":\"invalid timestamp `\\u003cx\\u003e`\"}\n"
         );
     }
+
+    /// Random peer input never panics any parser, and whatever parses formats back cleanly.
+    #[test]
+    fn random_queries_never_panic() {
+        // The characters that matter to the parsers, and some that should not appear.
+        const ALPHABET: &[u8] =
+            b"0123456789.eE+-&=%2Bcallbackjsont_$;()<>\"\\ \x00\xff\xe2\x80\xa8NaNinf";
+        let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for _ in 0..50_000 {
+            let len = (next() % 40) as usize;
+            let bytes: Vec<u8> = (0..len)
+                .map(|_| ALPHABET[(next() % ALPHABET.len() as u64) as usize])
+                .collect();
+            let text = String::from_utf8_lossy(&bytes);
+            if let Ok(q) = parse_query(&text) {
+                let mut out = Vec::new();
+                q.it.write_micros(&mut out);
+                assert!(!out.is_empty());
+                if let Some(cb) = &q.callback {
+                    assert_eq!(validate_callback(cb), Ok(()));
+                }
+            }
+            let _ = Timestamp::parse(&text);
+            let _ = validate_callback(&text);
+            let _ = crate::wire::nict::validate_zone_name(&text);
+        }
+    }
 }
