@@ -9,6 +9,7 @@
 //! - [`leap`]: `leap-seconds.list`: parse, verify, look up; and the store that loads and
 //!   refreshes it.
 //! - [`server`]: the hyper-based WebNTP server: routing, WebSocket, TLS, limits, shutdown.
+//! - [`exit`]: sysexits codes shared by every command.
 
 pub mod clock;
 pub mod exit;
