@@ -8,11 +8,13 @@
 //! - [`wire`]: sans-IO wire formats (timestamps, JSON/JSONP/NICT bodies), pure functions.
 //! - [`leap`]: `leap-seconds.list`: parse, verify, look up; and the store that loads and
 //!   refreshes it.
+//! - [`sample`]: offset/delay from one exchange and the burst filter (pure maths).
 //! - [`server`]: the hyper-based WebNTP server: routing, WebSocket, TLS, limits, shutdown.
 //! - [`exit`]: sysexits codes shared by every command.
 
 pub mod clock;
 pub mod exit;
 pub mod leap;
+pub mod sample;
 pub mod server;
 pub mod wire;
