@@ -4,17 +4,22 @@
 //! daemon that measures WebNTP servers and feeds ntpd/chrony through reference clocks.
 //!
 //! # Layout
+//! - [`client`]: measuring a WebNTP server: transports, socket-edge timestamps, bursts.
 //! - [`clock`]: the `Clock` trait, the only place time is read, so tests can shift it.
 //! - [`wire`]: sans-IO wire formats (timestamps, JSON/JSONP/NICT bodies), pure functions.
 //! - [`leap`]: `leap-seconds.list`: parse, verify, look up; and the store that loads and
 //!   refreshes it.
+//! - [`query`]: `webntpd query`: measure servers once and report.
 //! - [`sample`]: offset/delay from one exchange and the burst filter (pure maths).
 //! - [`server`]: the hyper-based WebNTP server: routing, WebSocket, TLS, limits, shutdown.
 //! - [`exit`]: sysexits codes shared by every command.
 
+pub mod client;
 pub mod clock;
 pub mod exit;
 pub mod leap;
+mod observe;
+pub mod query;
 pub mod sample;
 pub mod server;
 pub mod wire;

@@ -31,7 +31,48 @@ enum Command {
     /// Serve WebNTP over HTTP(S) and WebSocket until SIGTERM or SIGINT.
     ///
     /// SIGHUP reloads the TLS certificate and the leap-seconds file.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
+    /// Measure the local clock against WebNTP servers once and print the offsets.
+    ///
+    /// Exits 0 if at least one server answered, 69 if none did.
+    Query(QueryArgs),
+}
+
+#[derive(Args, Debug)]
+struct QueryArgs {
+    /// Servers: http://, https://, ws:// or wss:// URLs of WebNTP servers.
+    #[arg(required = true, value_name = "URL")]
+    urls: Vec<String>,
+
+    /// Samples per server; the one with the smallest delay is kept.
+    #[arg(short = 'n', long, default_value_t = 8, value_name = "N",
+          value_parser = clap::value_parser!(u8).range(1..=64))]
+    samples: u8,
+
+    /// One JSON object per server on stdout (offset, delay, jitter in seconds).
+    #[arg(long)]
+    json: bool,
+
+    /// Longest a single exchange, a connection or a TLS handshake may take (e.g. 2s, 500ms).
+    #[arg(long, default_value = "5s", value_name = "DURATION", value_parser = parse_timeout)]
+    timeout: Duration,
+
+    /// auto (from the URL), json, ws, toh (Time over HTTPS: HEAD /.well-known/time), or date
+    /// (any web server's Date: header, bisected to milliseconds).
+    #[arg(long, default_value = "auto", value_name = "MODE")]
+    mode: webntpd::client::Mode,
+
+    /// Connect through this HTTP proxy (CONNECT). Default: https_proxy/http_proxy/no_proxy.
+    #[arg(long, value_name = "URL", conflicts_with = "no_proxy")]
+    proxy: Option<String>,
+
+    /// Ignore proxy environment variables: connect directly.
+    #[arg(long)]
+    no_proxy: bool,
+
+    /// Also trust the CA certificates in this PEM file (besides the system's). Repeatable.
+    #[arg(long, value_name = "FILE")]
+    cacert: Vec<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -123,6 +164,17 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
+/// A timeout: a duration (`2s`, `500ms`) or plain seconds (`2`, `0.5`).
+fn parse_timeout(s: &str) -> Result<Duration, String> {
+    if let Ok(secs) = s.parse::<f64>() {
+        if secs.is_finite() && secs > 0.0 && secs <= 3600.0 {
+            return Ok(Duration::from_secs_f64(secs));
+        }
+        return Err(format!("`{s}`: must be between 0 and 3600 seconds"));
+    }
+    parse_duration(s)
+}
+
 fn parse_origin(s: &str) -> Result<String, String> {
     if s == "*" {
         return Ok(s.to_string());
@@ -165,7 +217,8 @@ fn main() -> ExitCode {
         }
     };
     let code = match cli.command {
-        Command::Serve(args) => runtime.block_on(serve(args)),
+        Command::Serve(args) => runtime.block_on(serve(*args)),
+        Command::Query(args) => runtime.block_on(query(args)),
     };
     // Do not wait for stragglers past the shutdown timeout: they were given their chance.
     runtime.shutdown_timeout(Duration::from_millis(100));
@@ -280,6 +333,48 @@ async fn serve(args: ServeArgs) -> u8 {
             exit::SOFTWARE
         }
     }
+}
+
+async fn query(args: QueryArgs) -> u8 {
+    use webntpd::client::connect::{ConnectOptions, ProxySetting};
+    use webntpd::client::ClientOptions;
+    let mut extra_roots = Vec::new();
+    for path in &args.cacert {
+        match webntpd::client::connect::load_pem_roots(path) {
+            Ok(mut certs) => extra_roots.append(&mut certs),
+            Err(e) => {
+                tracing::error!("{e}");
+                return exit::NOINPUT;
+            }
+        }
+    }
+    let proxy = match (args.proxy, args.no_proxy) {
+        (Some(url), _) => ProxySetting::Url(url),
+        (None, true) => ProxySetting::Off,
+        (None, false) => ProxySetting::FromEnv,
+    };
+    let opts = ClientOptions {
+        samples: usize::from(args.samples),
+        sample_timeout: args.timeout,
+        mode: args.mode,
+        connect: ConnectOptions {
+            connect_timeout: args.timeout,
+            tls_timeout: args.timeout,
+            proxy,
+            extra_roots,
+        },
+        ..ClientOptions::default()
+    };
+    let clock: SharedClock = SystemClock::shared();
+    webntpd::query::run(
+        &args.urls,
+        &opts,
+        args.json,
+        clock,
+        &mut std::io::stdout(),
+        &mut std::io::stderr(),
+    )
+    .await
 }
 
 /// SIGTERM, SIGINT and SIGHUP.

@@ -156,13 +156,17 @@ pub struct Estimate {
     pub kept: usize,
     /// The chosen sample.
     pub best: Sample,
+    /// An honest bound on the offset's error, in nanoseconds; see
+    /// [`Estimate::error_bound_ns`].
+    pub error_ns: i64,
 }
 
 impl Estimate {
-    /// An honest bound on the offset's error: half the delay (the most any asymmetry of the
-    /// path can hide) plus the jitter, plus the server's microsecond rounding.
+    /// An honest bound on the offset's error. For a burst: half the delay (the most any
+    /// asymmetry of the path can hide) plus the jitter, plus the server's microsecond
+    /// rounding. For a Date-header measurement: half the final interval.
     pub fn error_bound_ns(&self) -> i64 {
-        self.delay_ns / 2 + self.jitter_ns + SERVER_ROUNDING_NS
+        self.error_ns
     }
 }
 
@@ -185,13 +189,17 @@ pub fn filter(samples: &[Sample]) -> Option<Estimate> {
     } else {
         0
     };
+    let jitter_ns = i64::try_from(jitter).unwrap_or(i64::MAX);
     Some(Estimate {
         offset_ns: best.offset_ns,
         delay_ns: best.delay_ns,
-        jitter_ns: i64::try_from(jitter).unwrap_or(i64::MAX),
+        jitter_ns,
         samples: samples.len(),
         kept: kept.len(),
         best,
+        error_ns: (best.delay_ns / 2)
+            .saturating_add(jitter_ns)
+            .saturating_add(SERVER_ROUNDING_NS),
     })
 }
 

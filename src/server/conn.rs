@@ -5,7 +5,7 @@
 //! does not run it while detecting the protocol, and on HTTP/1 it also restarts after every
 //! response, which would tie the keep-alive idle time to the header time. Instead the socket
 //! is wrapped in [`Tracked`], which notes when bytes arrive, and the service marks requests
-//! in and out ([`InFlight`]); one timer per connection ([`watchdog`]) sleeps until the next
+//! in and out ([`InFlight`]); one timer per connection (`watchdog`) sleeps until the next
 //! deadline those facts imply:
 //!
 //! - a request head has started (or the connection is new) and is not complete after
@@ -17,21 +17,21 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::Poll;
 use std::time::Duration;
 
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
 
 use super::tls::TlsReloader;
 use super::{service, Limits, Shared};
+use crate::observe::{Observed, Observer};
 
 /// "No request head in progress."
 const NONE: u64 = u64::MAX;
@@ -188,63 +188,19 @@ async fn watchdog(activity: &Activity, limits: &Limits) -> Expiry {
 
 /// A socket that reports its traffic (bytes read and written) to its connection's
 /// [`Activity`].
-pub(crate) struct Tracked<T> {
-    inner: T,
-    activity: Arc<Activity>,
-}
+pub(crate) type Tracked<T> = Observed<T, Arc<Activity>>;
 
-impl<T: AsyncRead + Unpin> AsyncRead for Tracked<T> {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        let before = buf.filled().len();
-        let res = Pin::new(&mut this.inner).poll_read(cx, buf);
-        if let Poll::Ready(Ok(())) = res {
-            let filled = buf.filled();
-            if filled.len() > before {
-                this.activity.on_read(&filled[before..]);
-            }
-        }
-        res
-    }
-}
+impl Observer for Arc<Activity> {
+    type Before = ();
 
-impl<T: AsyncWrite + Unpin> AsyncWrite for Tracked<T> {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
-        let res = Pin::new(&mut this.inner).poll_write(cx, buf);
-        this.activity.on_write(&res);
-        res
+    fn before_write(&self) {}
+
+    fn written(&self, (): (), result: &Poll<io::Result<usize>>) {
+        self.on_write(result);
     }
 
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
-        let res = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
-        this.activity.on_write(&res);
-        res
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    fn read(&self, data: &[u8]) {
+        self.on_read(data);
     }
 }
 
@@ -255,8 +211,11 @@ pub(crate) fn http_builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
         .keep_alive(true)
         // Timeouts are enforced by `watchdog`, not hyper (see the module comment).
         .header_read_timeout(None)
-        .max_buf_size(limits.max_header_bytes);
+        .max_buf_size(limits.max_header_bytes)
+        // The service sets Date from the server's Clock.
+        .auto_date_header(false);
     b.http2()
+        .auto_date_header(false)
         .max_concurrent_streams(limits.h2_max_concurrent_streams)
         .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX));
     b
@@ -273,9 +232,9 @@ pub(crate) async fn serve(
     // Replies are one small write each: send them now, not after Nagle's delay.
     let _ = stream.set_nodelay(true);
     let activity = Arc::new(Activity::new(permit));
-    let io = Tracked {
+    let io: Tracked<TcpStream> = Observed {
         inner: stream,
-        activity: activity.clone(),
+        observer: activity.clone(),
     };
     let Some(tls) = tls else {
         serve_http(io, peer, activity, shared).await;

@@ -78,6 +78,31 @@ impl Cors {
     }
 }
 
+/// The `Date` header for `now`, from the server's own clock (not the system's, as hyper's
+/// would be), so Date-header clients of a shifted test server see the shift too. Formatted
+/// once per second per thread.
+fn date_header(now: Timestamp) -> HeaderValue {
+    thread_local! {
+        static CACHE: std::cell::RefCell<(i64, HeaderValue)> =
+            const { std::cell::RefCell::new((i64::MIN, HeaderValue::from_static(""))) };
+    }
+    let secs = now.unix_seconds();
+    CACHE.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.0 != secs {
+            let when = u64::try_from(secs)
+                .ok()
+                .and_then(|s| std::time::UNIX_EPOCH.checked_add(std::time::Duration::from_secs(s)))
+                .unwrap_or(std::time::UNIX_EPOCH);
+            let text = httpdate::fmt_http_date(when);
+            if let Ok(v) = HeaderValue::from_str(&text) {
+                *c = (secs, v);
+            }
+        }
+        c.1.clone()
+    })
+}
+
 /// Answer one request. Never fails: every problem becomes an HTTP error response.
 pub(crate) fn handle(
     req: Request<Incoming>,
@@ -86,6 +111,18 @@ pub(crate) fn handle(
     activity: &Arc<Activity>,
 ) -> Response<ReplyBody> {
     let rt = shared.clock.realtime();
+    let mut resp = route(req, rt, peer, shared, activity);
+    resp.headers_mut().insert(header::DATE, date_header(rt));
+    resp
+}
+
+fn route(
+    req: Request<Incoming>,
+    rt: Timestamp,
+    peer: SocketAddr,
+    shared: &Arc<Shared>,
+    activity: &Arc<Activity>,
+) -> Response<ReplyBody> {
     let busy = activity.begin_request();
     let cors = Cors::new(&shared.origins, req.headers());
     if ws::is_upgrade_request(&req) {

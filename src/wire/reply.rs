@@ -299,6 +299,97 @@ pub fn error_body(message: &str) -> Vec<u8> {
     out
 }
 
+/// A WebNTP reply as a client reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParsedReply {
+    /// `id`, if present.
+    pub id: Option<String>,
+    /// The echoed client timestamp.
+    pub it: Timestamp,
+    /// Server send time.
+    pub st: Timestamp,
+    /// Server receive time (webntpd servers only).
+    pub rt: Option<Timestamp>,
+    /// `leap`, `next`, `step`, when the server sent all three.
+    pub leap: Option<LeapInfo>,
+}
+
+/// Why a reply body was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReplyError {
+    /// Not a JSON object of the expected shape.
+    #[error("reply is not a WebNTP JSON object: {0}")]
+    Json(String),
+    /// A field that must be there is not.
+    #[error("reply has no `{0}` field")]
+    Missing(&'static str),
+    /// A timestamp field is not a decimal number of seconds.
+    #[error("reply field `{field}` = {text} is not a timestamp: {reason}")]
+    Timestamp {
+        /// Which field.
+        field: &'static str,
+        /// Its text (cut to 64 characters).
+        text: String,
+        /// Why.
+        reason: TimestampError,
+    },
+}
+
+#[derive(serde::Deserialize)]
+struct WireReply<'a> {
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(borrow)]
+    it: Option<&'a serde_json::value::RawValue>,
+    #[serde(borrow)]
+    st: Option<&'a serde_json::value::RawValue>,
+    #[serde(borrow, default)]
+    rt: Option<&'a serde_json::value::RawValue>,
+    #[serde(default)]
+    leap: Option<i32>,
+    #[serde(borrow, default)]
+    next: Option<&'a serde_json::value::RawValue>,
+    #[serde(default)]
+    step: Option<i32>,
+}
+
+fn raw_timestamp(
+    field: &'static str,
+    raw: &serde_json::value::RawValue,
+) -> Result<Timestamp, ReplyError> {
+    let text = raw.get();
+    Timestamp::parse(text).map_err(|reason| ReplyError::Timestamp {
+        field,
+        text: text.chars().take(MAX_TIMESTAMP_TEXT).collect(),
+        reason,
+    })
+}
+
+/// Read a WebNTP JSON reply (go-webntp's or webntpd's). Numbers are read from their text,
+/// exactly, never through a float.
+pub fn parse_reply(body: &[u8]) -> Result<ParsedReply, ReplyError> {
+    let wire: WireReply<'_> =
+        serde_json::from_slice(body).map_err(|e| ReplyError::Json(e.to_string()))?;
+    let it = raw_timestamp("it", wire.it.ok_or(ReplyError::Missing("it"))?)?;
+    let st = raw_timestamp("st", wire.st.ok_or(ReplyError::Missing("st"))?)?;
+    let rt = wire.rt.map(|r| raw_timestamp("rt", r)).transpose()?;
+    let leap = match (wire.leap, wire.next, wire.step) {
+        (Some(leap), Some(next), Some(step)) => Some(LeapInfo {
+            leap,
+            next_unix: raw_timestamp("next", next)?.unix_seconds(),
+            step,
+        }),
+        _ => None,
+    };
+    Ok(ParsedReply {
+        id: wire.id,
+        it,
+        st,
+        rt,
+        leap,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -497,5 +588,32 @@ mod tests {
             let _ = validate_callback(&text);
             let _ = crate::wire::nict::validate_zone_name(&text);
         }
+    }
+
+    #[test]
+    fn parses_replies_exactly() {
+        let body = b"{\"id\":\"h\",\"it\":1489217288.328757,\"st\":1795270670.615101,\"time\":1795270670.615101,\"leap\":36,\"next\":1483228800.000000,\"step\":1,\"rt\":1795270670.615087}\n";
+        let r = parse_reply(body).unwrap();
+        assert_eq!(r.id.as_deref(), Some("h"));
+        assert_eq!(r.it.as_nanos(), 1_489_217_288_328_757_000);
+        assert_eq!(r.st.as_nanos(), 1_795_270_670_615_101_000);
+        assert_eq!(r.rt.unwrap().as_nanos(), 1_795_270_670_615_087_000);
+        assert_eq!(r.leap, Some(LEAP));
+        // go-webntp: no rt; NICT: no leap fields needed.
+        let r = parse_reply(b"{\"it\":1.5,\"st\":2}").unwrap();
+        assert_eq!((r.rt, r.leap, r.id), (None, None, None));
+        // What the server may not send.
+        assert_eq!(parse_reply(b"{\"st\":2}"), Err(ReplyError::Missing("it")));
+        assert!(matches!(
+            parse_reply(b"{\"it\":1,\"st\":\"x\"}"),
+            Err(ReplyError::Timestamp { field: "st", .. })
+        ));
+        assert!(matches!(
+            parse_reply(b"{\"it\":1,\"st\":1e999}"),
+            Err(ReplyError::Timestamp { .. })
+        ));
+        assert!(matches!(parse_reply(b"<html>"), Err(ReplyError::Json(_))));
+        assert!(matches!(parse_reply(b"[1,2]"), Err(ReplyError::Json(_))));
+        assert!(matches!(parse_reply(b""), Err(ReplyError::Json(_))));
     }
 }

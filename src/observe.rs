@@ -1,0 +1,93 @@
+//! A stream wrapper that tells an [`Observer`] about its traffic.
+//!
+//! The server's connection timeouts (bytes arriving, writes blocked) and the client's
+//! socket-edge timestamps (`t1` just before the request bytes go out, `t4` when reply bytes
+//! arrive) both watch the socket this way; each is an observer, the plumbing is here once.
+
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+/// What a stream reports to whoever watches it.
+pub(crate) trait Observer: Unpin {
+    /// Taken just before bytes are handed to the inner stream; given back to
+    /// [`written`](Observer::written) with the write's result.
+    type Before;
+    /// About to write.
+    fn before_write(&self) -> Self::Before;
+    /// A write attempt ended with `result` (bytes written, pending, or an error).
+    fn written(&self, before: Self::Before, result: &Poll<io::Result<usize>>);
+    /// `data` has just been read.
+    fn read(&self, data: &[u8]);
+}
+
+/// `inner`, reporting its reads and writes to `observer`.
+pub(crate) struct Observed<T, O> {
+    pub(crate) inner: T,
+    pub(crate) observer: O,
+}
+
+impl<T: AsyncWrite + Unpin, O: Observer> Observed<T, O> {
+    fn write_with(
+        &mut self,
+        cx: &mut Context<'_>,
+        f: impl FnOnce(Pin<&mut T>, &mut Context<'_>) -> Poll<io::Result<usize>>,
+    ) -> Poll<io::Result<usize>> {
+        let before = self.observer.before_write();
+        let res = f(Pin::new(&mut self.inner), cx);
+        self.observer.written(before, &res);
+        res
+    }
+}
+
+impl<T: AsyncRead + Unpin, O: Observer> AsyncRead for Observed<T, O> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let res = Pin::new(&mut this.inner).poll_read(cx, buf);
+        if let Poll::Ready(Ok(())) = res {
+            let filled = buf.filled();
+            if filled.len() > before {
+                this.observer.read(&filled[before..]);
+            }
+        }
+        res
+    }
+}
+
+impl<T: AsyncWrite + Unpin, O: Observer> AsyncWrite for Observed<T, O> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.get_mut().write_with(cx, |w, cx| w.poll_write(cx, buf))
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.get_mut()
+            .write_with(cx, |w, cx| w.poll_write_vectored(cx, bufs))
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
