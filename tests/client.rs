@@ -347,3 +347,73 @@ async fn date_mode_bisects_an_ordinary_servers_date_header() {
         assert!(e.samples >= 2);
     }
 }
+
+#[tokio::test]
+async fn https_and_wss_with_a_test_ca_and_refused_without_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = make_pki(dir.path(), "client");
+    let srv = start_with(
+        webntpd::server::ServerConfig {
+            listen: vec![],
+            listen_tls: vec![any_port()],
+            tls: Some(pki.files.clone()),
+            ..config()
+        },
+        Arc::new(ShiftedClock::new(SystemClock::shared(), 40_000_000)),
+        leap_store(),
+    )
+    .await;
+    let port = srv.addrs[0].0.port();
+    let mut o = opts(4);
+    o.connect.extra_roots = vec![pki.ca_der.clone()];
+    for url in [
+        format!("https://localhost:{port}/"),
+        format!("wss://localhost:{port}/"),
+        format!("https://127.0.0.1:{port}/"),
+    ] {
+        let m = measure(&url, &o, SystemClock::shared())
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let err = (m.estimate.offset_ns - 40_000_000).abs();
+        assert!(
+            err <= m.estimate.error_bound_ns(),
+            "{url}: {:?}",
+            m.estimate
+        );
+    }
+    // Without the test CA the certificate is refused, and the error says why.
+    let e = measure(
+        &format!("https://localhost:{port}/"),
+        &opts(2),
+        SystemClock::shared(),
+    )
+    .await
+    .expect_err("an unknown CA must be refused");
+    assert!(e.to_string().contains("certificate"), "{e}");
+}
+
+#[tokio::test]
+async fn through_a_connect_proxy() {
+    let srv = shifted_server(-30_000_000).await;
+    let (proxy, tunnels) = start_connect_proxy().await;
+    let mut o = opts(4);
+    o.connect.proxy = webntpd::client::connect::ProxySetting::Url(format!("http://{proxy}"));
+    for url in [
+        format!("http://{}/", srv.addr),
+        format!("ws://{}/", srv.addr),
+    ] {
+        let m = measure(&url, &o, SystemClock::shared())
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let err = (m.estimate.offset_ns + 30_000_000).abs();
+        assert!(
+            err <= m.estimate.error_bound_ns(),
+            "{url}: {:?}",
+            m.estimate
+        );
+    }
+    assert!(
+        tunnels.load(std::sync::atomic::Ordering::SeqCst) >= 2,
+        "the traffic went through the proxy"
+    );
+}

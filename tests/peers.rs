@@ -5,7 +5,6 @@
 mod common;
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -248,50 +247,6 @@ fn hundred_timestamps() -> Vec<String> {
     (0..100u64)
         .map(|i| format!("{}.{:06}", 1_558_915_619 + i, (i * 7919) % 1_000_000))
         .collect()
-}
-
-/// A CA and a server certificate for `localhost` and 127.0.0.1 in `dir`; returns the paths
-/// (ca.pem, cert.pem, key.pem).
-fn make_certs(dir: &Path) -> (String, String, String) {
-    use rcgen::{
-        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
-        KeyUsagePurpose,
-    };
-    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.distinguished_name
-        .push(DnType::CommonName, "webntpd test CA");
-    ca.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::CrlSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
-    let ca_key = KeyPair::generate().unwrap();
-    let ca_cert = ca.self_signed(&ca_key).unwrap();
-
-    let mut leaf =
-        CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
-    leaf.distinguished_name
-        .push(DnType::CommonName, "localhost");
-    leaf.is_ca = IsCa::NoCa;
-    leaf.key_usages = vec![
-        KeyUsagePurpose::DigitalSignature,
-        KeyUsagePurpose::KeyEncipherment,
-    ];
-    leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-    let leaf_key = KeyPair::generate().unwrap();
-    let leaf_cert = leaf.signed_by(&leaf_key, &ca_cert, &ca_key).unwrap();
-
-    let write = |name: &str, text: &str| {
-        let p = dir.join(name);
-        std::fs::write(&p, text).unwrap();
-        p.to_str().unwrap().to_string()
-    };
-    (
-        write("ca.pem", &ca_cert.pem()),
-        write("cert.pem", &leaf_cert.pem()),
-        write("key.pem", &leaf_key.serialize_pem()),
-    )
 }
 
 // ---------------------------------------------------------------------------------------
@@ -585,15 +540,9 @@ asyncio.run(asyncio.wait_for(main(), 20))
 #[test]
 fn tls_serves_https_h1_h2_and_wss() {
     let dir = tempfile::tempdir().unwrap();
-    let (ca, cert, key) = make_certs(dir.path());
-    let srv = ChildServer::start(&[
-        "--tls-listen",
-        "127.0.0.1:0",
-        "--tls-cert",
-        &cert,
-        "--tls-key",
-        &key,
-    ]);
+    let pki = make_pki(dir.path(), "peers");
+    let ca = pki.paths().0;
+    let srv = ChildServer::start_tls(&pki, &[]);
     let url = &srv.urls[0];
     assert!(url.starts_with("https://127.0.0.1:"), "{url}");
     let auth = srv.authority();
@@ -678,8 +627,8 @@ fn sighup_reloads_the_certificate_curl_sees() {
     let first = tempfile::tempdir().unwrap();
     let second = tempfile::tempdir().unwrap();
     let live = tempfile::tempdir().unwrap();
-    let (ca1, cert1, key1) = make_certs(first.path());
-    let (ca2, cert2, key2) = make_certs(second.path());
+    let (ca1, cert1, key1) = make_pki(first.path(), "first").paths();
+    let (ca2, cert2, key2) = make_pki(second.path(), "second").paths();
     let cert = live.path().join("cert.pem");
     let key = live.path().join("key.pem");
     std::fs::copy(&cert1, &cert).unwrap();

@@ -3,7 +3,6 @@
 
 mod common;
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -14,41 +13,6 @@ use tokio::net::TcpStream;
 use webntpd::clock::SystemClock;
 use webntpd::leap::store::LeapStore;
 use webntpd::server::{Server, ServerConfig, TlsFiles};
-
-/// A test CA and a server certificate for `localhost`, written as PEM files in `dir`.
-struct Pki {
-    ca_der: CertificateDer<'static>,
-    files: TlsFiles,
-}
-
-fn make_pki(dir: &Path, tag: &str) -> Pki {
-    let ca_key = rcgen::KeyPair::generate().unwrap();
-    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, format!("webntpd test CA {tag}"));
-    let ca = ca_params.self_signed(&ca_key).unwrap();
-    let key = rcgen::KeyPair::generate().unwrap();
-    let mut params =
-        rcgen::CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
-            .unwrap();
-    params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, format!("localhost {tag}"));
-    let cert = params.signed_by(&key, &ca, &ca_key).unwrap();
-    let cert_path = dir.join(format!("{tag}.crt"));
-    let key_path = dir.join(format!("{tag}.key"));
-    std::fs::write(&cert_path, cert.pem()).unwrap();
-    std::fs::write(&key_path, key.serialize_pem()).unwrap();
-    Pki {
-        ca_der: ca.der().clone(),
-        files: TlsFiles {
-            cert: cert_path,
-            key: key_path,
-        },
-    }
-}
 
 fn client_config(ca: &CertificateDer<'static>, alpn: &[&[u8]]) -> Arc<rustls::ClientConfig> {
     let mut roots = rustls::RootCertStore::empty();

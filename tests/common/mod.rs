@@ -265,6 +265,22 @@ impl ChildServer {
         )
     }
 
+    /// Start it with a TLS listener on 127.0.0.1:0 serving `pki`'s certificate, plus `extra`
+    /// arguments (which may add more listeners).
+    pub fn start_tls(pki: &Pki, extra: &[&str]) -> ChildServer {
+        let (_, cert, key) = pki.paths();
+        let mut args = vec![
+            "--tls-listen",
+            "127.0.0.1:0",
+            "--tls-cert",
+            &cert,
+            "--tls-key",
+            &key,
+        ];
+        args.extend_from_slice(extra);
+        ChildServer::start(&args)
+    }
+
     /// Start an arbitrary command that logs `listening on URL` lines, expecting `listeners` of them.
     pub fn spawn(mut cmd: Command, listeners: usize) -> ChildServer {
         let mut child = cmd.spawn().expect("webntpd starts");
@@ -387,4 +403,112 @@ pub fn fields(reply: &str) -> Vec<(String, String)> {
             (k.trim_matches('"').to_string(), v.to_string())
         })
         .collect()
+}
+
+/// A test CA and a server certificate for `localhost` and 127.0.0.1 (its common name
+/// carries `tag`), written as PEM files in `dir`.
+pub struct Pki {
+    /// The CA certificate, for client trust stores.
+    pub ca_der: rustls::pki_types::CertificateDer<'static>,
+    /// The CA certificate's PEM file.
+    pub ca_pem: PathBuf,
+    /// The server's chain and key files.
+    pub files: webntpd::server::TlsFiles,
+}
+
+impl Pki {
+    /// (CA file, certificate file, key file) as strings, for command lines.
+    pub fn paths(&self) -> (String, String, String) {
+        let s = |p: &PathBuf| p.to_str().unwrap().to_string();
+        (s(&self.ca_pem), s(&self.files.cert), s(&self.files.key))
+    }
+}
+
+/// Make a [`Pki`] in `dir`.
+pub fn make_pki(dir: &std::path::Path, tag: &str) -> Pki {
+    use rcgen::{
+        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
+        KeyUsagePurpose,
+    };
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(DnType::CommonName, format!("webntpd test CA {tag}"));
+    ca.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    let ca_key = KeyPair::generate().unwrap();
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let mut leaf =
+        CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
+    leaf.distinguished_name
+        .push(DnType::CommonName, format!("localhost {tag}"));
+    leaf.is_ca = IsCa::NoCa;
+    leaf.key_usages = vec![
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::KeyEncipherment,
+    ];
+    leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    let leaf_key = KeyPair::generate().unwrap();
+    let leaf_cert = leaf.signed_by(&leaf_key, &ca_cert, &ca_key).unwrap();
+    let write = |name: String, text: String| {
+        let p = dir.join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    };
+    Pki {
+        ca_der: ca_cert.der().clone(),
+        ca_pem: write(format!("{tag}-ca.pem"), ca_cert.pem()),
+        files: webntpd::server::TlsFiles {
+            cert: write(format!("{tag}.crt"), leaf_cert.pem()),
+            key: write(format!("{tag}.key"), leaf_key.serialize_pem()),
+        },
+    }
+}
+
+/// A minimal HTTP CONNECT proxy on 127.0.0.1:0 that tunnels to loopback targets only and
+/// counts the tunnels it opened.
+pub async fn start_connect_proxy() -> (SocketAddr, Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let tunnels = Arc::new(AtomicUsize::new(0));
+    let count = tunnels.clone();
+    tokio::spawn(async move {
+        while let Ok((mut client, _)) = listener.accept().await {
+            let count = count.clone();
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                while !head.ends_with(b"\r\n\r\n") {
+                    let mut b = [0u8; 1];
+                    match client.read(&mut b).await {
+                        Ok(1) => head.push(b[0]),
+                        _ => return,
+                    }
+                }
+                let head = String::from_utf8_lossy(&head).into_owned();
+                let target = head
+                    .strip_prefix("CONNECT ")
+                    .and_then(|r| r.split_whitespace().next())
+                    .and_then(|t| t.parse::<SocketAddr>().ok())
+                    .filter(|a| a.ip().is_loopback());
+                let Some(target) = target else {
+                    let _ = client.write_all(b"HTTP/1.1 403 Forbidden\r\n\r\n").await;
+                    return;
+                };
+                let Ok(mut upstream) = TcpStream::connect(target).await else {
+                    let _ = client.write_all(b"HTTP/1.1 502 Bad Gateway\r\n\r\n").await;
+                    return;
+                };
+                count.fetch_add(1, Ordering::SeqCst);
+                let _ = client
+                    .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                    .await;
+                let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+            });
+        }
+    });
+    (addr, tunnels)
 }
