@@ -417,3 +417,31 @@ async fn through_a_connect_proxy() {
         "the traffic went through the proxy"
     );
 }
+
+#[tokio::test]
+async fn ipv6_and_a_name_with_several_addresses() {
+    // A server on the IPv6 loopback.
+    let v6 = start_with(
+        webntpd::server::ServerConfig {
+            listen: vec![webntpd::server::ListenAddr("[::1]:0".parse().unwrap())],
+            ..config()
+        },
+        SystemClock::shared(),
+        leap_store(),
+    )
+    .await;
+    for url in [format!("http://{}/", v6.addr), format!("ws://{}/", v6.addr)] {
+        assert!(url.contains("[::1]"), "{url}");
+        assert_measures(&url, Mode::Auto, 0).await;
+    }
+    // By name. Where /etc/hosts also lists ::1 for localhost, the client meets a refused
+    // address before the right one; the fall-through itself is unit-tested in
+    // client::connect with an explicit address list.
+    let v4 = shifted_server(0).await;
+    assert_measures(
+        &format!("http://localhost:{}/", v4.addr.port()),
+        Mode::Auto,
+        0,
+    )
+    .await;
+}
