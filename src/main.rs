@@ -73,6 +73,11 @@ struct QueryArgs {
     /// Also trust the CA certificates in this PEM file (besides the system's). Repeatable.
     #[arg(long, value_name = "FILE")]
     cacert: Vec<PathBuf>,
+
+    /// Ignore the server's receive time (rt) and estimate from st alone, as go-webntp does:
+    /// to see what the four-timestamp method buys.
+    #[arg(long)]
+    no_rt: bool,
 }
 
 #[derive(Args, Debug)]
@@ -357,6 +362,7 @@ async fn query(args: QueryArgs) -> u8 {
         samples: usize::from(args.samples),
         sample_timeout: args.timeout,
         mode: args.mode,
+        use_rt: !args.no_rt,
         connect: ConnectOptions {
             connect_timeout: args.timeout,
             tls_timeout: args.timeout,

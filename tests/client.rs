@@ -445,3 +445,27 @@ async fn ipv6_and_a_name_with_several_addresses() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn without_rt_the_servers_processing_counts_as_delay() {
+    let srv = shifted_server(0).await;
+    let url = format!("http://{}/", srv.addr);
+    let with_rt = measure(&url, &opts(8), SystemClock::shared())
+        .await
+        .unwrap();
+    let o = ClientOptions {
+        use_rt: false,
+        ..opts(8)
+    };
+    let without = measure(&url, &o, SystemClock::shared()).await.unwrap();
+    // st-only samples carry no server time; both estimators keep the true offset (0) inside
+    // their error bound.
+    assert!(without.samples.iter().all(|s| s.server_ns == 0));
+    for m in [&with_rt, &without] {
+        assert!(
+            m.estimate.offset_ns.abs() <= m.estimate.error_bound_ns(),
+            "{:?}",
+            m.estimate
+        );
+    }
+}

@@ -80,6 +80,9 @@ pub struct ClientOptions {
     pub connect: ConnectOptions,
     /// Largest reply body accepted, in bytes (default 4 KiB; a WebNTP reply is ~200).
     pub max_body: usize,
+    /// Use the server's receive time `rt` when it sends one (default). Off: `st` only, as
+    /// go-webntp estimates, for comparing the two.
+    pub use_rt: bool,
 }
 
 impl Default for ClientOptions {
@@ -91,6 +94,7 @@ impl Default for ClientOptions {
             mode: Mode::Auto,
             connect: ConnectOptions::default(),
             max_body: 4096,
+            use_rt: true,
         }
     }
 }
@@ -272,10 +276,12 @@ pub async fn measure(
         if i > 0 {
             tokio::time::sleep(rng.between(opts.spacing.0, opts.spacing.1)).await;
         }
-        let result = transport
-            .exchange()
-            .await
-            .and_then(|r| Ok((sample::compute(&r.exchange)?, r.leap)));
+        let result = transport.exchange().await.and_then(|mut r| {
+            if !opts.use_rt {
+                r.exchange.rt = None;
+            }
+            Ok((sample::compute(&r.exchange)?, r.leap))
+        });
         match result {
             Ok((s, leap)) => {
                 samples.push(s);
