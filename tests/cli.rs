@@ -15,6 +15,19 @@ fn run(args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// `webntpd serve` with a TLS listener on port 0 and these certificate and key files.
+fn serve_tls(cert: &str, key: &str) -> Output {
+    run(&[
+        "serve",
+        "--tls-listen",
+        "127.0.0.1:0",
+        "--tls-cert",
+        cert,
+        "--tls-key",
+        key,
+    ])
+}
+
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
@@ -80,30 +93,14 @@ fn tls_configuration_errors() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("missing.pem");
     let m = missing.to_str().unwrap();
-    let o = run(&[
-        "serve",
-        "--tls-listen",
-        "127.0.0.1:0",
-        "--tls-cert",
-        m,
-        "--tls-key",
-        m,
-    ]);
+    let o = serve_tls(m, m);
     assert_eq!(o.status.code(), Some(66), "{}", stderr(&o));
     assert!(stderr(&o).contains("missing.pem"), "{}", stderr(&o));
 
     let junk = dir.path().join("junk.pem");
     std::fs::write(&junk, "not a certificate\n").unwrap();
     let j = junk.to_str().unwrap();
-    let o = run(&[
-        "serve",
-        "--tls-listen",
-        "127.0.0.1:0",
-        "--tls-cert",
-        j,
-        "--tls-key",
-        j,
-    ]);
+    let o = serve_tls(j, j);
     assert_eq!(o.status.code(), Some(78), "{}", stderr(&o));
     assert!(stderr(&o).contains("junk.pem"), "{}", stderr(&o));
 

@@ -80,6 +80,18 @@ async fn get_over(tls: Tls, h2: bool) -> (http::Version, String) {
     (version, String::from_utf8(body.to_vec()).unwrap())
 }
 
+/// Shut the server down and wait for it, failing after 3 s.
+async fn stop_and_wait(
+    stop: tokio_util::sync::CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+) {
+    stop.cancel();
+    tokio::time::timeout(Duration::from_secs(3), task)
+        .await
+        .expect("server stopped within 3 s")
+        .expect("server task did not panic");
+}
+
 fn peer_cert_cn_contains(tls: &Tls, tag: &str) -> bool {
     let der = tls.get_ref().1.peer_certificates().unwrap()[0].clone();
     // The tag is in the subject's common name, stored as plain ASCII in the DER.
@@ -119,11 +131,7 @@ async fn https_speaks_http1_and_http2_by_alpn() {
         .await
         .is_err());
 
-    stop.cancel();
-    tokio::time::timeout(Duration::from_secs(3), task)
-        .await
-        .unwrap()
-        .unwrap();
+    stop_and_wait(stop, task).await;
 }
 
 #[tokio::test]
@@ -167,11 +175,7 @@ async fn sighup_style_reload_swaps_the_certificate_and_keeps_it_on_bad_files() {
         .unwrap();
     assert!(peer_cert_cn_contains(&tls, "localhost second"));
 
-    stop.cancel();
-    tokio::time::timeout(Duration::from_secs(3), task)
-        .await
-        .unwrap()
-        .unwrap();
+    stop_and_wait(stop, task).await;
 }
 
 #[tokio::test]
