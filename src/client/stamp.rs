@@ -1,6 +1,6 @@
 //! Timestamps taken at the socket edge.
 //!
-//! [`StampedIo`] wraps the TCP stream *below* TLS and the HTTP/WebSocket code. Once
+//! `StampedIo` wraps the TCP stream *below* TLS and the HTTP/WebSocket code. Once
 //! [`Stamps::arm`]ed for an exchange, it records `t1` immediately before the first write
 //! that hands request bytes to the kernel, and `t4` as soon as a read after that returns
 //! reply bytes, before anything parses or decrypts them. go-webntp stamps before encoding
@@ -33,7 +33,7 @@ struct State {
     t4: Option<Edge>,
 }
 
-/// The stamps of the exchange in progress, shared by a [`StampedIo`] and its owner.
+/// The stamps of the exchange in progress, shared by a `StampedIo` and its owner.
 #[derive(Debug, Default)]
 pub struct Stamps {
     state: Mutex<State>,
