@@ -23,17 +23,19 @@ fn json_secs(ns: i64) -> serde_json::Value {
     json!(ns as f64 / 1e9)
 }
 
-/// The text line for one server: go-webntp's, plus jitter and samples kept.
+/// The text line for one server: go-webntp's, plus jitter, samples kept and the error bound
+/// (the true offset lies within offset +- error).
 pub fn text_line(m: &Measurement) -> String {
     let e = &m.estimate;
     format!(
-        "server {}, offset {}, delay {}, jitter {}, samples {}/{}",
+        "server {}, offset {}, delay {}, jitter {}, samples {}/{}, error {}",
         m.url,
         secs6(e.offset_ns),
         secs6(e.delay_ns),
         secs6(e.jitter_ns),
         e.kept,
-        e.samples + m.failures.len()
+        e.samples + m.failures.len(),
+        secs6(e.error_bound_ns())
     )
 }
 

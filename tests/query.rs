@@ -46,12 +46,17 @@ async fn text_output_is_go_webntps_line_plus_jitter_and_samples() {
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(lines.len(), 3, "{stdout}");
     for (line, url) in lines.iter().zip([&http, &ws]) {
-        // server URL, offset S, delay S, jitter S, samples K/N
+        // server URL, offset S, delay S, jitter S, samples K/N, error S
         let rest = line
             .strip_prefix(&format!("server {url}, offset "))
             .unwrap_or_else(|| panic!("{line}"));
         let parts: Vec<&str> = rest.split(", ").collect();
-        assert_eq!(parts.len(), 4, "{line}");
+        assert_eq!(parts.len(), 5, "{line}");
+        // The true offset (0) lies within the error bound.
+        let error = parts[4].strip_prefix("error ").unwrap();
+        assert!(is_secs6(error), "{line}");
+        let off: f64 = parts[0].parse().unwrap();
+        assert!(off.abs() <= error.parse::<f64>().unwrap() + 1e-6, "{line}");
         assert!(is_secs6(parts[0]), "{line}");
         assert!(is_secs6(parts[1].strip_prefix("delay ").unwrap()), "{line}");
         assert!(
