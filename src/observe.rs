@@ -10,6 +10,31 @@ use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
+/// The `AsyncWrite` methods a wrapper with an `inner` stream forwards unchanged:
+/// `is_write_vectored`, `poll_flush`, `poll_shutdown`.
+macro_rules! forward_flush_and_shutdown {
+    () => {
+        fn is_write_vectored(&self) -> bool {
+            self.inner.is_write_vectored()
+        }
+
+        fn poll_flush(
+            self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            std::pin::Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+        }
+
+        fn poll_shutdown(
+            self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            std::pin::Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+        }
+    };
+}
+pub(crate) use forward_flush_and_shutdown;
+
 /// What a stream reports to whoever watches it.
 pub(crate) trait Observer: Unpin {
     /// Taken just before bytes are handed to the inner stream; given back to
@@ -79,15 +104,5 @@ impl<T: AsyncWrite + Unpin, O: Observer> AsyncWrite for Observed<T, O> {
             .write_with(cx, |w, cx| w.poll_write_vectored(cx, bufs))
     }
 
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
-    }
+    forward_flush_and_shutdown!();
 }

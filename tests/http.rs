@@ -422,3 +422,64 @@ async fn leap_fields_follow_the_list_with_go_webntp_semantics() {
         assert!(body.contains(want), "at {now}: {body}");
     }
 }
+
+#[tokio::test]
+async fn fast_path_and_hyper_share_a_connection() {
+    // Simple GETs are answered by the fast path; a request with a body goes to hyper with
+    // everything already read, and the connection carries on under hyper.
+    let srv = frozen(config()).await;
+    let mut s = TcpStream::connect(srv.addr).await.unwrap();
+    let r = exchange(&mut s, "GET /?1 HTTP/1.1\r\nHost: h\r\n\r\n", false).await;
+    assert!(r.text().contains("\"it\":1.000000,"));
+    // A GET with a body: not the fast path's to frame. The body must not be taken for the
+    // next request.
+    let r = exchange(
+        &mut s,
+        "GET /?2 HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nhello",
+        false,
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    assert!(r.text().contains("\"it\":2.000000,"), "{}", r.text());
+    let r = exchange(&mut s, "GET /?3 HTTP/1.1\r\nHost: h\r\n\r\n", false).await;
+    assert!(r.text().contains("\"it\":3.000000,"), "{}", r.text());
+    let r = exchange(
+        &mut s,
+        "POST /?4 HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\n",
+        false,
+    )
+    .await;
+    assert_eq!(r.status, 405);
+}
+
+#[tokio::test]
+async fn connection_close_and_http10_keep_alive() {
+    let srv = frozen(config()).await;
+    // Connection: close is answered in kind and the server closes.
+    let mut s = TcpStream::connect(srv.addr).await.unwrap();
+    let r = exchange(
+        &mut s,
+        "GET /?1 HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
+        false,
+    )
+    .await;
+    assert_eq!(r.header("connection"), Some("close"));
+    assert!(read_until_closed(&mut s, std::time::Duration::from_secs(2))
+        .await
+        .is_empty());
+    // HTTP/1.0 closes by default, stays open when asked.
+    let mut s = TcpStream::connect(srv.addr).await.unwrap();
+    let r = exchange(
+        &mut s,
+        "GET /?1 HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+        false,
+    )
+    .await;
+    assert_eq!(r.header("connection"), Some("keep-alive"));
+    let r = exchange(&mut s, "GET /?2 HTTP/1.0\r\n\r\n", false).await;
+    assert!(r.text().contains("\"it\":2.000000,"));
+    assert_eq!(r.header("connection"), Some("close"));
+    assert!(read_until_closed(&mut s, std::time::Duration::from_secs(2))
+        .await
+        .is_empty());
+}

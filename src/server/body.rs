@@ -55,17 +55,11 @@ impl ReplyBody {
     pub(crate) fn empty(busy: InFlight) -> Self {
         ReplyBody::Empty { _busy: busy }
     }
-}
 
-impl Body for ReplyBody {
-    type Data = Bytes;
-    type Error = Infallible;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        _cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        let data = match self.get_mut() {
+    /// The body's bytes, once; a WebNTP reply reads the clock for `st` now. The body (and
+    /// the connection's in-flight mark) stays alive until dropped.
+    pub(crate) fn take_data(&mut self) -> Option<Bytes> {
+        match self {
             ReplyBody::Stamped {
                 template, clock, ..
             } => template.take().map(|t| {
@@ -81,8 +75,19 @@ impl Body for ReplyBody {
             }),
             ReplyBody::Fixed { bytes, .. } => bytes.take(),
             ReplyBody::Empty { .. } => None,
-        };
-        Poll::Ready(data.map(|d| Ok(Frame::data(d))))
+        }
+    }
+}
+
+impl Body for ReplyBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        Poll::Ready(self.get_mut().take_data().map(|d| Ok(Frame::data(d))))
     }
 
     fn is_end_stream(&self) -> bool {

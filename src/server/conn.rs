@@ -237,7 +237,7 @@ pub(crate) async fn serve(
         observer: activity.clone(),
     };
     let Some(tls) = tls else {
-        serve_http(io, peer, activity, shared).await;
+        serve_plain(io, peer, activity, shared).await;
         return;
     };
     let handshake =
@@ -258,6 +258,40 @@ pub(crate) async fn serve(
         }
         Err(_) => {
             tracing::debug!(target: "webntpd::server", "{peer}: TLS handshake not done within {:?}; closed", shared.limits.header_read_timeout);
+        }
+    }
+}
+
+/// A plain connection: the fast path first (see `fast`), hyper for whatever it hands over.
+async fn serve_plain(
+    mut io: Tracked<TcpStream>,
+    peer: SocketAddr,
+    activity: Arc<Activity>,
+    shared: Arc<Shared>,
+) {
+    let outcome = {
+        let fast = super::fast::serve(&mut io, peer, &shared, &activity);
+        tokio::pin!(fast);
+        tokio::select! {
+            r = &mut fast => r,
+            expiry = watchdog(&activity, &shared.limits) => {
+                let limit = match expiry {
+                    Expiry::HeaderTimeout => shared.limits.header_read_timeout,
+                    Expiry::Idle | Expiry::Stalled => shared.limits.keepalive_timeout,
+                };
+                tracing::debug!(target: "webntpd::server", "{peer}: {expiry:?} after {limit:?}; closed");
+                return;
+            }
+        }
+    };
+    match outcome {
+        Ok(super::fast::Outcome::Fallback(read)) => {
+            let io = super::fast::Prefixed::new(read, io);
+            serve_http(io, peer, activity, shared).await;
+        }
+        Ok(super::fast::Outcome::Done) => {}
+        Err(e) => {
+            tracing::debug!(target: "webntpd::server", "{peer}: connection ended: {e}");
         }
     }
 }

@@ -13,6 +13,7 @@
 
 mod body;
 mod conn;
+mod fast;
 mod service;
 mod tls;
 mod ws;

@@ -21,7 +21,6 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
-use hyper::body::Incoming;
 
 use super::body::ReplyBody;
 use super::conn::{Activity, InFlight};
@@ -104,8 +103,8 @@ fn date_header(now: Timestamp) -> HeaderValue {
 }
 
 /// Answer one request. Never fails: every problem becomes an HTTP error response.
-pub(crate) fn handle(
-    req: Request<Incoming>,
+pub(crate) fn handle<B>(
+    req: Request<B>,
     peer: SocketAddr,
     shared: &Arc<Shared>,
     activity: &Arc<Activity>,
@@ -116,8 +115,8 @@ pub(crate) fn handle(
     resp
 }
 
-fn route(
-    req: Request<Incoming>,
+fn route<B>(
+    req: Request<B>,
     rt: Timestamp,
     peer: SocketAddr,
     shared: &Arc<Shared>,
@@ -151,7 +150,7 @@ fn route(
 
 /// The `id` of a reply: the configured server id, else the Host header (HTTP/1.1) or the
 /// `:authority` (HTTP/2), else empty, as go-webntp.
-pub(crate) fn server_id<'a>(shared: &'a Shared, req: &'a Request<Incoming>) -> Cow<'a, str> {
+pub(crate) fn server_id<'a, B>(shared: &'a Shared, req: &'a Request<B>) -> Cow<'a, str> {
     if let Some(id) = &shared.server_id {
         return Cow::Borrowed(id);
     }
@@ -161,8 +160,8 @@ pub(crate) fn server_id<'a>(shared: &'a Shared, req: &'a Request<Incoming>) -> C
     Cow::Borrowed(req.uri().authority().map_or("", |a| a.as_str()))
 }
 
-fn get(
-    req: &Request<Incoming>,
+fn get<B>(
+    req: &Request<B>,
     rt: Timestamp,
     peer: SocketAddr,
     shared: &Arc<Shared>,
@@ -243,7 +242,7 @@ fn head(shared: &Arc<Shared>, busy: InFlight, cors: &Cors) -> Response<ReplyBody
     resp
 }
 
-fn preflight(req: &Request<Incoming>, busy: InFlight, cors: &Cors) -> Response<ReplyBody> {
+fn preflight<B>(req: &Request<B>, busy: InFlight, cors: &Cors) -> Response<ReplyBody> {
     let mut resp = Response::new(ReplyBody::empty(busy));
     *resp.status_mut() = StatusCode::NO_CONTENT;
     let h = resp.headers_mut();

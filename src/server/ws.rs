@@ -17,7 +17,6 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use http::header::{self, HeaderValue};
 use http::{Request, Response, StatusCode};
-use hyper::body::Incoming;
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
 use tokio_tungstenite::tungstenite::error::Error as WsError;
@@ -50,15 +49,15 @@ fn has_token(value: Option<&HeaderValue>, token: &str) -> bool {
 }
 
 /// A `GET` with `Connection: upgrade` and `Upgrade: websocket`.
-pub(crate) fn is_upgrade_request(req: &Request<Incoming>) -> bool {
+pub(crate) fn is_upgrade_request<B>(req: &Request<B>) -> bool {
     req.method() == http::Method::GET
         && has_token(req.headers().get(header::CONNECTION), "upgrade")
         && has_token(req.headers().get(header::UPGRADE), "websocket")
 }
 
 /// Answer an upgrade request: 101 and a session task, or the reason it is refused.
-pub(crate) fn accept(
-    mut req: Request<Incoming>,
+pub(crate) fn accept<B>(
+    mut req: Request<B>,
     peer: SocketAddr,
     shared: &Arc<Shared>,
     busy: InFlight,

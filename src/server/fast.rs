@@ -1,0 +1,273 @@
+//! The plain HTTP/1.x fast path: simple requests answered without hyper.
+//!
+//! Nearly every request a time server gets is the same: `GET /?<ts>` (or `HEAD`, or a CORS
+//! `OPTIONS`) without a body, on a kept-alive connection. For those, hyper's generality costs
+//! about as much CPU as the kernel's TCP work (BENCHMARKS.md). This loop parses request heads
+//! with httparse (hyper's own parser), routes them through the same [`service::handle`] as
+//! every other request, and writes all replies to a batch of pipelined requests at once,
+//! stamping `st` into each just before the write.
+//!
+//! Anything else hands the connection to hyper, bytes already read included ([`Prefixed`]):
+//! a request with a body, `Transfer-Encoding` or `Expect`, a WebSocket upgrade, another
+//! method, HTTP/2's preface, a head too large (hyper answers 431) or one that does not parse
+//! (hyper answers 400). So hyper still decides every case that needs judgement.
+
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use http::header::{HeaderName, HeaderValue};
+use http::{Method, Request, StatusCode, Version};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+
+use super::body::ReplyBody;
+use super::conn::Activity;
+use super::{service, Shared};
+
+/// Most header lines in a request the fast path takes (hyper's default is 100).
+const MAX_HEADERS: usize = 64;
+
+/// How the fast path ended.
+pub(crate) enum Outcome {
+    /// The connection is finished (closed by the client, `Connection: close`, shutdown).
+    Done,
+    /// Hand the connection to hyper; these bytes were read and not consumed.
+    Fallback(Vec<u8>),
+}
+
+/// One simple request, parsed, with whether the connection stays open after it.
+struct Simple {
+    request: Request<()>,
+    keep_alive: bool,
+}
+
+/// Whether a header value lists `token` (comma-separated, case-insensitive).
+fn lists(value: &[u8], token: &str) -> bool {
+    value
+        .split(|b| *b == b',')
+        .any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
+}
+
+/// The request as an `http::Request`, if it is one the fast path takes.
+fn simple(req: &httparse::Request<'_, '_>) -> Option<Simple> {
+    let method = match req.method? {
+        "GET" => Method::GET,
+        "HEAD" => Method::HEAD,
+        "OPTIONS" => Method::OPTIONS,
+        _ => return None,
+    };
+    let version = match req.version? {
+        1 => Version::HTTP_11,
+        0 => Version::HTTP_10,
+        _ => return None,
+    };
+    let mut builder = Request::builder()
+        .method(method)
+        .uri(req.path?)
+        .version(version);
+    let mut keep_alive = version == Version::HTTP_11;
+    for h in req.headers.iter() {
+        let name = HeaderName::from_bytes(h.name.as_bytes()).ok()?;
+        match name.as_str() {
+            // Bodies and upgrades are hyper's to frame.
+            "transfer-encoding" | "expect" | "upgrade" => return None,
+            "content-length" if h.value.trim_ascii() != b"0" => return None,
+            "connection" => {
+                if lists(h.value, "upgrade") {
+                    return None;
+                }
+                if lists(h.value, "close") {
+                    keep_alive = false;
+                } else if lists(h.value, "keep-alive") {
+                    keep_alive = true;
+                }
+            }
+            _ => {}
+        }
+        builder = builder.header(name, HeaderValue::from_bytes(h.value).ok()?);
+    }
+    Some(Simple {
+        request: builder.body(()).ok()?,
+        keep_alive,
+    })
+}
+
+/// Append the response head for `status` and `headers` to `out`.
+fn write_head(
+    out: &mut Vec<u8>,
+    version: Version,
+    status: StatusCode,
+    headers: &http::HeaderMap,
+    body_len: usize,
+    connection: Option<&'static [u8]>,
+) {
+    out.extend_from_slice(if version == Version::HTTP_10 {
+        b"HTTP/1.0 "
+    } else {
+        b"HTTP/1.1 "
+    });
+    out.extend_from_slice(status.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
+    out.extend_from_slice(b"\r\n");
+    for (name, value) in headers {
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    // 204 and 1xx carry no body and no length (RFC 9110 8.6).
+    if status != StatusCode::NO_CONTENT && !status.is_informational() {
+        out.extend_from_slice(b"content-length: ");
+        crate::wire::timestamp::write_u64(body_len as u64, out);
+        out.extend_from_slice(b"\r\n");
+    }
+    if let Some(c) = connection {
+        out.extend_from_slice(b"connection: ");
+        out.extend_from_slice(c);
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Serve simple requests on `io` until the connection ends or needs hyper.
+pub(crate) async fn serve<S>(
+    io: &mut S,
+    peer: SocketAddr,
+    shared: &Arc<Shared>,
+    activity: &Arc<Activity>,
+) -> io::Result<Outcome>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut buf = vec![0u8; shared.limits.max_header_bytes];
+    let mut have = 0;
+    let mut out = Vec::with_capacity(1024);
+    // Replies of the batch being written: their in-flight marks end after the write.
+    let mut bodies: Vec<ReplyBody> = Vec::new();
+    loop {
+        let n = tokio::select! {
+            r = io.read(&mut buf[have..]) => r?,
+            // Between requests: nothing to finish.
+            _ = shared.shutdown.cancelled() => return Ok(Outcome::Done),
+        };
+        if n == 0 {
+            return Ok(Outcome::Done);
+        }
+        have += n;
+
+        let mut start = 0;
+        let mut close = false;
+        let mut fallback = false;
+        while start < have && !close {
+            let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+            let mut req = httparse::Request::new(&mut headers);
+            let len = match req.parse(&buf[start..have]) {
+                Ok(httparse::Status::Complete(len)) => len,
+                Ok(httparse::Status::Partial) => break,
+                Err(_) => {
+                    fallback = true;
+                    break;
+                }
+            };
+            let Some(simple) = simple(&req) else {
+                fallback = true;
+                break;
+            };
+            let version = simple.request.version();
+            let mut resp = service::handle(simple.request, peer, shared, activity);
+            let connection: Option<&'static [u8]> = match (version, simple.keep_alive) {
+                (_, false) => Some(b"close"),
+                (Version::HTTP_10, true) => Some(b"keep-alive"),
+                _ => None,
+            };
+            let body_len = http_body::Body::size_hint(resp.body()).exact().unwrap_or(0) as usize;
+            write_head(
+                &mut out,
+                version,
+                resp.status(),
+                resp.headers(),
+                body_len,
+                connection,
+            );
+            // The last moment before the write: `st` is read here.
+            if let Some(data) = resp.body_mut().take_data() {
+                out.extend_from_slice(&data);
+            }
+            bodies.push(resp.into_body());
+            start += len;
+            close = !simple.keep_alive;
+        }
+        if !out.is_empty() {
+            io.write_all(&out).await?;
+            out.clear();
+            bodies.clear();
+        }
+        if close {
+            return Ok(Outcome::Done);
+        }
+        if fallback || (start == 0 && have == buf.len()) {
+            // Not ours to judge, or a head larger than the limit (hyper answers 431).
+            return Ok(Outcome::Fallback(buf[start..have].to_vec()));
+        }
+        buf.copy_within(start..have, 0);
+        have -= start;
+    }
+}
+
+/// A stream that first yields `prefix`, then reads from `inner`: hands hyper a connection
+/// together with the bytes the fast path had already read.
+pub(crate) struct Prefixed<T> {
+    prefix: Vec<u8>,
+    pos: usize,
+    inner: T,
+}
+
+impl<T> Prefixed<T> {
+    pub(crate) fn new(prefix: Vec<u8>, inner: T) -> Self {
+        Prefixed {
+            prefix,
+            pos: 0,
+            inner,
+        }
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for Prefixed<T> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if this.pos < this.prefix.len() {
+            let n = (this.prefix.len() - this.pos).min(buf.remaining());
+            buf.put_slice(&this.prefix[this.pos..this.pos + n]);
+            this.pos += n;
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut this.inner).poll_read(cx, buf)
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for Prefixed<T> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+    }
+
+    crate::observe::forward_flush_and_shutdown!();
+}
