@@ -271,3 +271,118 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Prefixed<T> {
 
     crate::observe::forward_flush_and_shutdown!();
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What the fast path decides for `head`: `None` means "hyper's", else keep-alive.
+    fn decide(head: &str) -> Option<bool> {
+        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut req = httparse::Request::new(&mut headers);
+        match req.parse(head.as_bytes()) {
+            Ok(httparse::Status::Complete(_)) => simple(&req).map(|s| s.keep_alive),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn takes_only_body_less_get_head_options() {
+        assert_eq!(decide("GET /?1 HTTP/1.1\r\nHost: h\r\n\r\n"), Some(true));
+        assert_eq!(decide("HEAD / HTTP/1.1\r\n\r\n"), Some(true));
+        assert_eq!(decide("OPTIONS / HTTP/1.1\r\n\r\n"), Some(true));
+        assert_eq!(
+            decide("GET / HTTP/1.1\r\nContent-Length: 0\r\n\r\n"),
+            Some(true)
+        );
+        for other in ["POST", "PUT", "DELETE", "PATCH", "CONNECT", "TRACE", "get"] {
+            assert_eq!(
+                decide(&format!("{other} / HTTP/1.1\r\n\r\n")),
+                None,
+                "{other}"
+            );
+        }
+    }
+
+    #[test]
+    fn anything_that_frames_a_body_or_upgrades_goes_to_hyper() {
+        for h in [
+            "Content-Length: 5",
+            "Content-Length: 0, 5",
+            "content-length: -1",
+            "Transfer-Encoding: chunked",
+            "TRANSFER-ENCODING: identity",
+            "Expect: 100-continue",
+            "Upgrade: websocket",
+            "Upgrade: h2c",
+            "Connection: keep-alive, Upgrade",
+        ] {
+            assert_eq!(
+                decide(&format!("GET / HTTP/1.1\r\n{h}\r\n\r\n")),
+                None,
+                "{h}"
+            );
+        }
+        // A second Content-Length that disagrees with a first "0".
+        assert_eq!(
+            decide("GET / HTTP/1.1\r\nContent-Length: 0\r\nContent-Length: 7\r\n\r\n"),
+            None
+        );
+        // Not HTTP/1.x, or not parseable: hyper answers (HTTP/2, 400).
+        assert_eq!(decide("PRI * HTTP/2.0\r\n\r\n"), None);
+        assert_eq!(decide("GET / HTTP/1.1\r\nbad header\r\n\r\n"), None);
+    }
+
+    #[test]
+    fn keep_alive_follows_the_version_and_connection() {
+        assert_eq!(
+            decide("GET / HTTP/1.1\r\nConnection: close\r\n\r\n"),
+            Some(false)
+        );
+        assert_eq!(
+            decide("GET / HTTP/1.1\r\nConnection: Close\r\n\r\n"),
+            Some(false)
+        );
+        assert_eq!(decide("GET / HTTP/1.0\r\n\r\n"), Some(false));
+        assert_eq!(
+            decide("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"),
+            Some(true)
+        );
+    }
+
+    #[test]
+    fn heads_carry_status_length_and_connection() {
+        let mut out = Vec::new();
+        let mut h = http::HeaderMap::new();
+        h.insert("x-a", HeaderValue::from_static("1"));
+        write_head(&mut out, Version::HTTP_11, StatusCode::OK, &h, 12, None);
+        assert_eq!(
+            out,
+            b"HTTP/1.1 200 OK\r\nx-a: 1\r\ncontent-length: 12\r\n\r\n"
+        );
+        out.clear();
+        write_head(
+            &mut out,
+            Version::HTTP_10,
+            StatusCode::NO_CONTENT,
+            &h,
+            0,
+            Some(b"close"),
+        );
+        assert_eq!(
+            out,
+            b"HTTP/1.0 204 No Content\r\nx-a: 1\r\nconnection: close\r\n\r\n"
+        );
+    }
+
+    #[tokio::test]
+    async fn prefixed_replays_then_reads_on() {
+        let (a, mut b) = tokio::io::duplex(64);
+        let mut p = Prefixed::new(b"GET /".to_vec(), a);
+        b.write_all(b" HTTP/1.1").await.unwrap();
+        drop(b);
+        let mut all = String::new();
+        p.read_to_string(&mut all).await.unwrap();
+        assert_eq!(all, "GET / HTTP/1.1");
+    }
+}
