@@ -4,8 +4,9 @@
 //! `OPTIONS`) without a body, on a kept-alive connection. For those, hyper's generality costs
 //! about as much CPU as the kernel's TCP work (BENCHMARKS.md). This loop parses request heads
 //! with httparse (hyper's own parser), routes them through the same [`service::handle`] as
-//! every other request, and writes all replies to a batch of pipelined requests at once,
-//! stamping `st` into each just before the write.
+//! every other request, and writes all replies to a batch of pipelined requests at once. Each
+//! reply's `st` is read as the reply is serialized, after its head; with a single request that
+//! is immediately before the write, in a pipelined batch a few microseconds before it.
 //!
 //! Anything else hands the connection to hyper, bytes already read included ([`Prefixed`]):
 //! a request with a body, `Transfer-Encoding` or `Expect`, a WebSocket upgrade, another
