@@ -148,11 +148,14 @@ where
     let mut out = Vec::with_capacity(1024);
     // Replies of the batch being written: their in-flight marks end after the write.
     let mut bodies: Vec<ReplyBody> = Vec::new();
+    // Registered once per connection, not once per read.
+    let shutdown = shared.shutdown.cancelled();
+    tokio::pin!(shutdown);
     loop {
         let n = tokio::select! {
             r = io.read(&mut buf[have..]) => r?,
             // Between requests: nothing to finish.
-            _ = shared.shutdown.cancelled() => return Ok(Outcome::Done),
+            () = &mut shutdown => return Ok(Outcome::Done),
         };
         if n == 0 {
             return Ok(Outcome::Done);
