@@ -17,16 +17,15 @@ use std::time::Duration;
 use arc_swap::ArcSwapOption;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
-use hyper::header::{HeaderValue, ACCEPT, CONTENT_LENGTH, LOCATION, USER_AGENT};
-use hyper::{Request, StatusCode, Uri};
-use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+use hyper::body::Incoming;
+use hyper::header::{HeaderValue, ACCEPT, CONTENT_LENGTH, HOST, LOCATION, USER_AGENT};
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use super::{format_unix_date, LeapError, LeapInfo, LeapList};
+use crate::client::connect::{self, ConnectError, ConnectOptions, Scheme, Target};
 use crate::clock::{Clock, SharedClock};
 use crate::wire::Timestamp;
 
@@ -651,36 +650,26 @@ async fn fetch(url: &str, timeout: Duration) -> Result<Vec<u8>, RefreshError> {
         url: url.to_owned(),
         reason,
     };
-    let uri: Uri = url.parse().map_err(|e| invalid(format!("{e}")))?;
-    let https = match uri.scheme_str() {
-        Some("https") => true,
-        Some("http") => false,
-        _ => {
-            return Err(invalid(
-                "only http:// and https:// URLs are supported".into(),
-            ))
-        }
-    };
-    if uri.host().is_none() {
-        return Err(invalid("no host name".into()));
+    let target = Target::parse(url).map_err(|e| invalid(e.to_string()))?;
+    if !matches!(target.scheme, Scheme::Http | Scheme::Https) {
+        return Err(invalid(
+            "only http:// and https:// URLs are supported".into(),
+        ));
     }
-    let connector = connector(https).map_err(|reason| RefreshError::Tls {
-        url: url.to_owned(),
-        reason,
-    })?;
-    let client: Client<_, Empty<Bytes>> = Client::builder(TokioExecutor::new())
-        .pool_max_idle_per_host(0)
-        .build(connector);
-    let request = Request::get(uri)
+    let request = Request::get(target.path_and_query.as_str())
+        .header(
+            HOST,
+            HeaderValue::from_str(&target.authority()).map_err(|e| invalid(e.to_string()))?,
+        )
         .header(
             USER_AGENT,
             HeaderValue::from_static(concat!("webntpd/", env!("CARGO_PKG_VERSION"))),
         )
         .header(ACCEPT, HeaderValue::from_static("text/plain, */*"))
-        .body(Empty::new())
+        .body(Empty::<Bytes>::new())
         .map_err(|e| invalid(format!("{e}")))?;
 
-    match tokio::time::timeout(timeout, exchange(&client, request, url)).await {
+    match tokio::time::timeout(timeout, exchange(&target, request, url)).await {
         Ok(result) => result,
         Err(_) => Err(RefreshError::Timeout {
             url: url.to_owned(),
@@ -689,44 +678,59 @@ async fn fetch(url: &str, timeout: Duration) -> Result<Vec<u8>, RefreshError> {
     }
 }
 
-/// An HTTP(S) connector trusting the OS root store (https) or needing no roots (http).
-fn connector(https: bool) -> Result<HttpsConnector<HttpConnector>, String> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = HttpsConnectorBuilder::new();
-    let builder = if https {
-        builder
-            .with_provider_and_native_roots(provider)
-            .map_err(|e| {
-                format!(
-                    "no usable root certificates in the OS store ({e}); install the \
-                     ca-certificates package"
-                )
-            })?
-    } else {
-        // Plain http never uses TLS, so it needs no trust roots.
-        let config = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(|e| format!("TLS set-up failed: {e}"))?
-            .with_root_certificates(rustls::RootCertStore::empty())
-            .with_no_client_auth();
-        builder.with_tls_config(config)
-    };
-    Ok(builder.https_or_http().enable_all_versions().build())
+/// A connection failure as a refresh error: TLS that could not be set up at all (no root
+/// certificates) is [`RefreshError::Tls`], everything else a failed request.
+fn connect_error(url: &str, e: ConnectError) -> RefreshError {
+    match e {
+        ConnectError::TlsConfig { .. } => RefreshError::Tls {
+            url: url.to_owned(),
+            reason: e.to_string(),
+        },
+        e => RefreshError::Request {
+            url: url.to_owned(),
+            reason: e.to_string(),
+        },
+    }
 }
 
-/// Send `request` and read the whole body, bounded by [`MAX_LIST_BYTES`].
+/// Connect to `target` the way the WebNTP client does (the system's trust store, proxies from
+/// the environment, every address of the name), send `request` on an HTTP/1.1 connection and
+/// read the whole body, bounded by [`MAX_LIST_BYTES`].
 async fn exchange(
-    client: &Client<HttpsConnector<HttpConnector>, Empty<Bytes>>,
+    target: &Target,
     request: Request<Empty<Bytes>>,
     url: &str,
 ) -> Result<Vec<u8>, RefreshError> {
-    let response = client
-        .request(request)
+    let opts = ConnectOptions::default();
+    let tcp = connect::open_tcp(target, &opts)
         .await
-        .map_err(|e| RefreshError::Request {
-            url: url.to_owned(),
-            reason: error_chain(&e),
-        })?;
+        .map_err(|e| connect_error(url, e))?;
+    let io: Box<dyn crate::client::Io> = if target.scheme.is_tls() {
+        Box::new(
+            connect::tls_handshake(tcp, target, &opts, &[b"http/1.1"])
+                .await
+                .map_err(|e| connect_error(url, e))?,
+        )
+    } else {
+        Box::new(tcp)
+    };
+    let request_failed = |e: hyper::Error| RefreshError::Request {
+        url: url.to_owned(),
+        reason: error_chain(&e),
+    };
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
+        .await
+        .map_err(request_failed)?;
+    // Drives the connection; it ends when `sender` and the response body are dropped.
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    let response = sender.send_request(request).await.map_err(request_failed)?;
+    read_body(response, url).await
+}
+
+/// Check the status of `response` and read its whole body, bounded by [`MAX_LIST_BYTES`].
+async fn read_body(response: Response<Incoming>, url: &str) -> Result<Vec<u8>, RefreshError> {
     let status = response.status();
     if status != StatusCode::OK {
         let location = response
