@@ -13,9 +13,7 @@ use crate::wire::Timestamp;
 
 /// Seconds with six decimals and a sign only when negative, as go-webntp prints them.
 fn secs6(ns: i64) -> String {
-    let mut v = Vec::new();
-    Timestamp::from_nanos(i128::from(ns)).write_micros(&mut v);
-    String::from_utf8_lossy(&v).into_owned()
+    Timestamp::from_nanos(i128::from(ns)).to_micros_string()
 }
 
 /// Nanoseconds as JSON seconds (a number; nanosecond precision for any sane offset).

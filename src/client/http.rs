@@ -18,8 +18,8 @@ use super::connect::Target;
 use super::date::{parse_date_header, DateError, DateProbe, DateProber, ProbeFuture};
 use super::stamp::Stamps;
 use super::{
-    connect_bounded, exchange_from, open_stamped, request_stamp, ClientError, ClientOptions, Reply,
-    Transport,
+    bounded, connect_bounded, exchange_from, open_stamped, request_stamp, ClientError,
+    ClientOptions, Reply, Transport,
 };
 use crate::clock::SharedClock;
 use crate::wire::reply::parse_reply;
@@ -158,12 +158,7 @@ impl HttpTransport {
                 .to_bytes();
             Ok::<_, ClientError>((parts, body))
         };
-        let (parts, body) = tokio::time::timeout(self.opts.sample_timeout, work)
-            .await
-            .map_err(|_| ClientError::Timeout {
-                what: "exchange",
-                after: self.opts.sample_timeout,
-            })??;
+        let (parts, body) = bounded("exchange", self.opts.sample_timeout, work).await?;
         Ok(Raw {
             status: parts.status,
             headers: parts.headers,
@@ -190,7 +185,11 @@ impl HttpTransport {
                     leap: reply.leap,
                 })
             }
-            Flavour::TimeOverHttps | Flavour::Date => {
+            // Date mode has no single exchange: client::date bisects with `date_probe`.
+            Flavour::Date => Err(ClientError::Http(
+                "Date mode is measured by bisection, not by single exchanges".into(),
+            )),
+            Flavour::TimeOverHttps => {
                 if !raw.status.is_success() {
                     return Err(ClientError::Status {
                         status: raw.status.as_u16(),

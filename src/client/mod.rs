@@ -379,6 +379,17 @@ pub(crate) async fn open_stamped(
     Ok((io, stamps))
 }
 
+/// Run `work` within `limit`; past it, a [`ClientError::Timeout`] naming `what`.
+pub(crate) async fn bounded<T>(
+    what: &'static str,
+    limit: Duration,
+    work: impl Future<Output = Result<T, ClientError>>,
+) -> Result<T, ClientError> {
+    tokio::time::timeout(limit, work)
+        .await
+        .map_err(|_| ClientError::Timeout { what, after: limit })?
+}
+
 /// Run `connecting` (TCP, TLS and the protocol's handshake) within the connect and TLS
 /// timeouts together.
 pub(crate) async fn connect_bounded<T>(
@@ -386,12 +397,7 @@ pub(crate) async fn connect_bounded<T>(
     connecting: impl Future<Output = Result<T, ClientError>>,
 ) -> Result<T, ClientError> {
     let limit = opts.connect.connect_timeout + opts.connect.tls_timeout;
-    tokio::time::timeout(limit, connecting)
-        .await
-        .map_err(|_| ClientError::Timeout {
-            what: "connect",
-            after: limit,
-        })?
+    bounded("connect", limit, connecting).await
 }
 
 /// A tiny PRNG for spacing exchanges apart: not for anything secret.

@@ -6,15 +6,14 @@ use std::sync::Arc;
 use futures_util::{SinkExt, StreamExt};
 use http::HeaderValue;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
 use super::connect::{Scheme, Target};
 use super::stamp::Stamps;
 use super::{
-    connect_bounded, exchange_from, open_stamped, request_stamp, ClientError, ClientOptions, Io,
-    Reply, Transport,
+    bounded, connect_bounded, exchange_from, open_stamped, request_stamp, ClientError,
+    ClientOptions, Io, Reply, Transport,
 };
 use crate::clock::SharedClock;
 use crate::wire::reply::parse_reply;
@@ -65,11 +64,7 @@ impl WsTransport {
             http::header::SEC_WEBSOCKET_PROTOCOL,
             HeaderValue::from_static(WS_SUBPROTOCOL),
         );
-        let config = WebSocketConfig::default()
-            .max_message_size(Some(self.opts.max_body))
-            .max_frame_size(Some(self.opts.max_body))
-            .read_buffer_size(4096)
-            .write_buffer_size(0);
+        let config = crate::wire::ws_config(self.opts.max_body);
         let (ws, _resp) = tokio_tungstenite::client_async_with_config(request, io, Some(config))
             .await
             .map_err(|e| ClientError::Ws(format!("handshake: {e}")))?;
@@ -104,12 +99,7 @@ impl WsTransport {
                 }
             }
         };
-        let text = tokio::time::timeout(self.opts.sample_timeout, work)
-            .await
-            .map_err(|_| ClientError::Timeout {
-                what: "exchange",
-                after: self.opts.sample_timeout,
-            })??;
+        let text = bounded("exchange", self.opts.sample_timeout, work).await?;
         let edges = conn.stamps.take();
         let reply = parse_reply(text.as_bytes())?;
         let exchange = exchange_from(Some(sent), edges, Some(reply.it), reply.rt, reply.st)?;

@@ -22,7 +22,7 @@ use hyper_util::rt::TokioIo;
 use tokio_tungstenite::tungstenite::error::Error as WsError;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
@@ -135,15 +135,7 @@ type Ws = WebSocketStream<TokioIo<Upgraded>>;
 /// Serve one WebSocket until the client leaves, misbehaves, idles or the server stops.
 async fn session(upgraded: Upgraded, peer: SocketAddr, id: String, shared: Arc<Shared>) {
     let limit = shared.limits.ws_max_message;
-    // Messages are at most `limit` (1 KiB) each way: tungstenite's 128 KiB default buffers
-    // would cost 256 KiB per connection for nothing. Replies are written (and flushed) one
-    // at a time, so no write buffering either.
-    let config = WebSocketConfig::default()
-        .max_message_size(Some(limit))
-        .max_frame_size(Some(limit))
-        .read_buffer_size(4096)
-        .write_buffer_size(0)
-        .max_write_buffer_size(64 * 1024);
+    let config = crate::wire::ws_config(limit);
     let mut ws =
         WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await;
     let idle = shared.limits.ws_idle_timeout;

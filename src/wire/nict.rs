@@ -48,17 +48,13 @@ fn write_html_escaped(s: &str, out: &mut Vec<u8>) {
 
 /// `/cgi-bin/ntp`'s value: NTP-era seconds with three decimals.
 pub fn ntp_seconds(now: Timestamp) -> String {
-    let mut v = Vec::with_capacity(16);
     now.add_nanos(i128::from(NTP_UNIX_OFFSET_SECS) * 1_000_000_000)
-        .write_millis(&mut v);
-    String::from_utf8_lossy(&v).into_owned()
+        .to_millis_string()
 }
 
 /// `/cgi-bin/jst`'s value: POSIX seconds with three decimals.
 pub fn posix_seconds(now: Timestamp) -> String {
-    let mut v = Vec::with_capacity(16);
-    now.write_millis(&mut v);
-    String::from_utf8_lossy(&v).into_owned()
+    now.to_millis_string()
 }
 
 /// Why `/cgi-bin/time?ZONE` was refused.

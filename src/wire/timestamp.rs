@@ -98,17 +98,14 @@ impl Timestamp {
         write_fixed(self.0, 6, out);
     }
 
-    /// Write the three-decimal form NICT's endpoints use (`1489217288.329`) to `out`.
-    pub fn write_millis(self, out: &mut Vec<u8>) {
-        write_fixed(self.0, 3, out);
-    }
-
     /// The six-decimal wire form as a `String`.
     pub fn to_micros_string(self) -> String {
-        let mut v = Vec::with_capacity(24);
-        self.write_micros(&mut v);
-        // write_fixed only ever writes ASCII digits, '-' and '.'.
-        String::from_utf8_lossy(&v).into_owned()
+        fixed_string(self.0, 6)
+    }
+
+    /// The three-decimal form NICT's endpoints use (`1489217288.329`) as a `String`.
+    pub fn to_millis_string(self) -> String {
+        fixed_string(self.0, 3)
     }
 
     /// Seconds as a float, for display only.
@@ -122,6 +119,13 @@ impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.to_micros_string())
     }
+}
+
+fn fixed_string(ns: i128, decimals: u32) -> String {
+    let mut v = Vec::with_capacity(24);
+    write_fixed(ns, decimals, &mut v);
+    // write_fixed only ever writes ASCII digits, '-' and '.'.
+    String::from_utf8_lossy(&v).into_owned()
 }
 
 /// Write `ns` as seconds with exactly `decimals` fraction digits, rounded half away from zero,
@@ -321,9 +325,7 @@ mod tests {
     }
 
     fn fmt3(ns: i128) -> String {
-        let mut v = Vec::new();
-        Timestamp(ns).write_millis(&mut v);
-        String::from_utf8(v).unwrap()
+        Timestamp(ns).to_millis_string()
     }
 
     fn p(s: &str) -> Result<i128, TimestampError> {
