@@ -1440,6 +1440,25 @@ mod tests {
         }
     }
 
+    /// Run the refresh task until the server has seen three requests, then stop it and check
+    /// it ends promptly.
+    async fn refresh_until_hits(
+        store: &Arc<LeapStore>,
+        c: LeapConfig,
+        hits: &Arc<AtomicUsize>,
+        cancel: CancellationToken,
+    ) {
+        let task = Arc::clone(store)
+            .spawn_refresh(c, Arc::new(today()), cancel.clone())
+            .unwrap();
+        wait_for_hits(hits, 3, Duration::from_secs(10)).await;
+        cancel.cancel();
+        tokio::time::timeout(Duration::from_secs(2), task)
+            .await
+            .unwrap()
+            .unwrap();
+    }
+
     #[tokio::test]
     async fn spawn_refresh_keeps_firing_until_cancelled() {
         let dir = tempfile::tempdir().unwrap();
@@ -1452,15 +1471,7 @@ mod tests {
         };
         let store = Arc::new(LeapStore::load(&c, &today()));
         let cancel = CancellationToken::new();
-        let task = Arc::clone(&store)
-            .spawn_refresh(c, Arc::new(today()), cancel.clone())
-            .unwrap();
-        wait_for_hits(&hits, 3, Duration::from_secs(10)).await;
-        cancel.cancel();
-        tokio::time::timeout(Duration::from_secs(2), task)
-            .await
-            .unwrap()
-            .unwrap();
+        refresh_until_hits(&store, c, &hits, cancel).await;
         assert_eq!(store.source(), Some(LeapSource::File(fixture())));
     }
 
@@ -1476,15 +1487,7 @@ mod tests {
         };
         let store = Arc::new(LeapStore::empty());
         let cancel = CancellationToken::new();
-        let task = Arc::clone(&store)
-            .spawn_refresh(c.clone(), Arc::new(today()), cancel.clone())
-            .unwrap();
-        wait_for_hits(&hits, 3, Duration::from_secs(10)).await;
-        cancel.cancel();
-        tokio::time::timeout(Duration::from_secs(2), task)
-            .await
-            .unwrap()
-            .unwrap();
+        refresh_until_hits(&store, c.clone(), &hits, cancel).await;
 
         let no_url = LeapConfig { url: None, ..c };
         assert!(store
