@@ -70,7 +70,7 @@ impl ReplyTemplate {
         let st_width = buf.len() - st0;
         buf.extend_from_slice(b",\"time\":");
         let st1 = buf.len();
-        provisional_st.write_micros(&mut buf);
+        buf.extend_from_within(st0..st0 + st_width);
         buf.extend_from_slice(b",\"leap\":");
         write_int(i64::from(fields.leap.leap), &mut buf);
         buf.extend_from_slice(b",\"next\":");
@@ -130,6 +130,14 @@ impl ReplyTemplate {
 pub fn write_json_string(s: &str, out: &mut Vec<u8>) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     out.push(b'"');
+    // The usual `id` (a host name and port) needs no escaping: copy it in one go.
+    if s.bytes()
+        .all(|b| matches!(b, 0x20..=0x7e) && !matches!(b, b'"' | b'\\' | b'<' | b'>' | b'&'))
+    {
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+        return;
+    }
     let mut start = 0;
     let bytes = s.as_bytes();
     for (i, ch) in s.char_indices() {
@@ -250,6 +258,13 @@ pub enum QueryError {
 /// `callback=NAME` asks for JSONP. Other `key=value` parts are ignored, so cache busters such
 /// as jQuery's `_=1489217288328` do no harm. An empty query means `it` = 0.
 pub fn parse_query(raw: &str) -> Result<Query, QueryError> {
+    // Nearly every request is `?<timestamp>` alone: nothing to split or decode.
+    if !raw.is_empty() && !raw.bytes().any(|b| matches!(b, b'&' | b'=' | b'%')) {
+        return Ok(Query {
+            it: parse_timestamp(raw)?,
+            callback: None,
+        });
+    }
     let mut q = Query::default();
     let mut have_ts = false;
     for part in raw.split('&') {
@@ -272,16 +287,19 @@ pub fn parse_query(raw: &str) -> Result<Query, QueryError> {
                 if have_ts {
                     return Err(QueryError::Duplicate("timestamp"));
                 }
-                let text = decode(part)?;
-                q.it = Timestamp::parse(&text).map_err(|reason| QueryError::Timestamp {
-                    text: text.chars().take(MAX_TIMESTAMP_TEXT).collect(),
-                    reason,
-                })?;
+                q.it = parse_timestamp(&decode(part)?)?;
                 have_ts = true;
             }
         }
     }
     Ok(q)
+}
+
+fn parse_timestamp(text: &str) -> Result<Timestamp, QueryError> {
+    Timestamp::parse(text).map_err(|reason| QueryError::Timestamp {
+        text: text.chars().take(MAX_TIMESTAMP_TEXT).collect(),
+        reason,
+    })
 }
 
 fn decode(s: &str) -> Result<std::borrow::Cow<'_, str>, QueryError> {

@@ -95,17 +95,17 @@ impl Timestamp {
 
     /// Write the six-decimal wire form (`1489217288.328757`) to `out`.
     pub fn write_micros(self, out: &mut Vec<u8>) {
-        write_fixed(self.0, 6, out);
+        write_fixed::<6>(self.0, out);
     }
 
     /// The six-decimal wire form as a `String`.
     pub fn to_micros_string(self) -> String {
-        fixed_string(self.0, 6)
+        fixed_string::<6>(self.0)
     }
 
     /// The three-decimal form NICT's endpoints use (`1489217288.329`) as a `String`.
     pub fn to_millis_string(self) -> String {
-        fixed_string(self.0, 3)
+        fixed_string::<3>(self.0)
     }
 
     /// Seconds as a float, for display only.
@@ -121,24 +121,27 @@ impl fmt::Display for Timestamp {
     }
 }
 
-fn fixed_string(ns: i128, decimals: u32) -> String {
+fn fixed_string<const DECIMALS: u32>(ns: i128) -> String {
     let mut v = Vec::with_capacity(24);
-    write_fixed(ns, decimals, &mut v);
+    write_fixed::<DECIMALS>(ns, &mut v);
     // write_fixed only ever writes ASCII digits, '-' and '.'.
     String::from_utf8_lossy(&v).into_owned()
 }
 
-/// Write `ns` as seconds with exactly `decimals` fraction digits, rounded half away from zero,
-/// carrying into the seconds. `decimals` is at most 9.
-fn write_fixed(ns: i128, decimals: u32, out: &mut Vec<u8>) {
-    debug_assert!(decimals <= 9);
-    let unit = 10u64.pow(9 - decimals);
-    let per_sec = 10u64.pow(decimals);
+/// Write `ns` as seconds with exactly `DECIMALS` fraction digits, rounded half away from zero,
+/// carrying into the seconds.
+///
+/// This runs several times for every reply: digits are produced two at a time from a table
+/// into a stack buffer, back to front, and appended once.
+fn write_fixed<const DECIMALS: u32>(ns: i128, out: &mut Vec<u8>) {
+    const { assert!(DECIMALS <= 9) };
+    let unit = 10u64.pow(9 - DECIMALS);
+    let per_sec = 10u64.pow(DECIMALS);
     let negative = ns < 0;
     let abs = ns.unsigned_abs();
-    // Split into whole seconds and `decimals` fraction digits, rounded half away from zero.
+    // Split into whole seconds and `DECIMALS` fraction digits, rounded half away from zero.
     // Every clock reading until the year 2554 fits the u64 path; 128-bit division is a
-    // library call several times slower, and this runs for every reply.
+    // library call several times slower.
     let (secs, frac): (u128, u64) = match u64::try_from(abs) {
         Ok(a) => {
             let (q, r) = (a / unit, a % unit);
@@ -152,50 +155,111 @@ fn write_fixed(ns: i128, decimals: u32, out: &mut Vec<u8>) {
             (units / per_sec, (units % per_sec) as u64)
         }
     };
+    // Sign, at most 39 digits of seconds, the point, at most 9 fraction digits.
+    let mut text = [0u8; 56];
+    let mut pos = text.len();
+    let mut f = frac;
+    let mut left = DECIMALS;
+    while left >= 2 {
+        pos -= 2;
+        text[pos..pos + 2].copy_from_slice(pair(f % 100));
+        f /= 100;
+        left -= 2;
+    }
+    if left == 1 {
+        pos -= 1;
+        text[pos] = b'0' + f as u8;
+    }
+    pos -= 1;
+    text[pos] = b'.';
+    pos = write_digits(secs, &mut text[..pos]);
     if negative && (secs != 0 || frac != 0) {
-        out.push(b'-');
+        pos -= 1;
+        text[pos] = b'-';
     }
-    match u64::try_from(secs) {
-        Ok(s) => write_u64(s, out),
-        Err(_) => {
-            let mut digits = [0u8; 40];
-            let mut n = 0;
-            let mut s = secs;
-            while s > 0 {
-                digits[n] = b'0' + (s % 10) as u8;
-                n += 1;
-                s /= 10;
-            }
-            out.extend(digits[..n].iter().rev());
+    out.extend_from_slice(&text[pos..]);
+}
+
+/// "00" to "99".
+const PAIRS: &[u8; 200] = b"\
+    0001020304050607080910111213141516171819\
+    2021222324252627282930313233343536373839\
+    4041424344454647484950515253545556575859\
+    6061626364656667686970717273747576777879\
+    8081828384858687888990919293949596979899";
+
+/// The two digits of `v` (< 100).
+fn pair(v: u64) -> &'static [u8] {
+    let i = (v as usize % 100) * 2;
+    &PAIRS[i..i + 2]
+}
+
+/// Write `v` in decimal at the end of `buf`; returns where the digits start. `buf` must
+/// have room for 39 digits.
+fn write_digits(v: u128, buf: &mut [u8]) -> usize {
+    let mut pos = buf.len();
+    let Ok(mut v) = u64::try_from(v) else {
+        let mut v = v;
+        while v > 0 {
+            pos -= 1;
+            buf[pos] = b'0' + (v % 10) as u8;
+            v /= 10;
         }
+        return pos;
+    };
+    while v >= 100 {
+        pos -= 2;
+        buf[pos..pos + 2].copy_from_slice(pair(v % 100));
+        v /= 100;
     }
-    out.push(b'.');
-    let mut f = [b'0'; 9];
-    let mut v = frac;
-    for i in (0..decimals as usize).rev() {
-        f[i] = b'0' + (v % 10) as u8;
-        v /= 10;
+    if v >= 10 {
+        pos -= 2;
+        buf[pos..pos + 2].copy_from_slice(pair(v));
+    } else {
+        pos -= 1;
+        buf[pos] = b'0' + v as u8;
     }
-    out.extend_from_slice(&f[..decimals as usize]);
+    pos
 }
 
 /// Write `v` in decimal.
-pub(crate) fn write_u64(mut v: u64, out: &mut Vec<u8>) {
-    let mut digits = [0u8; 20];
-    let mut n = digits.len();
-    loop {
-        n -= 1;
-        digits[n] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&digits[n..]);
+pub(crate) fn write_u64(v: u64, out: &mut Vec<u8>) {
+    let mut buf = [0u8; 20];
+    let pos = write_digits(u128::from(v), &mut buf);
+    out.extend_from_slice(&buf[pos..]);
 }
 
 /// Exact decimal -> nanoseconds. See [`Timestamp::parse`] for the grammar.
 fn parse_decimal(s: &[u8]) -> Result<i128, TimestampError> {
+    match parse_plain(s) {
+        Some(ns) => Ok(ns),
+        None => parse_general(s),
+    }
+}
+
+/// The form nearly every client sends, `SECONDS[.FRACTION]` with at most 18 integer and 9
+/// fraction digits, in 64-bit arithmetic; `None` for anything else (the general parser then
+/// decides, with the same result for every input both accept: see the tests).
+fn parse_plain(s: &[u8]) -> Option<i128> {
+    let (int, frac) = match s.iter().position(|&b| b == b'.') {
+        Some(p) => (&s[..p], &s[p + 1..]),
+        None => (s, &[][..]),
+    };
+    if int.len() > 18 || frac.len() > 9 || (int.is_empty() && frac.is_empty()) {
+        return None;
+    }
+    let digits = |d: &[u8]| -> Option<u64> {
+        d.iter().try_fold(0u64, |acc, &b| {
+            b.is_ascii_digit().then(|| acc * 10 + u64::from(b - b'0'))
+        })
+    };
+    let secs = digits(int)?;
+    let frac_ns = digits(frac)? * 10u64.pow(9 - frac.len() as u32);
+    Some(i128::from(secs) * NANOS_PER_SEC + i128::from(frac_ns))
+}
+
+/// Every accepted form: sign, digits, fraction, exponent, rounding to the nanosecond.
+fn parse_general(s: &[u8]) -> Result<i128, TimestampError> {
     if s.is_empty() {
         return Err(TimestampError::Empty);
     }
@@ -330,6 +394,81 @@ mod tests {
 
     fn p(s: &str) -> Result<i128, TimestampError> {
         Timestamp::parse(s).map(Timestamp::as_nanos)
+    }
+
+    #[test]
+    fn plain_parser_agrees_with_the_general_one() {
+        // Every string over this alphabet up to 4 characters, plus long and edge cases.
+        let alphabet = [b'0', b'1', b'9', b'.', b'e', b'-'];
+        let mut cases: Vec<Vec<u8>> = vec![vec![]];
+        let mut frontier = cases.clone();
+        for _ in 0..4 {
+            let mut next = Vec::new();
+            for c in &frontier {
+                for &a in &alphabet {
+                    let mut c = c.clone();
+                    c.push(a);
+                    next.push(c);
+                }
+            }
+            cases.extend(next.iter().cloned());
+            frontier = next;
+        }
+        for s in [
+            "1489217288.328757",
+            "999999999999999999.999999999",
+            "000000000000000001.000000001",
+            "1000000000000000000",
+            "123456789012345678.1234567891",
+            ".000000001",
+            "5.",
+            "1489217288",
+        ] {
+            cases.push(s.as_bytes().to_vec());
+        }
+        let mut plain = 0;
+        for c in &cases {
+            if let Some(ns) = parse_plain(c) {
+                plain += 1;
+                assert_eq!(Ok(ns), parse_general(c), "{:?}", String::from_utf8_lossy(c));
+            }
+        }
+        assert!(plain > 100, "the plain parser took only {plain} cases");
+    }
+
+    /// Rounding done the obvious way, in 128-bit arithmetic and `format!`.
+    fn reference(ns: i128, decimals: u32) -> String {
+        let unit = 10i128.pow(9 - decimals);
+        let per_sec = 10i128.pow(decimals);
+        let a = ns.abs();
+        let units = a / unit + i128::from(2 * (a % unit) >= unit);
+        let text = format!(
+            "{}.{:0w$}",
+            units / per_sec,
+            units % per_sec,
+            w = decimals as usize
+        );
+        if ns < 0 && units != 0 {
+            format!("-{text}")
+        } else {
+            text
+        }
+    }
+
+    #[test]
+    fn formatting_matches_the_obvious_rounding() {
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for i in 0..20_000u32 {
+            // xorshift, spread over magnitudes from nanoseconds to centuries and beyond u64.
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let magnitude = 10i128.pow(i % 37);
+            let wide = i128::from(x) * i128::from(x >> 2);
+            let ns = (wide % magnitude) * if i % 3 == 0 { -1 } else { 1 };
+            assert_eq!(fmt6(ns), reference(ns, 6), "{ns}");
+            assert_eq!(fmt3(ns), reference(ns, 3), "{ns}");
+        }
     }
 
     #[test]
