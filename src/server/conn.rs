@@ -304,7 +304,7 @@ where
     let svc_shared = shared.clone();
     let svc_activity = activity.clone();
     let svc = hyper::service::service_fn(move |req| {
-        let resp = service::handle(req, peer, &svc_shared, &svc_activity);
+        let resp = service::respond(req, peer, &svc_shared, &svc_activity);
         std::future::ready(Ok::<_, std::convert::Infallible>(resp))
     });
     let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), svc);

@@ -4,14 +4,17 @@
 //! `OPTIONS`) without a body, on a kept-alive connection. For those, hyper's generality costs
 //! about as much CPU as the kernel's TCP work (BENCHMARKS.md). This loop parses request heads
 //! with httparse (hyper's own parser), routes them through the same [`service::handle`] as
-//! every other request, and writes all replies to a batch of pipelined requests at once. Each
+//! every other request (without building an `http::Request` or a `HeaderMap`: routing reads
+//! the parsed head through [`Head`]), and writes all replies to a batch of pipelined requests
+//! at once. Each
 //! reply's `st` is read as the reply is serialized, after its head; with a single request that
 //! is immediately before the write, in a pipelined batch a few microseconds before it.
 //!
 //! Anything else hands the connection to hyper, bytes already read included ([`Prefixed`]):
 //! a request with a body, `Transfer-Encoding` or `Expect`, a WebSocket upgrade, another
-//! method, HTTP/2's preface, a head too large (hyper answers 431) or one that does not parse
-//! (hyper answers 400). So hyper still decides every case that needs judgement.
+//! method, a request target that is not a path (absolute-form, `*`) or that `http` refuses,
+//! HTTP/2's preface, a head too large (hyper answers 431) or one that does not parse (hyper
+//! answers 400). So hyper still decides every case that needs judgement.
 
 use std::io;
 use std::net::SocketAddr;
@@ -20,12 +23,14 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use http::header::{HeaderName, HeaderValue};
-use http::{Method, Request, StatusCode, Version};
+use http::uri::PathAndQuery;
+use http::{Method, StatusCode, Version};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 
 use super::body::ReplyBody;
 use super::conn::Activity;
-use super::{service, Shared};
+use super::service::{self, Head};
+use super::Shared;
 
 /// Most header lines in a request the fast path takes (hyper's default is 100).
 const MAX_HEADERS: usize = 64;
@@ -38,10 +43,35 @@ pub(crate) enum Outcome {
     Fallback(Vec<u8>),
 }
 
-/// One simple request, parsed, with whether the connection stays open after it.
-struct Simple {
-    request: Request<()>,
+/// One simple request, parsed: what routing reads of it.
+struct Simple<'h, 'b> {
+    method: Method,
+    version: Version,
+    /// The request target, checked and split exactly as hyper would.
+    target: PathAndQuery,
+    headers: &'h [httparse::Header<'b>],
     keep_alive: bool,
+}
+
+impl Head for Simple<'_, '_> {
+    fn method(&self) -> &Method {
+        &self.method
+    }
+    fn path(&self) -> &str {
+        self.target.path()
+    }
+    fn query(&self) -> Option<&str> {
+        self.target.query()
+    }
+    fn header(&self, name: &HeaderName) -> Option<&[u8]> {
+        self.headers
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case(name.as_str()))
+            .map(|h| h.value)
+    }
+    fn authority(&self) -> Option<&str> {
+        None
+    }
 }
 
 /// Whether a header value lists `token` (comma-separated, case-insensitive).
@@ -51,8 +81,8 @@ fn lists(value: &[u8], token: &str) -> bool {
         .any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
 }
 
-/// The request as an `http::Request`, if it is one the fast path takes.
-fn simple(req: &httparse::Request<'_, '_>) -> Option<Simple> {
+/// The request, if it is one the fast path takes.
+fn simple<'h, 'b>(req: &'h httparse::Request<'h, 'b>) -> Option<Simple<'h, 'b>> {
     let method = match req.method? {
         "GET" => Method::GET,
         "HEAD" => Method::HEAD,
@@ -64,33 +94,41 @@ fn simple(req: &httparse::Request<'_, '_>) -> Option<Simple> {
         0 => Version::HTTP_10,
         _ => return None,
     };
-    let mut builder = Request::builder()
-        .method(method)
-        .uri(req.path?)
-        .version(version);
+    // Origin-form only; http parses it as hyper does (same checks, `#` fragment dropped).
+    let path = req.path?;
+    if !path.starts_with('/') {
+        return None;
+    }
+    let target = PathAndQuery::try_from(path).ok()?;
     let mut keep_alive = version == Version::HTTP_11;
     for h in req.headers.iter() {
-        let name = HeaderName::from_bytes(h.name.as_bytes()).ok()?;
-        match name.as_str() {
+        let name = h.name;
+        if ["transfer-encoding", "expect", "upgrade"]
+            .iter()
+            .any(|n| name.eq_ignore_ascii_case(n))
+        {
             // Bodies and upgrades are hyper's to frame.
-            "transfer-encoding" | "expect" | "upgrade" => return None,
-            "content-length" if h.value.trim_ascii() != b"0" => return None,
-            "connection" => {
-                if lists(h.value, "upgrade") {
-                    return None;
-                }
-                if lists(h.value, "close") {
-                    keep_alive = false;
-                } else if lists(h.value, "keep-alive") {
-                    keep_alive = true;
-                }
-            }
-            _ => {}
+            return None;
         }
-        builder = builder.header(name, HeaderValue::from_bytes(h.value).ok()?);
+        if name.eq_ignore_ascii_case("content-length") && h.value.trim_ascii() != b"0" {
+            return None;
+        }
+        if name.eq_ignore_ascii_case("connection") {
+            if lists(h.value, "upgrade") {
+                return None;
+            }
+            if lists(h.value, "close") {
+                keep_alive = false;
+            } else if lists(h.value, "keep-alive") {
+                keep_alive = true;
+            }
+        }
     }
     Some(Simple {
-        request: builder.body(()).ok()?,
+        method,
+        version,
+        target,
+        headers: req.headers,
         keep_alive,
     })
 }
@@ -100,7 +138,7 @@ fn write_head(
     out: &mut Vec<u8>,
     version: Version,
     status: StatusCode,
-    headers: &http::HeaderMap,
+    headers: &[(HeaderName, HeaderValue)],
     body_len: usize,
     connection: Option<&'static [u8]>,
 ) {
@@ -180,27 +218,27 @@ where
                 fallback = true;
                 break;
             };
-            let version = simple.request.version();
-            let mut resp = service::handle(simple.request, peer, shared, activity);
+            let version = simple.version;
+            let mut reply = service::handle(&simple, peer, shared, activity);
             let connection: Option<&'static [u8]> = match (version, simple.keep_alive) {
                 (_, false) => Some(b"close"),
                 (Version::HTTP_10, true) => Some(b"keep-alive"),
                 _ => None,
             };
-            let body_len = http_body::Body::size_hint(resp.body()).exact().unwrap_or(0) as usize;
+            let body_len = http_body::Body::size_hint(&reply.body).exact().unwrap_or(0) as usize;
             write_head(
                 &mut out,
                 version,
-                resp.status(),
-                resp.headers(),
+                reply.status,
+                &reply.headers,
                 body_len,
                 connection,
             );
             // The last moment before the write: `st` is read here.
-            if let Some(data) = resp.body_mut().take_data() {
+            if let Some(data) = reply.body.take_data() {
                 out.extend_from_slice(&data);
             }
-            bodies.push(resp.into_body());
+            bodies.push(reply.body);
             start += len;
             close = !simple.keep_alive;
         }
@@ -332,6 +370,9 @@ mod tests {
             decide("GET / HTTP/1.1\r\nContent-Length: 0\r\nContent-Length: 7\r\n\r\n"),
             None
         );
+        // Targets that are not a path: hyper's.
+        assert_eq!(decide("GET http://h/?1 HTTP/1.1\r\n\r\n"), None);
+        assert_eq!(decide("OPTIONS * HTTP/1.1\r\n\r\n"), None);
         // Not HTTP/1.x, or not parseable: hyper answers (HTTP/2, 400).
         assert_eq!(decide("PRI * HTTP/2.0\r\n\r\n"), None);
         assert_eq!(decide("GET / HTTP/1.1\r\nbad header\r\n\r\n"), None);
@@ -357,8 +398,10 @@ mod tests {
     #[test]
     fn heads_carry_status_length_and_connection() {
         let mut out = Vec::new();
-        let mut h = http::HeaderMap::new();
-        h.insert("x-a", HeaderValue::from_static("1"));
+        let h = [(
+            HeaderName::from_static("x-a"),
+            HeaderValue::from_static("1"),
+        )];
         write_head(&mut out, Version::HTTP_11, StatusCode::OK, &h, 12, None);
         assert_eq!(
             out,

@@ -11,7 +11,8 @@
 //! | `GET` any other path `?TS` | the WebNTP JSON reply (JSONP with `callback=NAME`) |
 //! | anything else | 405 |
 //!
-//! The receive time `rt` is read first, as soon as hyper hands over the parsed request head.
+//! The receive time `rt` is read first, as soon as the request head is parsed (by hyper or by
+//! the [`fast`](super::fast) path).
 //! Bad input gets 400 with a short JSON error (never an empty 200, never reflected script).
 
 use std::borrow::Cow;
@@ -19,7 +20,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::header::{self, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 
 use super::body::ReplyBody;
@@ -44,6 +45,71 @@ static PREFLIGHT_MAX_AGE: HeaderValue = HeaderValue::from_static("86400");
 static VARY_ORIGIN: HeaderValue = HeaderValue::from_static("Origin");
 static X_HTTPSTIME: HeaderName = HeaderName::from_static(HTTPSTIME_HEADER);
 
+/// What routing needs to know of a request. Implemented for hyper's [`Request`] and for the
+/// fast path's parsed head, so both answer through the same code.
+pub(crate) trait Head {
+    fn method(&self) -> &Method;
+    fn path(&self) -> &str;
+    fn query(&self) -> Option<&str>;
+    /// The first value of header `name`.
+    fn header(&self, name: &HeaderName) -> Option<&[u8]>;
+    /// The authority of the request target (HTTP/2's `:authority`), if it has one.
+    fn authority(&self) -> Option<&str>;
+}
+
+impl<B> Head for Request<B> {
+    fn method(&self) -> &Method {
+        self.method()
+    }
+    fn path(&self) -> &str {
+        self.uri().path()
+    }
+    fn query(&self) -> Option<&str> {
+        self.uri().query()
+    }
+    fn header(&self, name: &HeaderName) -> Option<&[u8]> {
+        self.headers().get(name).map(HeaderValue::as_bytes)
+    }
+    fn authority(&self) -> Option<&str> {
+        self.uri().authority().map(|a| a.as_str())
+    }
+}
+
+/// A response before it is encoded: by hyper ([`Reply::into_response`]) or by the fast path.
+/// Headers are kept in a plain list in the order they were added; routing never adds one
+/// name twice.
+pub(crate) struct Reply {
+    pub(crate) status: StatusCode,
+    pub(crate) headers: Vec<(HeaderName, HeaderValue)>,
+    pub(crate) body: ReplyBody,
+}
+
+impl Reply {
+    fn new(status: StatusCode, body: ReplyBody) -> Self {
+        Reply {
+            status,
+            headers: Vec::with_capacity(8),
+            body,
+        }
+    }
+
+    pub(crate) fn insert(&mut self, name: HeaderName, value: HeaderValue) {
+        self.headers.push((name, value));
+    }
+
+    /// The reply as hyper's response.
+    pub(crate) fn into_response(self) -> Response<ReplyBody> {
+        let mut resp = Response::new(self.body);
+        *resp.status_mut() = self.status;
+        let h = resp.headers_mut();
+        h.reserve(self.headers.len());
+        for (name, value) in self.headers {
+            h.insert(name, value);
+        }
+        resp
+    }
+}
+
 /// The CORS answer for one request, from the server's policy and the request's `Origin`.
 pub(crate) struct Cors {
     allow: Option<HeaderValue>,
@@ -51,28 +117,28 @@ pub(crate) struct Cors {
 }
 
 impl Cors {
-    pub(crate) fn new(policy: &OriginPolicy, headers: &HeaderMap) -> Self {
+    /// `origin` is the request's `Origin` header, if any.
+    pub(crate) fn new(policy: &OriginPolicy, origin: Option<&[u8]>) -> Self {
         match policy {
             OriginPolicy::Any => Cors {
                 allow: Some(ANY_ORIGIN.clone()),
                 vary: false,
             },
             OriginPolicy::List(_) => Cors {
-                allow: headers
-                    .get(header::ORIGIN)
-                    .filter(|o| o.to_str().is_ok_and(|o| policy.allows(o)))
-                    .cloned(),
+                allow: origin
+                    .filter(|o| std::str::from_utf8(o).is_ok_and(|o| policy.allows(o)))
+                    .and_then(|o| HeaderValue::from_bytes(o).ok()),
                 vary: true,
             },
         }
     }
 
-    fn apply(&self, headers: &mut HeaderMap) {
+    fn apply(&self, reply: &mut Reply) {
         if let Some(v) = &self.allow {
-            headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, v.clone());
+            reply.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, v.clone());
         }
         if self.vary {
-            headers.insert(header::VARY, VARY_ORIGIN.clone());
+            reply.insert(header::VARY, VARY_ORIGIN.clone());
         }
     }
 }
@@ -102,37 +168,42 @@ fn date_header(now: Timestamp) -> HeaderValue {
     })
 }
 
-/// Answer one request. Never fails: every problem becomes an HTTP error response.
-pub(crate) fn handle<B>(
+/// Answer hyper's request: a WebSocket upgrade, or [`handle`]. Never fails: every problem
+/// becomes an HTTP error response.
+pub(crate) fn respond<B>(
     req: Request<B>,
     peer: SocketAddr,
     shared: &Arc<Shared>,
     activity: &Arc<Activity>,
 ) -> Response<ReplyBody> {
+    if !ws::is_upgrade_request(&req) {
+        return handle(&req, peer, shared, activity).into_response();
+    }
     let rt = shared.clock.realtime();
-    let mut resp = route(req, rt, peer, shared, activity);
+    let busy = activity.begin_request();
+    let cors = Cors::new(&shared.origins, Head::header(&req, &header::ORIGIN));
+    let mut resp = ws::accept(req, peer, shared, busy, cors);
     resp.headers_mut().insert(header::DATE, date_header(rt));
     resp
 }
 
-fn route<B>(
-    req: Request<B>,
-    rt: Timestamp,
+/// Answer one plain HTTP request (not an upgrade). Never fails: every problem becomes an
+/// HTTP error response.
+pub(crate) fn handle<H: Head>(
+    req: &H,
     peer: SocketAddr,
     shared: &Arc<Shared>,
     activity: &Arc<Activity>,
-) -> Response<ReplyBody> {
+) -> Reply {
+    let rt = shared.clock.realtime();
     let busy = activity.begin_request();
-    let cors = Cors::new(&shared.origins, req.headers());
-    if ws::is_upgrade_request(&req) {
-        return ws::accept(req, peer, shared, busy, cors);
-    }
-    match *req.method() {
-        Method::GET => get(&req, rt, peer, shared, busy, &cors),
+    let cors = Cors::new(&shared.origins, req.header(&header::ORIGIN));
+    let mut reply = match *req.method() {
+        Method::GET => get(req, rt, peer, shared, busy, &cors),
         Method::HEAD => head(shared, busy, &cors),
-        Method::OPTIONS => preflight(&req, busy, &cors),
+        Method::OPTIONS => preflight(req, busy, &cors),
         _ => {
-            let mut resp = error(
+            let mut reply = error(
                 StatusCode::METHOD_NOT_ALLOWED,
                 &format!(
                     "method {} not allowed; use GET, HEAD or OPTIONS",
@@ -141,35 +212,36 @@ fn route<B>(
                 busy,
                 &cors,
             );
-            resp.headers_mut()
-                .insert(header::ALLOW, ALLOWED_METHODS.clone());
-            resp
+            reply.insert(header::ALLOW, ALLOWED_METHODS.clone());
+            reply
         }
-    }
+    };
+    reply.insert(header::DATE, date_header(rt));
+    reply
 }
 
 /// The `id` of a reply: the configured server id, else the Host header (HTTP/1.1) or the
 /// `:authority` (HTTP/2), else empty, as go-webntp.
-pub(crate) fn server_id<'a, B>(shared: &'a Shared, req: &'a Request<B>) -> Cow<'a, str> {
+pub(crate) fn server_id<'a, H: Head>(shared: &'a Shared, req: &'a H) -> Cow<'a, str> {
     if let Some(id) = &shared.server_id {
         return Cow::Borrowed(id);
     }
-    if let Some(host) = req.headers().get(header::HOST) {
-        return String::from_utf8_lossy(host.as_bytes());
+    if let Some(host) = req.header(&header::HOST) {
+        return String::from_utf8_lossy(host);
     }
-    Cow::Borrowed(req.uri().authority().map_or("", |a| a.as_str()))
+    Cow::Borrowed(req.authority().unwrap_or(""))
 }
 
-fn get<B>(
-    req: &Request<B>,
+fn get<H: Head>(
+    req: &H,
     rt: Timestamp,
     peer: SocketAddr,
     shared: &Arc<Shared>,
     busy: InFlight,
     cors: &Cors,
-) -> Response<ReplyBody> {
-    let raw_query = req.uri().query().unwrap_or("");
-    match req.uri().path() {
+) -> Reply {
+    let raw_query = req.query().unwrap_or("");
+    match req.path() {
         "/cgi-bin/ntp" => {
             let id = server_id(shared, req);
             let value = nict::ntp_seconds(shared.clock.realtime());
@@ -215,78 +287,71 @@ fn get<B>(
             } else {
                 &JSON
             };
-            let mut resp = Response::new(ReplyBody::stamped(template, shared.clock.clone(), busy));
-            let h = resp.headers_mut();
-            h.insert(header::CONTENT_TYPE, content_type.clone());
-            h.insert(header::CACHE_CONTROL, NO_CACHE.clone());
-            h.insert(header::X_CONTENT_TYPE_OPTIONS, NOSNIFF.clone());
-            cors.apply(h);
-            resp
+            let mut reply = Reply::new(
+                StatusCode::OK,
+                ReplyBody::stamped(template, shared.clock.clone(), busy),
+            );
+            reply.insert(header::CONTENT_TYPE, content_type.clone());
+            reply.insert(header::CACHE_CONTROL, NO_CACHE.clone());
+            reply.insert(header::X_CONTENT_TYPE_OPTIONS, NOSNIFF.clone());
+            cors.apply(&mut reply);
+            reply
         }
     }
 }
 
-fn head(shared: &Arc<Shared>, busy: InFlight, cors: &Cors) -> Response<ReplyBody> {
+fn head(shared: &Arc<Shared>, busy: InFlight, cors: &Cors) -> Reply {
     let now = shared.clock.realtime();
-    let mut resp = Response::new(ReplyBody::empty(busy));
-    *resp.status_mut() = StatusCode::NO_CONTENT;
-    let h = resp.headers_mut();
+    let mut reply = Reply::new(StatusCode::NO_CONTENT, ReplyBody::empty(busy));
     let mut stamp = Vec::with_capacity(24);
     now.write_micros(&mut stamp);
     if let Ok(v) = HeaderValue::from_maybe_shared(Bytes::from(stamp)) {
-        h.insert(X_HTTPSTIME.clone(), v);
+        reply.insert(X_HTTPSTIME.clone(), v);
     }
-    h.insert(header::CACHE_CONTROL, NO_CACHE.clone());
-    h.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, EXPOSED.clone());
-    cors.apply(h);
-    resp
+    reply.insert(header::CACHE_CONTROL, NO_CACHE.clone());
+    reply.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, EXPOSED.clone());
+    cors.apply(&mut reply);
+    reply
 }
 
-fn preflight<B>(req: &Request<B>, busy: InFlight, cors: &Cors) -> Response<ReplyBody> {
-    let mut resp = Response::new(ReplyBody::empty(busy));
-    *resp.status_mut() = StatusCode::NO_CONTENT;
-    let h = resp.headers_mut();
-    h.insert(
+fn preflight<H: Head>(req: &H, busy: InFlight, cors: &Cors) -> Reply {
+    let mut reply = Reply::new(StatusCode::NO_CONTENT, ReplyBody::empty(busy));
+    reply.insert(
         header::ACCESS_CONTROL_ALLOW_METHODS,
         ALLOWED_METHODS.clone(),
     );
-    if let Some(asked) = req.headers().get(header::ACCESS_CONTROL_REQUEST_HEADERS) {
-        h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, asked.clone());
+    if let Some(asked) = req
+        .header(&header::ACCESS_CONTROL_REQUEST_HEADERS)
+        .and_then(|v| HeaderValue::from_bytes(v).ok())
+    {
+        reply.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, asked);
     }
-    h.insert(header::ACCESS_CONTROL_MAX_AGE, PREFLIGHT_MAX_AGE.clone());
-    h.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, EXPOSED.clone());
-    h.insert(header::CACHE_CONTROL, NO_CACHE.clone());
-    cors.apply(h);
-    resp
+    reply.insert(header::ACCESS_CONTROL_MAX_AGE, PREFLIGHT_MAX_AGE.clone());
+    reply.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, EXPOSED.clone());
+    reply.insert(header::CACHE_CONTROL, NO_CACHE.clone());
+    cors.apply(&mut reply);
+    reply
 }
 
-fn page(html: Vec<u8>, busy: InFlight, cors: &Cors) -> Response<ReplyBody> {
-    let mut resp = Response::new(ReplyBody::fixed(html, busy));
-    let h = resp.headers_mut();
-    h.insert(header::CONTENT_TYPE, HTML.clone());
-    h.insert(header::CACHE_CONTROL, NO_CACHE.clone());
-    cors.apply(h);
-    resp
+fn page(html: Vec<u8>, busy: InFlight, cors: &Cors) -> Reply {
+    let mut reply = Reply::new(StatusCode::OK, ReplyBody::fixed(html, busy));
+    reply.insert(header::CONTENT_TYPE, HTML.clone());
+    reply.insert(header::CACHE_CONTROL, NO_CACHE.clone());
+    cors.apply(&mut reply);
+    reply
 }
 
-fn bad_request(peer: SocketAddr, reason: &str, busy: InFlight, cors: &Cors) -> Response<ReplyBody> {
+fn bad_request(peer: SocketAddr, reason: &str, busy: InFlight, cors: &Cors) -> Reply {
     tracing::debug!(target: "webntpd::server", "{peer}: 400: {reason}");
     error(StatusCode::BAD_REQUEST, reason, busy, cors)
 }
 
 /// An error response with a short JSON body `{"error":"..."}`.
-pub(crate) fn error(
-    status: StatusCode,
-    message: &str,
-    busy: InFlight,
-    cors: &Cors,
-) -> Response<ReplyBody> {
-    let mut resp = Response::new(ReplyBody::fixed(error_body(message), busy));
-    *resp.status_mut() = status;
-    let h = resp.headers_mut();
-    h.insert(header::CONTENT_TYPE, JSON.clone());
-    h.insert(header::CACHE_CONTROL, NO_CACHE.clone());
-    h.insert(header::X_CONTENT_TYPE_OPTIONS, NOSNIFF.clone());
-    cors.apply(h);
-    resp
+pub(crate) fn error(status: StatusCode, message: &str, busy: InFlight, cors: &Cors) -> Reply {
+    let mut reply = Reply::new(status, ReplyBody::fixed(error_body(message), busy));
+    reply.insert(header::CONTENT_TYPE, JSON.clone());
+    reply.insert(header::CACHE_CONTROL, NO_CACHE.clone());
+    reply.insert(header::X_CONTENT_TYPE_OPTIONS, NOSNIFF.clone());
+    cors.apply(&mut reply);
+    reply
 }

@@ -73,19 +73,19 @@ pub(crate) fn accept<B>(
                 "origin not allowed by this server's origin policy",
                 busy,
                 &cors,
-            );
+            )
+            .into_response();
         }
     }
     if headers.get(header::SEC_WEBSOCKET_VERSION) != Some(&VERSION_13) {
-        let mut resp = error(
+        let mut reply = error(
             StatusCode::UPGRADE_REQUIRED,
             "unsupported WebSocket version; this server speaks version 13 (RFC 6455)",
             busy,
             &cors,
         );
-        resp.headers_mut()
-            .insert(header::SEC_WEBSOCKET_VERSION, VERSION_13.clone());
-        return resp;
+        reply.insert(header::SEC_WEBSOCKET_VERSION, VERSION_13.clone());
+        return reply.into_response();
     }
     let key = match headers.get(header::SEC_WEBSOCKET_KEY) {
         Some(k) if !k.is_empty() && k.len() <= 64 => k,
@@ -96,6 +96,7 @@ pub(crate) fn accept<B>(
                 busy,
                 &cors,
             )
+            .into_response()
         }
     };
     let accept_key = derive_accept_key(key.as_bytes());
