@@ -21,5 +21,6 @@ pub mod leap;
 mod observe;
 pub mod query;
 pub mod sample;
+pub mod select;
 pub mod server;
 pub mod wire;

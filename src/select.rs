@@ -1,0 +1,465 @@
+//! Across bursts and across sources: each source's clock filter over its last bursts, NTP's
+//! intersection algorithm that separates truechimers from falsetickers, and the combination
+//! of the survivors into one offset. Pure: no I/O, no clock reads; integer nanoseconds.
+//!
+//! # A source's clock filter
+//! A burst (see [`crate::sample`]) gives an offset with an error bound: half its delay plus
+//! its jitter and the server's rounding. The filter keeps a source's last [`FILTER_LEN`]
+//! bursts and picks the one with the smallest error bound *now*: a burst's bound grows with
+//! its age at NTP's frequency tolerance [`PHI_PPM`] (15 ppm), because the local clock may
+//! have drifted (or been steered) since. So an old burst wins only when the newer ones were
+//! much worse, which is how NTP's filter shrugs off a congested poll. The spread of the
+//! bursts' offsets around the chosen one is the source's jitter, added to its bound.
+//!
+//! # Selection
+//! Each source is an interval `offset +- distance` that contains the true time if the source
+//! is honest. Marzullo's algorithm, as NTP uses it (RFC 5905, clock select): find the
+//! smallest number `f` of sources to give up on such that the intervals of the other `n - f`
+//! share a common part that also contains the midpoints (offsets) of all but at most `f`
+//! sources. Sources whose offset lies outside that part are falsetickers. The survivors are
+//! averaged, each weighted by its `weight` over its distance.
+
+use crate::leap::LeapInfo;
+
+/// Bursts a source's filter keeps.
+pub const FILTER_LEN: usize = 8;
+
+/// How fast an old measurement's error bound grows: NTP's frequency tolerance, 15 ppm
+/// (15 us per second of age).
+pub const PHI_PPM: i64 = 15;
+
+/// One burst's result, as a source's filter keeps it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Burst {
+    /// Server minus local clock, in nanoseconds.
+    pub offset_ns: i64,
+    /// Round-trip delay of the chosen exchange, in nanoseconds.
+    pub delay_ns: i64,
+    /// The burst's error bound (half the delay, its jitter, rounding), in nanoseconds.
+    pub error_ns: i64,
+    /// Monotonic time of the measurement, in nanoseconds (see [`crate::clock::Clock`]).
+    pub mono_ns: i64,
+    /// The server's leap second information, if it sent any.
+    pub leap: Option<LeapInfo>,
+}
+
+/// What a source's filter says now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Filtered {
+    /// The chosen burst.
+    pub burst: Burst,
+    /// RMS difference between the bursts' offsets and the chosen one, in nanoseconds.
+    pub jitter_ns: i64,
+    /// The chosen burst's error bound, aged to now, plus the jitter: the source's distance.
+    pub distance_ns: i64,
+}
+
+/// A source's last [`FILTER_LEN`] bursts, newest last.
+#[derive(Debug, Clone, Default)]
+pub struct ClockFilter {
+    bursts: std::collections::VecDeque<Burst>,
+}
+
+impl ClockFilter {
+    /// Add a burst, forgetting the oldest beyond [`FILTER_LEN`].
+    pub fn push(&mut self, burst: Burst) {
+        if self.bursts.len() == FILTER_LEN {
+            self.bursts.pop_front();
+        }
+        self.bursts.push_back(burst);
+    }
+
+    /// Forget every burst (after the source changed, say).
+    pub fn clear(&mut self) {
+        self.bursts.clear();
+    }
+
+    /// Bursts held.
+    pub fn len(&self) -> usize {
+        self.bursts.len()
+    }
+
+    /// Whether no burst is held.
+    pub fn is_empty(&self) -> bool {
+        self.bursts.is_empty()
+    }
+
+    /// The newest burst.
+    pub fn newest(&self) -> Option<&Burst> {
+        self.bursts.back()
+    }
+
+    /// The burst with the smallest error bound at monotonic time `now_ns`, with the jitter.
+    pub fn best(&self, now_ns: i64) -> Option<Filtered> {
+        let aged = |b: &Burst| b.error_ns.saturating_add(aging_ns(now_ns - b.mono_ns));
+        // On equal bounds the newer burst wins (iterating newest first, `min_by_key` keeps
+        // the first minimum).
+        let burst = *self.bursts.iter().rev().min_by_key(|b| aged(b))?;
+        let jitter_ns = rms_difference(self.bursts.iter().map(|b| b.offset_ns), burst.offset_ns);
+        Some(Filtered {
+            burst,
+            jitter_ns,
+            distance_ns: aged(&burst).saturating_add(jitter_ns),
+        })
+    }
+}
+
+/// How much an error bound grows over `age_ns` (negative ages, impossible on a monotonic
+/// clock, count as none).
+pub fn aging_ns(age_ns: i64) -> i64 {
+    age_ns.max(0).saturating_mul(PHI_PPM) / 1_000_000
+}
+
+/// RMS difference of `values` from `center` (n - 1 in the denominator; 0 for one value).
+fn rms_difference(values: impl Iterator<Item = i64>, center: i64) -> i64 {
+    let (mut n, mut sum_sq) = (0u128, 0u128);
+    for v in values {
+        let d = i128::from(v) - i128::from(center);
+        sum_sq = sum_sq.saturating_add((d * d) as u128);
+        n += 1;
+    }
+    if n < 2 {
+        return 0;
+    }
+    i64::try_from((sum_sq / (n - 1)).isqrt()).unwrap_or(i64::MAX)
+}
+
+/// One source, as selection sees it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Candidate {
+    /// Server minus local clock, in nanoseconds.
+    pub offset_ns: i64,
+    /// The source's distance: the true offset is within `offset +- distance` if it is honest.
+    pub distance_ns: i64,
+    /// The configured weight (1.0 by default; positive).
+    pub weight: f64,
+    /// The source's leap second information, if any.
+    pub leap: Option<LeapInfo>,
+}
+
+/// The outcome of a successful selection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Selection {
+    /// The combined offset, in nanoseconds.
+    pub offset_ns: i64,
+    /// A bound on the combined offset's error, in nanoseconds: if the survivors are honest,
+    /// the true offset is within this of [`Selection::offset_ns`].
+    pub error_ns: i64,
+    /// Indexes (into the candidates) of the survivors.
+    pub survivors: Vec<usize>,
+    /// Indexes of the falsetickers.
+    pub falsetickers: Vec<usize>,
+    /// The leap information most survivors agree on; `None` without a majority.
+    pub leap: Option<LeapInfo>,
+}
+
+/// Why no offset could be selected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SelectError {
+    /// No source has a usable measurement.
+    #[error("no source has a usable measurement")]
+    NoCandidates,
+    /// The sources' intervals do not overlap enough to tell who is right.
+    #[error("the {candidates} sources disagree: no majority of them agrees on the time")]
+    NoMajority { candidates: usize },
+    /// Fewer sources agree than the configuration asks for.
+    #[error("{agreeing} source(s) agree, fewer than the {needed} required (selection.min_sources)")]
+    TooFew { agreeing: usize, needed: usize },
+    /// The combined error is larger than the configuration accepts.
+    #[error(
+        "combined error {error_ns} ns is above the {max_ns} ns allowed (selection.max_error)"
+    )]
+    TooUncertain { error_ns: i64, max_ns: i64 },
+}
+
+/// Select the truechimers among `candidates` and combine them. At least `min_sources` must
+/// survive, and the combined error must be at most `max_error_ns` when given.
+pub fn select(
+    candidates: &[Candidate],
+    min_sources: usize,
+    max_error_ns: Option<i64>,
+) -> Result<Selection, SelectError> {
+    let n = candidates.len();
+    if n == 0 {
+        return Err(SelectError::NoCandidates);
+    }
+    let (low, high) = intersection(candidates).ok_or(SelectError::NoMajority { candidates: n })?;
+    let (survivors, falsetickers): (Vec<usize>, Vec<usize>) =
+        (0..n).partition(|&i| (low..=high).contains(&candidates[i].offset_ns));
+    if survivors.len() < min_sources.max(1) {
+        return Err(SelectError::TooFew {
+            agreeing: survivors.len(),
+            needed: min_sources.max(1),
+        });
+    }
+
+    // Weighted mean, weight / distance, in fixed point: the weight in 1/1024ths (at most
+    // 2^31), shifted by 2^30, so every product with an offset fits an i128 with room for
+    // thousands of sources.
+    let (mut num, mut den) = (0i128, 0i128);
+    for &i in &survivors {
+        let c = &candidates[i];
+        let weight = (c.weight * 1024.0).round().clamp(1.0, 2_147_483_648.0) as i128;
+        let w = ((weight << 30) / i128::from(c.distance_ns.max(1))).max(1);
+        num += w * i128::from(c.offset_ns);
+        den += w;
+    }
+    let offset_ns = i64::try_from(num / den).unwrap_or(candidates[survivors[0]].offset_ns);
+    // If the survivors are honest, the true offset is within each one's interval: the
+    // tightest of those, seen from the combined offset, bounds the error.
+    let error_ns = survivors
+        .iter()
+        .map(|&i| {
+            let c = &candidates[i];
+            c.distance_ns
+                .saturating_add(c.offset_ns.saturating_sub(offset_ns).saturating_abs())
+        })
+        .min()
+        .unwrap_or(i64::MAX);
+    if let Some(max_ns) = max_error_ns {
+        if error_ns > max_ns {
+            return Err(SelectError::TooUncertain { error_ns, max_ns });
+        }
+    }
+    let leap = leap_majority(survivors.iter().map(|&i| candidates[i].leap));
+    Ok(Selection {
+        offset_ns,
+        error_ns,
+        survivors,
+        falsetickers,
+        leap,
+    })
+}
+
+/// NTP's intersection: the interval `[low, high]` that the most sources agree on, or `None`
+/// if no majority agrees.
+fn intersection(candidates: &[Candidate]) -> Option<(i64, i64)> {
+    let n = candidates.len();
+    // (value, kind): -1 lower end, 0 midpoint, +1 upper end. Sorting by (value, kind) puts
+    // lower ends first among equal values, so intervals that only touch still overlap.
+    let mut ends: Vec<(i64, i8)> = Vec::with_capacity(3 * n);
+    for c in candidates {
+        let d = c.distance_ns.max(0);
+        ends.push((c.offset_ns.saturating_sub(d), -1));
+        ends.push((c.offset_ns, 0));
+        ends.push((c.offset_ns.saturating_add(d), 1));
+    }
+    ends.sort_unstable();
+    let mut allow = 0;
+    while 2 * allow < n {
+        let need = (n - allow) as i64;
+        let mut found = 0;
+        let (mut chime, mut low) = (0i64, None);
+        for &(v, kind) in &ends {
+            chime -= i64::from(kind);
+            if chime >= need {
+                low = Some(v);
+                break;
+            }
+            if kind == 0 {
+                found += 1;
+            }
+        }
+        let (mut chime, mut high) = (0i64, None);
+        for &(v, kind) in ends.iter().rev() {
+            chime += i64::from(kind);
+            if chime >= need {
+                high = Some(v);
+                break;
+            }
+            if kind == 0 {
+                found += 1;
+            }
+        }
+        if found <= allow {
+            if let (Some(low), Some(high)) = (low, high) {
+                if low <= high {
+                    return Some((low, high));
+                }
+            }
+        }
+        allow += 1;
+    }
+    None
+}
+
+/// The leap information more than half of those that sent any agree on.
+fn leap_majority(leaps: impl Iterator<Item = Option<LeapInfo>>) -> Option<LeapInfo> {
+    let reported: Vec<LeapInfo> = leaps.flatten().collect();
+    reported
+        .iter()
+        .find(|l| 2 * reported.iter().filter(|m| m == l).count() > reported.len())
+        .copied()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: i64 = 1_000_000;
+
+    fn cand(offset_ms: i64, distance_ms: i64) -> Candidate {
+        Candidate {
+            offset_ns: offset_ms * MS,
+            distance_ns: distance_ms * MS,
+            weight: 1.0,
+            leap: None,
+        }
+    }
+
+    fn burst(offset_ns: i64, error_ns: i64, mono_s: i64) -> Burst {
+        Burst {
+            offset_ns,
+            delay_ns: 2 * error_ns,
+            error_ns,
+            mono_ns: mono_s * 1_000_000_000,
+            leap: None,
+        }
+    }
+
+    #[test]
+    fn three_agree_and_the_shifted_one_is_a_falseticker() {
+        let c = [cand(1, 10), cand(-2, 10), cand(500, 10), cand(0, 10)];
+        let s = select(&c, 1, None).unwrap();
+        assert_eq!(s.survivors, vec![0, 1, 3]);
+        assert_eq!(s.falsetickers, vec![2]);
+        assert!(s.offset_ns.abs() < 2 * MS, "{}", s.offset_ns);
+        assert!(s.error_ns >= 10 * MS && s.error_ns <= 13 * MS, "{}", s.error_ns);
+    }
+
+    #[test]
+    fn one_source_is_its_own_majority() {
+        let s = select(&[cand(7, 3)], 1, None).unwrap();
+        assert_eq!(s.offset_ns, 7 * MS);
+        assert_eq!(s.error_ns, 3 * MS);
+        assert_eq!(
+            select(&[cand(7, 3)], 2, None),
+            Err(SelectError::TooFew {
+                agreeing: 1,
+                needed: 2
+            })
+        );
+    }
+
+    #[test]
+    fn two_that_disagree_give_no_majority() {
+        assert_eq!(
+            select(&[cand(0, 5), cand(100, 5)], 1, None),
+            Err(SelectError::NoMajority { candidates: 2 })
+        );
+        // Overlapping intervals whose midpoints lie outside the common part: NTP does not
+        // take either.
+        assert_eq!(
+            select(&[cand(0, 10), cand(15, 10)], 1, None),
+            Err(SelectError::NoMajority { candidates: 2 })
+        );
+        // Each midpoint inside the other's interval: both survive, averaged.
+        let s = select(&[cand(0, 10), cand(8, 10)], 1, None).unwrap();
+        assert_eq!(s.survivors, vec![0, 1]);
+        assert_eq!(s.offset_ns, 4 * MS);
+    }
+
+    #[test]
+    fn an_even_split_has_no_majority() {
+        let c = [cand(0, 1), cand(1, 1), cand(300, 1), cand(301, 1)];
+        assert_eq!(
+            select(&c, 1, None),
+            Err(SelectError::NoMajority { candidates: 4 })
+        );
+    }
+
+    #[test]
+    fn precise_sources_weigh_more() {
+        let s = select(&[cand(0, 10), cand(6, 6)], 1, None).unwrap();
+        // Weights 1/10 and 1/6: (0 x 3 + 6 x 5) / 8 ms.
+        assert!((s.offset_ns - 30 * MS / 8).abs() < 1_000, "{}", s.offset_ns);
+        let mut heavy = [cand(0, 10), cand(6, 6)];
+        heavy[0].weight = 10.0 / 6.0;
+        let s = select(&heavy, 1, None).unwrap();
+        // Equal weights: the midpoint.
+        assert!((s.offset_ns - 3 * MS).abs() < 1_000, "{}", s.offset_ns);
+    }
+
+    #[test]
+    fn max_error_refuses_an_uncertain_result() {
+        assert_eq!(
+            select(&[cand(0, 50)], 1, Some(10 * MS)),
+            Err(SelectError::TooUncertain {
+                error_ns: 50 * MS,
+                max_ns: 10 * MS
+            })
+        );
+        assert!(select(&[cand(0, 5)], 1, Some(10 * MS)).is_ok());
+        assert_eq!(select(&[], 1, None), Err(SelectError::NoCandidates));
+    }
+
+    #[test]
+    fn leap_information_follows_the_majority() {
+        let soon = LeapInfo {
+            leap: 37,
+            next_unix: 1_814_400_000,
+            step: 1,
+        };
+        let none = LeapInfo {
+            leap: 37,
+            next_unix: 1_483_228_800,
+            step: 1,
+        };
+        let mut c = [cand(0, 5), cand(1, 5), cand(2, 5)];
+        c[0].leap = Some(soon);
+        c[1].leap = Some(none);
+        c[2].leap = Some(none);
+        assert_eq!(select(&c, 1, None).unwrap().leap, Some(none));
+        // One each way and one silent: no majority, no leap information.
+        c[2].leap = None;
+        assert_eq!(select(&c, 1, None).unwrap().leap, None);
+    }
+
+    #[test]
+    fn the_filter_prefers_a_fresh_burst_unless_it_is_much_worse() {
+        let mut f = ClockFilter::default();
+        assert!(f.best(0).is_none());
+        f.push(burst(1_000, 100_000, 0));
+        f.push(burst(2_000, 300_000, 64));
+        // At 64 s the first burst has aged by 64 s x 15 ppm = 960 us: the second wins.
+        assert_eq!(f.best(64 * 1_000_000_000).unwrap().burst.offset_ns, 2_000);
+        // A much worse new burst (a congested poll) loses to the older good one.
+        f.push(burst(9_000, 5_000_000, 128));
+        let b = f.best(128 * 1_000_000_000).unwrap();
+        assert_eq!(b.burst.offset_ns, 2_000);
+        // Distance: its bound, aged 64 s, plus the jitter of the three offsets around it.
+        let jitter = (((1_000i64 - 2_000).pow(2) + (9_000i64 - 2_000).pow(2)) / 2).isqrt();
+        assert_eq!(b.jitter_ns, jitter);
+        assert_eq!(b.distance_ns, 300_000 + 960_000 + jitter);
+    }
+
+    #[test]
+    fn the_filter_keeps_the_last_eight() {
+        let mut f = ClockFilter::default();
+        for i in 0..20 {
+            f.push(burst(i, 1_000, i));
+        }
+        assert_eq!(f.len(), FILTER_LEN);
+        assert_eq!(f.newest().unwrap().offset_ns, 19);
+        // Equal bounds: the newest wins, as aging favours it.
+        assert_eq!(f.best(19_000_000_000).unwrap().burst.offset_ns, 19);
+        f.clear();
+        assert!(f.is_empty());
+    }
+
+    #[test]
+    fn selection_never_panics_on_extreme_values() {
+        let extremes = [i64::MIN, -1, 0, 1, i64::MAX];
+        for &o in &extremes {
+            for &d in &extremes {
+                let c = Candidate {
+                    offset_ns: o,
+                    distance_ns: d,
+                    weight: f64::MAX,
+                    leap: None,
+                };
+                let _ = select(&[c, c, cand(0, 1)], 1, Some(0));
+            }
+        }
+    }
+}
