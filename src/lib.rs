@@ -6,6 +6,7 @@
 //! # Layout
 //! - [`client`]: measuring a WebNTP server: transports, socket-edge timestamps, bursts.
 //! - [`clock`]: the `Clock` trait, the only place time is read, so tests can shift it.
+//! - [`config`]: `/etc/webntpd.toml`: its schema, reading it, and every check on it.
 //! - [`wire`]: sans-IO wire formats (timestamps, JSON/JSONP/NICT bodies), pure functions.
 //! - [`leap`]: `leap-seconds.list`: parse, verify, look up; and the store that loads and
 //!   refreshes it.
@@ -16,6 +17,7 @@
 
 pub mod client;
 pub mod clock;
+pub mod config;
 pub mod exit;
 pub mod leap;
 mod observe;

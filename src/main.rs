@@ -9,9 +9,10 @@ use clap::{Args, Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
 use webntpd::clock::{SharedClock, SystemClock};
+use webntpd::config::{self, BurstSettings, ServerSettings};
 use webntpd::exit;
-use webntpd::leap::store::{LeapConfig, LeapStore};
-use webntpd::server::{Limits, ListenAddr, OriginPolicy, Server, ServerConfig, TlsFiles};
+use webntpd::leap::store::LeapStore;
+use webntpd::server::Server;
 
 /// Time over HTTP: a WebNTP server (go-webntp and NICT compatible, Time over HTTPS).
 #[derive(Parser, Debug)]
@@ -31,11 +32,22 @@ enum Command {
     /// Serve WebNTP over HTTP(S) and WebSocket until SIGTERM or SIGINT.
     ///
     /// SIGHUP reloads the TLS certificate and the leap-seconds file.
-    Serve(Box<ServeArgs>),
+    Serve(Box<ServerSettings>),
     /// Measure the local clock against WebNTP servers once and print the offsets.
     ///
     /// Exits 0 if at least one server answered, 69 if none did.
     Query(QueryArgs),
+    /// Check a configuration file and exit: 0 if it is usable (warnings are printed), 78 if
+    /// it is wrong (every error is printed with its line and column), 66 if it cannot be read.
+    CheckConfig(ConfigArg),
+}
+
+/// `-c PATH`, for every subcommand that reads the configuration file.
+#[derive(Args, Debug)]
+struct ConfigArg {
+    /// The configuration file.
+    #[arg(short = 'c', long = "config", value_name = "PATH", default_value = config::DEFAULT_PATH)]
+    config: PathBuf,
 }
 
 #[derive(Args, Debug)]
@@ -80,95 +92,6 @@ struct QueryArgs {
     no_rt: bool,
 }
 
-#[derive(Args, Debug)]
-struct ServeArgs {
-    /// Serve plain HTTP and ws:// on ADDR (IP:PORT, [IPv6]:PORT or :PORT for every address).
-    /// Repeatable. Default 127.0.0.1:8080 when no --listen or --tls-listen is given.
-    #[arg(long, value_name = "ADDR")]
-    listen: Vec<ListenAddr>,
-
-    /// Serve HTTPS and wss:// on ADDR (needs --tls-cert and --tls-key). Repeatable.
-    #[arg(long, value_name = "ADDR")]
-    tls_listen: Vec<ListenAddr>,
-
-    /// PEM certificate chain for --tls-listen, leaf first.
-    #[arg(long, value_name = "FILE", requires = "tls_key")]
-    tls_cert: Option<PathBuf>,
-
-    /// PEM private key for --tls-listen.
-    #[arg(long, value_name = "FILE", requires = "tls_cert")]
-    tls_key: Option<PathBuf>,
-
-    /// The `id` field of every reply. Default: the request's Host header, as go-webntp.
-    #[arg(long, value_name = "ID")]
-    id: Option<String>,
-
-    /// Browser origin allowed to use the server (CORS and WebSocket Origin), e.g.
-    /// https://clock.example.org. Repeatable. Default `*`: any origin.
-    #[arg(long, value_name = "ORIGIN", value_parser = parse_origin)]
-    allow_origin: Vec<String>,
-
-    /// leap-seconds.list to report leap seconds from.
-    #[arg(
-        long,
-        value_name = "FILE",
-        default_value = "/usr/share/zoneinfo/leap-seconds.list"
-    )]
-    leap_seconds: PathBuf,
-
-    /// Refresh the leap-seconds list from URL (off by default: the server reaches the
-    /// internet only when told to).
-    #[arg(long, value_name = "URL")]
-    leap_seconds_url: Option<String>,
-
-    /// Where refreshed leap-seconds lists are kept.
-    #[arg(
-        long,
-        value_name = "FILE",
-        default_value = "/var/lib/webntpd/leap-seconds.list"
-    )]
-    leap_seconds_cache: PathBuf,
-
-    /// How often to refresh the leap-seconds list (with --leap-seconds-url).
-    #[arg(long, value_name = "DURATION", default_value = "1d", value_parser = parse_duration)]
-    leap_seconds_refresh: Duration,
-
-    /// Time allowed for a request head (and a TLS handshake) to arrive.
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
-    header_read_timeout: Duration,
-
-    /// Close an HTTP connection idle for this long.
-    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
-    keepalive_timeout: Duration,
-
-    /// Largest request head in bytes (minimum 8192); larger gets 431.
-    #[arg(long, value_name = "BYTES", default_value_t = 8192,
-          value_parser = clap::value_parser!(u32).range(8192..=1_048_576))]
-    max_header_bytes: u32,
-
-    /// Most connections open at once; more wait to be accepted.
-    #[arg(long, value_name = "N", default_value_t = 10_000,
-          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
-    max_connections: u32,
-
-    /// Close a WebSocket that sends nothing for this long.
-    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
-    ws_idle_timeout: Duration,
-
-    /// How long shutdown waits for in-flight requests.
-    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
-    shutdown_timeout: Duration,
-}
-
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    let d = humantime::parse_duration(s)
-        .map_err(|e| format!("`{s}`: {e} (expected e.g. 500ms, 10s, 5m, 1d)"))?;
-    if d.is_zero() {
-        return Err(format!("`{s}`: must be longer than zero"));
-    }
-    Ok(d)
-}
-
 /// A timeout: a duration (`2s`, `500ms`) or plain seconds (`2`, `0.5`).
 fn parse_timeout(s: &str) -> Result<Duration, String> {
     if let Ok(secs) = s.parse::<f64>() {
@@ -177,25 +100,7 @@ fn parse_timeout(s: &str) -> Result<Duration, String> {
         }
         return Err(format!("`{s}`: must be between 0 and 3600 seconds"));
     }
-    parse_duration(s)
-}
-
-fn parse_origin(s: &str) -> Result<String, String> {
-    if s == "*" {
-        return Ok(s.to_string());
-    }
-    let rest = s
-        .strip_prefix("https://")
-        .or_else(|| s.strip_prefix("http://"))
-        .ok_or_else(|| {
-            format!("`{s}`: an origin is scheme://host[:port], e.g. https://example.org")
-        })?;
-    if rest.is_empty() || rest.contains('/') || rest.chars().any(|c| c.is_whitespace()) {
-        return Err(format!(
-            "`{s}`: an origin is scheme://host[:port] with no path, e.g. https://example.org"
-        ));
-    }
-    Ok(s.to_string())
+    config::parse_duration(s)
 }
 
 fn main() -> ExitCode {
@@ -211,6 +116,18 @@ fn main() -> ExitCode {
         }
     };
     init_logging(&cli.log_level);
+    let code = match cli.command {
+        Command::Serve(args) => run_async(serve(*args)),
+        Command::Query(args) => run_async(query(args)),
+        Command::CheckConfig(args) => {
+            config::check_command(&args.config, &mut std::io::stdout(), &mut std::io::stderr())
+        }
+    };
+    ExitCode::from(code)
+}
+
+/// Run a command on a multi-threaded runtime.
+fn run_async(command: impl std::future::Future<Output = u8>) -> u8 {
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -218,16 +135,13 @@ fn main() -> ExitCode {
         Ok(rt) => rt,
         Err(e) => {
             tracing::error!("cannot start the async runtime: {e}");
-            return ExitCode::from(exit::OSERR);
+            return exit::OSERR;
         }
     };
-    let code = match cli.command {
-        Command::Serve(args) => runtime.block_on(serve(*args)),
-        Command::Query(args) => runtime.block_on(query(args)),
-    };
+    let code = runtime.block_on(command);
     // Do not wait for stragglers past the shutdown timeout: they were given their chance.
     runtime.shutdown_timeout(Duration::from_millis(100));
-    ExitCode::from(code)
+    code
 }
 
 fn init_logging(level: &str) {
@@ -243,48 +157,11 @@ fn init_logging(level: &str) {
         .init();
 }
 
-async fn serve(args: ServeArgs) -> u8 {
+async fn serve(settings: ServerSettings) -> u8 {
     let clock: SharedClock = SystemClock::shared();
-    let leap_cfg = LeapConfig {
-        file: args.leap_seconds,
-        url: args.leap_seconds_url,
-        cache: args.leap_seconds_cache,
-        refresh_interval: args.leap_seconds_refresh,
-        ..LeapConfig::default()
-    };
+    let leap_cfg = settings.leap_config();
     let leap = Arc::new(LeapStore::load(&leap_cfg, clock.as_ref()));
-
-    let mut listen = args.listen;
-    if listen.is_empty() && args.tls_listen.is_empty() {
-        listen.push(ListenAddr(
-            "127.0.0.1:8080".parse().expect("valid literal address"),
-        ));
-    }
-    let origins = if args.allow_origin.is_empty() || args.allow_origin.iter().any(|o| o == "*") {
-        OriginPolicy::Any
-    } else {
-        OriginPolicy::List(args.allow_origin)
-    };
-    let tls = match (args.tls_cert, args.tls_key) {
-        (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
-        _ => None,
-    };
-    let config = ServerConfig {
-        listen,
-        listen_tls: args.tls_listen,
-        tls,
-        server_id: args.id,
-        origins,
-        limits: Limits {
-            header_read_timeout: args.header_read_timeout,
-            keepalive_timeout: args.keepalive_timeout,
-            max_header_bytes: args.max_header_bytes as usize,
-            max_connections: args.max_connections as usize,
-            ws_idle_timeout: args.ws_idle_timeout,
-            shutdown_timeout: args.shutdown_timeout,
-            ..Limits::default()
-        },
-    };
+    let config = settings.server_config();
     if let Some(limit) = webntpd::server::raise_nofile_limit() {
         if limit < config.limits.max_connections as u64 + 64 {
             tracing::warn!(
@@ -341,35 +218,26 @@ async fn serve(args: ServeArgs) -> u8 {
 }
 
 async fn query(args: QueryArgs) -> u8 {
-    use webntpd::client::connect::{ConnectOptions, ProxySetting};
-    use webntpd::client::ClientOptions;
-    let mut extra_roots = Vec::new();
-    for path in &args.cacert {
-        match webntpd::client::connect::load_pem_roots(path) {
-            Ok(mut certs) => extra_roots.append(&mut certs),
-            Err(e) => {
-                tracing::error!("{e}");
-                return exit::NOINPUT;
-            }
-        }
-    }
+    use webntpd::client::connect::ProxySetting;
     let proxy = match (args.proxy, args.no_proxy) {
         (Some(url), _) => ProxySetting::Url(url),
         (None, true) => ProxySetting::Off,
         (None, false) => ProxySetting::FromEnv,
     };
-    let opts = ClientOptions {
-        samples: usize::from(args.samples),
-        sample_timeout: args.timeout,
+    let burst = BurstSettings {
         mode: args.mode,
-        use_rt: !args.no_rt,
-        connect: ConnectOptions {
-            connect_timeout: args.timeout,
-            tls_timeout: args.timeout,
-            proxy,
-            extra_roots,
-        },
-        ..ClientOptions::default()
+        samples: usize::from(args.samples),
+        timeout: args.timeout,
+        proxy,
+        cacert: args.cacert,
+        rt: !args.no_rt,
+    };
+    let opts = match burst.client_options() {
+        Ok(opts) => opts,
+        Err(e) => {
+            tracing::error!("{e}");
+            return exit::NOINPUT;
+        }
     };
     let clock: SharedClock = SystemClock::shared();
     webntpd::query::run(

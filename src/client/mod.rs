@@ -35,7 +35,7 @@ use connect::{ConnectError, ConnectOptions, Scheme, Target};
 pub const MAX_SAMPLES: usize = 64;
 
 /// How to talk to a server.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Mode {
     /// From the URL: http(s) -> [`Mode::Json`], ws(s) -> [`Mode::Ws`].
     #[default]

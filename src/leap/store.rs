@@ -644,18 +644,29 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     Ok(())
 }
 
-/// GET `url` and return its complete body, within `timeout`.
-async fn fetch(url: &str, timeout: Duration) -> Result<Vec<u8>, RefreshError> {
-    let invalid = |reason: String| RefreshError::InvalidUrl {
+fn invalid_url(url: &str, reason: String) -> RefreshError {
+    RefreshError::InvalidUrl {
         url: url.to_owned(),
         reason,
-    };
+    }
+}
+
+/// Check a [`LeapConfig::url`]: an http:// or https:// URL the refresh can fetch.
+pub fn parse_list_url(url: &str) -> Result<Target, RefreshError> {
+    let invalid = |reason| invalid_url(url, reason);
     let target = Target::parse(url).map_err(|e| invalid(e.to_string()))?;
     if !matches!(target.scheme, Scheme::Http | Scheme::Https) {
         return Err(invalid(
             "only http:// and https:// URLs are supported".into(),
         ));
     }
+    Ok(target)
+}
+
+/// GET `url` and return its complete body, within `timeout`.
+async fn fetch(url: &str, timeout: Duration) -> Result<Vec<u8>, RefreshError> {
+    let target = parse_list_url(url)?;
+    let invalid = |reason| invalid_url(url, reason);
     let request = Request::get(target.path_and_query.as_str())
         .header(
             HOST,

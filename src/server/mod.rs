@@ -33,7 +33,7 @@ use tokio_util::task::TaskTracker;
 use crate::clock::SharedClock;
 use crate::leap::store::LeapStore;
 
-pub use tls::TlsFiles;
+pub use tls::{load_config as load_tls_config, TlsError, TlsFiles};
 
 /// Which browser origins may use the server (CORS on HTTP, `Origin` on WebSocket upgrades).
 ///

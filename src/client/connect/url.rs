@@ -139,6 +139,11 @@ impl Target {
         }
     }
 
+    /// Whether the host is this machine: `localhost`, `*.localhost`, 127.0.0.0/8 or `::1`.
+    pub fn is_loopback(&self) -> bool {
+        super::proxy::is_loopback_host(&self.host)
+    }
+
     /// `host:port` with IPv6 literals in brackets, always with the port: used for `CONNECT`
     /// and to name the server in messages.
     pub fn host_port(&self) -> String {

@@ -1,0 +1,479 @@
+//! The daemon's configuration file, `/etc/webntpd.toml`: its schema, reading it, and checking
+//! it, so that `webntpd run` and `webntpd check-config` see exactly the same thing.
+//!
+//! [`Config::parse`] turns the text into a validated [`Config`] plus warnings, or into errors;
+//! [`Config::load`] reads the file first and also checks the files it names (TLS certificate
+//! and key, extra CA certificates, the leap-seconds list). Every message names the file, the
+//! line and column, the key and its table, and says what to change.
+//!
+//! - `server`: the `[server]` table, shared with `webntpd serve`'s flags ([`ServerSettings`]).
+//! - `value`: durations and origins, written the same way in the file and on the command line.
+//! - `check`: from the file's tables to the validated types, with every semantic check.
+//! - `locate`: byte offsets to lines and columns, key paths to places in the file.
+//!
+//! The file, with every key (`config/webntpd.toml` has the same, commented):
+//!
+//! ```toml
+//! [[source]]                      # one per server polled; any number
+//! url = "https://time.example.org/"
+//! mode = "auto"                   # auto, json, ws, toh, date
+//! samples = 8                     # exchanges per burst, 1-64
+//! poll = "64s"                    # time between bursts while the source answers
+//! poll_min = "64s"                # first retry after a failed burst (default: poll)
+//! poll_max = "1024s"              # longest backoff (default: 16 x poll)
+//! timeout = "5s"                  # per exchange, connection, TLS handshake
+//! proxy = "http://proxy:3128"     # or "none"; unset: https_proxy/http_proxy/no_proxy
+//! cacert = ["/etc/ssl/private-ca.pem"]
+//! weight = 1.0
+//! noselect = false
+//! rt = true
+//!
+//! [[output]]
+//! type = "shm"                    # ntpd/ntpsec/chrony shared memory
+//! unit = 2
+//! perm = "0600"
+//!
+//! [[output]]
+//! type = "sock"                   # chrony's SOCK refclock
+//! path = "/run/chrony.webntp.sock"
+//!
+//! [server]                        # the keys of `webntpd serve`'s flags
+//! listen = [":8080"]
+//!
+//! [selection]
+//! min_sources = 1
+//! max_error = "1s"
+//!
+//! [log]
+//! level = "info"                  # error, warn, info, debug, trace
+//! target = "auto"                 # auto, journald, stderr
+//!
+//! [status]
+//! socket = "/run/webntpd/status.sock"
+//! ```
+
+mod check;
+mod locate;
+mod server;
+mod value;
+
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::client::connect::{ConnectError, ConnectOptions, ProxySetting, Target};
+use crate::client::{ClientOptions, Mode};
+
+pub use locate::Location;
+pub use server::{ServerSettings, DEFAULT_LISTEN, MAX_CONNECTIONS, MAX_HEADER_BYTES};
+pub use value::{parse_duration, parse_origin};
+
+/// Where the daemon looks for its configuration unless told otherwise (`-c PATH`).
+pub const DEFAULT_PATH: &str = "/etc/webntpd.toml";
+
+/// Where the status socket is unless `[status] socket` says otherwise.
+pub const DEFAULT_STATUS_SOCKET: &str = "/run/webntpd/status.sock";
+
+/// A validated configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// The file it was read from (or the name given to [`Config::parse`]).
+    pub path: PathBuf,
+    /// The servers to poll, in file order.
+    pub sources: Vec<SourceConfig>,
+    /// Where the combined estimate goes, in file order.
+    pub outputs: Vec<OutputConfig>,
+    /// The WebNTP server to run, if there is a `[server]` table.
+    pub server: Option<ServerSettings>,
+    /// How sources are combined.
+    pub selection: SelectionConfig,
+    /// Logging.
+    pub log: LogConfig,
+    /// The status socket.
+    pub status: StatusConfig,
+}
+
+/// A configuration that passed every check, and what deserves a second look.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    /// The configuration.
+    pub config: Config,
+    /// Things that work but are probably not what was meant, or are unsafe.
+    pub warnings: Vec<Diagnostic>,
+}
+
+/// One `[[source]]`: a server to poll.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SourceConfig {
+    /// The URL as written.
+    pub url: String,
+    /// Where it points.
+    pub target: Target,
+    /// When to poll.
+    pub poll: Poll,
+    /// Relative weight when sources are combined (default 1), on top of each source's error.
+    pub weight: f64,
+    /// Measure and report this source, but never use it for the time (default false).
+    pub noselect: bool,
+    /// How each burst is taken.
+    pub burst: BurstSettings,
+}
+
+/// When a source is polled. While it answers, a burst every `interval`. After a failed
+/// burst, the next one waits `min`; every further failure doubles the wait, up to `max`; the
+/// first success returns to `interval`. Always `min <= interval <= max`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Poll {
+    /// Between bursts while the source answers (`poll`, default 64 s).
+    pub interval: Duration,
+    /// The first retry after a failed burst (`poll_min`, default `poll`).
+    pub min: Duration,
+    /// The longest wait while failures go on (`poll_max`, default 16 x `poll`).
+    pub max: Duration,
+}
+
+/// How one burst is taken: the settings `webntpd query` takes on its command line, and each
+/// `[[source]]` in the file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BurstSettings {
+    /// How to talk to the server (default auto: from the URL's scheme).
+    pub mode: Mode,
+    /// Exchanges per burst, 1 to [`crate::client::MAX_SAMPLES`] (default 8).
+    pub samples: usize,
+    /// Bound on each exchange, on the connection and on the TLS handshake (default 5 s).
+    pub timeout: Duration,
+    /// Which proxy (default: from the environment, as curl).
+    pub proxy: ProxySetting,
+    /// PEM files of CA certificates trusted besides the system's.
+    pub cacert: Vec<PathBuf>,
+    /// Use the server's receive time `rt` when it sends one (default true).
+    pub rt: bool,
+}
+
+impl Default for BurstSettings {
+    fn default() -> Self {
+        BurstSettings {
+            mode: Mode::Auto,
+            samples: 8,
+            timeout: Duration::from_secs(5),
+            proxy: ProxySetting::FromEnv,
+            cacert: Vec::new(),
+            rt: true,
+        }
+    }
+}
+
+/// Longest pause between two exchanges of a burst (the client draws 10-40 ms).
+const MAX_SPACING: Duration = Duration::from_millis(40);
+/// Longest a Date-mode probe waits for the server's next second boundary.
+const DATE_PROBE_WAIT: Duration = Duration::from_secs(1);
+
+impl BurstSettings {
+    /// The client's options. Reads the `cacert` files, so it can fail.
+    pub fn client_options(&self) -> Result<ClientOptions, ConnectError> {
+        let mut extra_roots = Vec::new();
+        for path in &self.cacert {
+            extra_roots.append(&mut crate::client::connect::load_pem_roots(path)?);
+        }
+        Ok(ClientOptions {
+            samples: self.samples,
+            sample_timeout: self.timeout,
+            mode: self.mode,
+            use_rt: self.rt,
+            connect: ConnectOptions {
+                connect_timeout: self.timeout,
+                tls_timeout: self.timeout,
+                proxy: self.proxy.clone(),
+                extra_roots,
+            },
+            ..ClientOptions::default()
+        })
+    }
+
+    /// The longest a burst can take when everything times out: the connection, the TLS
+    /// handshake, the warm-up exchange and every sample each take `timeout`, plus the pauses
+    /// between samples. In Date mode, `samples` does not count: up to 12 probes, each also
+    /// waiting up to a second for the server's next second boundary.
+    pub fn longest(&self) -> Duration {
+        let t = self.timeout;
+        if self.mode == Mode::Date {
+            let probes = crate::client::date::DateOptions::default().max_probes as u32;
+            t * (probes + 2) + DATE_PROBE_WAIT * probes
+        } else {
+            let n = self.samples as u32;
+            t * (n + 3) + MAX_SPACING * n.saturating_sub(1)
+        }
+    }
+}
+
+/// One `[[output]]`: where the combined estimate is written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OutputConfig {
+    /// `type = "shm"`: an ntpd/ntpsec/chrony shared-memory segment.
+    Shm(ShmOutput),
+    /// `type = "sock"`: chrony's SOCK reference clock.
+    Sock(SockOutput),
+}
+
+/// A shared-memory reference clock segment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShmOutput {
+    /// The unit: key `0x4E545030 + unit`; ntpd's `127.127.28.UNIT`, chrony's `refclock SHM UNIT`.
+    pub unit: u8,
+    /// Permissions for a segment webntpd creates; `None`: ntpd's rule (see
+    /// [`ShmOutput::perm_or_default`]).
+    pub perm: Option<u32>,
+}
+
+impl ShmOutput {
+    /// The permissions to create the segment with: `perm`, else ntpd's rule: 0600 (root only)
+    /// for units 0 and 1, 0666 for the others.
+    pub fn perm_or_default(&self) -> u32 {
+        self.perm
+            .unwrap_or(if self.unit < 2 { 0o600 } else { 0o666 })
+    }
+}
+
+/// A chrony SOCK reference clock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SockOutput {
+    /// The datagram socket chronyd created (`refclock SOCK PATH`).
+    pub path: PathBuf,
+}
+
+/// `[selection]`: how measurements from several sources become one.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SelectionConfig {
+    /// Fewest sources that must agree (overlapping correctness intervals) before anything is
+    /// written to the outputs (default 1).
+    pub min_sources: usize,
+    /// A source whose error bound is larger than this is not used (default 1 s).
+    #[serde(deserialize_with = "value::duration")]
+    pub max_error: Duration,
+}
+
+impl Default for SelectionConfig {
+    fn default() -> Self {
+        SelectionConfig {
+            min_sources: 1,
+            max_error: Duration::from_secs(1),
+        }
+    }
+}
+
+/// `[log]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// Least severe messages logged (default info). `RUST_LOG` overrides it.
+    pub level: LogLevel,
+    /// Where logs go (default auto).
+    pub target: LogTarget,
+}
+
+/// A log level.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogLevel {
+    /// Errors only.
+    Error,
+    /// Errors and warnings.
+    Warn,
+    /// Also what the daemon does (the default).
+    #[default]
+    Info,
+    /// Also every burst.
+    Debug,
+    /// Everything.
+    Trace,
+}
+
+impl LogLevel {
+    /// The name, as `tracing` filters take it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogLevel::Error => "error",
+            LogLevel::Warn => "warn",
+            LogLevel::Info => "info",
+            LogLevel::Debug => "debug",
+            LogLevel::Trace => "trace",
+        }
+    }
+}
+
+/// Where logs go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogTarget {
+    /// journald when running under systemd (`JOURNAL_STREAM` set), stderr otherwise.
+    #[default]
+    Auto,
+    /// journald's native protocol, with structured fields.
+    Journald,
+    /// Plain lines on stderr.
+    Stderr,
+}
+
+/// `[status]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StatusConfig {
+    /// The read-only Unix socket `webntpd status` reads (default
+    /// [`DEFAULT_STATUS_SOCKET`]); must be absolute.
+    pub socket: PathBuf,
+}
+
+impl Default for StatusConfig {
+    fn default() -> Self {
+        StatusConfig {
+            socket: PathBuf::from(DEFAULT_STATUS_SOCKET),
+        }
+    }
+}
+
+/// A message about one place in the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostic {
+    /// The file.
+    pub path: PathBuf,
+    /// Where in it, when the message is about one place.
+    pub location: Option<Location>,
+    /// What is wrong and what to do.
+    pub message: String,
+}
+
+impl fmt::Display for Diagnostic {
+    /// `/etc/webntpd.toml line 12, column 1: unknown key ...`
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.path.display())?;
+        if let Some(l) = self.location {
+            write!(f, " line {}, column {}", l.line, l.column)?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+impl Diagnostic {
+    /// As a warning is printed: `/etc/webntpd.toml line 3, column 8: warning: ...`.
+    pub fn as_warning(&self) -> String {
+        Diagnostic {
+            message: format!("warning: {}", self.message),
+            ..self.clone()
+        }
+        .to_string()
+    }
+}
+
+/// Why a configuration cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {}: {source}{}", path.display(), read_hint(source))]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// The file was read but is wrong; every error found, in file order.
+    #[error("{}", errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+    Invalid {
+        /// What is wrong, at least one.
+        errors: Vec<Diagnostic>,
+        /// Warnings found on the way, for completeness.
+        warnings: Vec<Diagnostic>,
+    },
+}
+
+fn read_hint(e: &io::Error) -> &'static str {
+    match e.kind() {
+        io::ErrorKind::NotFound => {
+            " (create it: config/webntpd.toml in webntpd's sources is a documented example; \
+             or name another file with -c PATH)"
+        }
+        io::ErrorKind::PermissionDenied => " (run as a user that may read it, or fix its mode)",
+        _ => "",
+    }
+}
+
+impl ConfigError {
+    /// The sysexits code: 66 (NOINPUT) when the file cannot be read, 78 (CONFIG) when it is
+    /// wrong.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            ConfigError::Read { .. } => crate::exit::NOINPUT,
+            ConfigError::Invalid { .. } => crate::exit::CONFIG,
+        }
+    }
+}
+
+impl Config {
+    /// Read and validate the file at `path`, including the files it names: TLS certificate
+    /// and key, `cacert` files (errors) and the leap-seconds list (a warning when missing).
+    pub fn load(path: impl AsRef<Path>) -> Result<Loaded, ConfigError> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        check::run(&text, path, true)
+    }
+
+    /// Validate `text`; `path` names it in messages. Touches no file: the files the
+    /// configuration names are checked by [`Config::load`] only.
+    pub fn parse(text: &str, path: impl AsRef<Path>) -> Result<Loaded, ConfigError> {
+        check::run(text, path.as_ref(), false)
+    }
+
+    /// One line for humans: `3 sources, 1 output, server on http://127.0.0.1:8123`.
+    pub fn summary(&self) -> String {
+        let count = |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
+        let server = match &self.server {
+            Some(s) => format!("server on {}", s.describe_listeners()),
+            None => "no server".to_owned(),
+        };
+        format!(
+            "{}, {}, {server}",
+            count(self.sources.len(), "source"),
+            count(self.outputs.len(), "output")
+        )
+    }
+}
+
+/// `webntpd check-config`: validate the file at `path` (and the files it names), print the
+/// warnings and errors to `err` and a summary to `out`; return the exit code: 0 when the
+/// configuration is usable, 78 when it is wrong, 66 when it cannot be read.
+pub fn check_command(path: &Path, out: &mut dyn io::Write, err: &mut dyn io::Write) -> u8 {
+    let (result, warnings) = match Config::load(path) {
+        Ok(Loaded { config, warnings }) => (Ok(config), warnings),
+        Err(ConfigError::Invalid { errors, warnings }) => (
+            Err(ConfigError::Invalid {
+                errors,
+                warnings: Vec::new(),
+            }),
+            warnings,
+        ),
+        Err(e) => (Err(e), Vec::new()),
+    };
+    // Output errors (a closed pipe) cannot be reported anywhere better; the code still tells.
+    for w in &warnings {
+        let _ = writeln!(err, "{}", w.as_warning());
+    }
+    match result {
+        Ok(config) => {
+            let _ = writeln!(out, "{}: OK ({})", path.display(), config.summary());
+            crate::exit::OK
+        }
+        Err(e) => {
+            let _ = writeln!(err, "{e}");
+            e.exit_code()
+        }
+    }
+}

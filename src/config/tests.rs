@@ -1,0 +1,1156 @@
+//! Every class of error and warning, with its message and where it points; the defaults; the
+//! shipped configurations.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::*;
+use crate::server::OriginPolicy;
+
+const PATH: &str = "/etc/webntpd.toml";
+
+/// A source that passes every check, to build on.
+const SOURCE: &str = "[[source]]\nurl = \"https://time.example.org/\"\n";
+
+/// Parse, expecting errors: each as (line, column, message).
+fn errors(text: &str) -> Vec<(usize, usize, String)> {
+    match Config::parse(text, PATH) {
+        Ok(loaded) => panic!("expected errors, got {:?}", loaded.config),
+        Err(ConfigError::Invalid { errors, .. }) => errors.iter().map(place).collect(),
+        Err(e) => panic!("expected Invalid, got {e}"),
+    }
+}
+
+/// Parse, expecting exactly one error.
+fn error(text: &str) -> (usize, usize, String) {
+    let mut all = errors(text);
+    assert_eq!(all.len(), 1, "one error expected: {all:#?}");
+    all.remove(0)
+}
+
+/// Parse, expecting exactly one error, at `(line, column)`, whose message contains `parts`.
+#[track_caller]
+fn fails(text: &str, line: usize, column: usize, parts: &[&str]) {
+    assert_at(&error(text), line, column, parts);
+}
+
+/// Parse, expecting success.
+fn ok(text: &str) -> Loaded {
+    match Config::parse(text, PATH) {
+        Ok(loaded) => loaded,
+        Err(e) => panic!("expected a valid configuration, got:\n{e}"),
+    }
+}
+
+fn warnings(text: &str) -> Vec<(usize, usize, String)> {
+    ok(text).warnings.iter().map(place).collect()
+}
+
+fn place(d: &Diagnostic) -> (usize, usize, String) {
+    let l = d.location.unwrap_or(Location { line: 0, column: 0 });
+    (l.line, l.column, d.message.clone())
+}
+
+/// Assert `(line, column)` and that the message contains every one of `parts`.
+#[track_caller]
+fn assert_at(got: &(usize, usize, String), line: usize, column: usize, parts: &[&str]) {
+    assert_eq!((got.0, got.1), (line, column), "place of: {}", got.2);
+    for part in parts {
+        assert!(got.2.contains(part), "`{part}` in: {}", got.2);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Syntax, unknown keys, types
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn syntax_errors_say_where() {
+    let e = error("[[source]]\nurl = \"https://a.example/\nsamples = 3\n");
+    assert_eq!(e.0, 2, "{e:?}");
+    assert!(e.2.starts_with("invalid TOML: "), "{}", e.2);
+    fails(
+        "[server]\nlisten = [\":80\"]\n\n[server]\n",
+        4,
+        2,
+        &["duplicate key", "[[double brackets]]"],
+    );
+}
+
+#[test]
+fn an_unknown_key_names_its_table_and_the_key_meant() {
+    let text = format!(
+        "{SOURCE}\n[[source]]\nurl = \"https://b.example/\"\n\n# a comment\n\n\n\n[[source]]\n\
+         urll = \"https://c.example/\"\n"
+    );
+    let errors = match Config::parse(&text, PATH) {
+        Err(ConfigError::Invalid { errors, .. }) => errors,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(
+        errors[0].to_string(),
+        "/etc/webntpd.toml line 12, column 1: unknown key `urll` in [[source]], expected `url`"
+    );
+    // Case and a transposition are recognised too.
+    assert_at(
+        &error(&format!("{SOURCE}Samples = 3\n")),
+        3,
+        1,
+        &["unknown key `Samples` in [[source]], expected `samples`"],
+    );
+    assert_at(
+        &error(&format!("{SOURCE}[selection]\nmin_soruces = 2\n")),
+        4,
+        1,
+        &["unknown key `min_soruces` in [selection], expected `min_sources`"],
+    );
+}
+
+#[test]
+fn an_unknown_key_far_from_any_lists_them_all() {
+    fails(
+        &format!("{SOURCE}[log]\ncolour = true\n"),
+        4,
+        1,
+        &["unknown key `colour` in [log], expected one of `level`, `target`"],
+    );
+    fails(
+        &format!("{SOURCE}verbose = true\n"),
+        3,
+        1,
+        &["unknown key `verbose` in [[source]]", "`url`", "`poll_max`"],
+    );
+    fails(
+        &format!("{SOURCE}[server]\nport = 80\n"),
+        4,
+        1,
+        &["unknown key `port` in [server]", "`listen`"],
+    );
+    fails(
+        &format!("sources = []\n{SOURCE}"),
+        1,
+        1,
+        &["unknown key `sources` in the top level, expected `source`"],
+    );
+    fails(
+        &format!("{SOURCE}[status]\npath = \"/run/x.sock\"\n"),
+        4,
+        1,
+        &["unknown key `path` in [status], expected `socket`"],
+    );
+}
+
+#[test]
+fn unknown_keys_in_inline_and_dotted_tables_are_found() {
+    fails(
+        "source = [{ url = \"https://a.example/\", sample = 3 }]\n",
+        1,
+        41,
+        &["unknown key `sample` in [[source]], expected `samples`"],
+    );
+    fails(
+        "server.listne = [\":80\"]\n",
+        1,
+        8,
+        &["unknown key `listne` in [server], expected `listen`"],
+    );
+}
+
+#[test]
+fn wrong_types_name_the_key_and_what_was_expected() {
+    fails(
+        "[[source]]\nurl = 5\n",
+        2,
+        7,
+        &["`url` in [[source]]: invalid type: integer `5`, expected"],
+    );
+    fails(
+        &format!("{SOURCE}timeout = 5\n"),
+        3,
+        11,
+        &[
+            "`timeout` in [[source]]",
+            "a duration in quotes, such as \"64s\"",
+        ],
+    );
+    fails(
+        &format!("{SOURCE}noselect = \"yes\"\n"),
+        3,
+        12,
+        &["`noselect` in [[source]]", "expected a boolean"],
+    );
+    fails(
+        &format!("{SOURCE}[server]\nlisten = [\"127.0.0.1:80\", 81]\n"),
+        4,
+        27,
+        &["`listen` in [server]", "integer `81`"],
+    );
+    fails(
+        &format!("{SOURCE}[selection]\nmin_sources = -1\n"),
+        4,
+        15,
+        &["`min_sources` in [selection]", "-1"],
+    );
+}
+
+#[test]
+fn a_single_bracket_source_says_to_use_two() {
+    fails(
+        "[source]\nurl = \"https://a.example/\"\n",
+        1,
+        1,
+        &[
+            "`source`: invalid type",
+            "write [[source]] with two brackets",
+        ],
+    );
+}
+
+#[test]
+fn missing_keys_are_named() {
+    fails(
+        &format!("{SOURCE}\n[[source]]\nsamples = 4\n"),
+        4,
+        1,
+        &["missing key `url` in [[source]]: add `url = ...`"],
+    );
+}
+
+#[test]
+fn bad_values_say_what_is_expected() {
+    fails(
+        &format!("{SOURCE}poll = \"5 parsecs\"\n"),
+        3,
+        8,
+        &["`poll` in [[source]]", "`5 parsecs`", "e.g. 500ms, 10s"],
+    );
+    fails(
+        &format!("{SOURCE}timeout = \"0s\"\n"),
+        3,
+        11,
+        &["`timeout` in [[source]]", "must be longer than zero"],
+    );
+    fails(
+        &format!("{SOURCE}mode = \"websockets\"\n"),
+        3,
+        8,
+        &["unknown mode `websockets`, expected one of"],
+    );
+    fails(
+        &format!("{SOURCE}mode = \"dat\"\n"),
+        3,
+        8,
+        &["`mode` in [[source]]: unknown mode `dat`, expected `date`"],
+    );
+    fails(
+        &format!("{SOURCE}[log]\nlevel = \"inf\"\n"),
+        4,
+        9,
+        &["`level` in [log]: unknown value `inf`, expected `info`"],
+    );
+    fails(
+        &format!("{SOURCE}[log]\ntarget = \"syslog\"\n"),
+        4,
+        10,
+        &["unknown value `syslog`, expected one of `auto`, `journald`, `stderr`"],
+    );
+    fails(
+        &format!("{SOURCE}[server]\nlisten = \"8080\"\n"),
+        4,
+        10,
+        &["`listen` in [server]", "expected IP:PORT"],
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sources
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn defaults() {
+    let loaded = ok(SOURCE);
+    assert!(loaded.warnings.len() == 1, "{:?}", loaded.warnings); // no output
+    let c = loaded.config;
+    assert_eq!(c.path, Path::new(PATH));
+    let s = &c.sources[0];
+    assert_eq!(s.target.host, "time.example.org");
+    assert_eq!(
+        s.poll,
+        Poll {
+            interval: Duration::from_secs(64),
+            min: Duration::from_secs(64),
+            max: Duration::from_secs(1024),
+        }
+    );
+    assert_eq!(s.burst, BurstSettings::default());
+    assert_eq!((s.weight, s.noselect), (1.0, false));
+    assert!(c.outputs.is_empty() && c.server.is_none());
+    assert_eq!(c.selection, SelectionConfig::default());
+    assert_eq!(c.log, LogConfig::default());
+    assert_eq!(c.status.socket, Path::new(DEFAULT_STATUS_SOCKET));
+    assert_eq!(c.summary(), "1 source, 0 outputs, no server");
+}
+
+#[test]
+fn every_source_key_is_read() {
+    let c = ok(r#"
+        [[source]]
+        url = "wss://time.example.org/ws"
+        mode = "ws"
+        samples = 16
+        poll = "128s"
+        poll_min = "100s"
+        poll_max = "1h"
+        timeout = "2s"
+        proxy = "http://user:pw@proxy.example.org:3128"
+        cacert = "/etc/ca.pem"
+        weight = 2
+        noselect = true
+        rt = false
+
+        [[source]]
+        url = "https://a.example/"
+        proxy = "none"
+
+        [[output]]
+        type = "sock"
+        path = "/run/chrony.webntp.sock"
+    "#)
+    .config;
+    let s = &c.sources[0];
+    assert_eq!(
+        s.poll,
+        Poll {
+            interval: Duration::from_secs(128),
+            min: Duration::from_secs(100),
+            max: Duration::from_secs(3600),
+        }
+    );
+    assert_eq!(
+        s.burst,
+        BurstSettings {
+            mode: Mode::Ws,
+            samples: 16,
+            timeout: Duration::from_secs(2),
+            proxy: ProxySetting::Url("http://user:pw@proxy.example.org:3128".into()),
+            cacert: vec![PathBuf::from("/etc/ca.pem")],
+            rt: false,
+        }
+    );
+    assert_eq!((s.weight, s.noselect), (2.0, true));
+    assert_eq!(c.sources[1].burst.proxy, ProxySetting::Off);
+    let opts = c.sources[1].burst.client_options().unwrap();
+    assert_eq!((opts.samples, opts.use_rt), (8, true));
+    assert_eq!(opts.connect.connect_timeout, Duration::from_secs(5));
+}
+
+#[test]
+fn source_urls_must_parse_and_use_a_supported_scheme() {
+    fails(
+        "[[source]]\nurl = \"time.example.org\"\n",
+        2,
+        7,
+        &["invalid server URL", "no scheme"],
+    );
+    fails(
+        "[[source]]\nurl = \"ftp://time.example.org/\"\n",
+        2,
+        7,
+        &[
+            "unsupported scheme \"ftp\"",
+            "use http://, https://, ws:// or wss://",
+        ],
+    );
+    fails(
+        "[[source]]\nurl = \"https://\"\n",
+        2,
+        7,
+        &["invalid server URL"],
+    );
+}
+
+#[test]
+fn samples_and_weight_must_be_in_range() {
+    fails(
+        &format!("{SOURCE}samples = 65\n"),
+        3,
+        11,
+        &["samples = 65: a burst takes 1 to 64 samples"],
+    );
+    fails(&format!("{SOURCE}samples = 0\n"), 3, 11, &["samples = 0"]);
+    fails(
+        &format!("{SOURCE}weight = 0\n"),
+        3,
+        10,
+        &["weight = 0: must be a number above 0", "noselect = true"],
+    );
+    fails(
+        &format!("{SOURCE}weight = -1.5\n"),
+        3,
+        10,
+        &["weight = -1.5"],
+    );
+}
+
+#[test]
+fn poll_bounds_must_be_in_order() {
+    fails(
+        &format!("{SOURCE}poll = \"64s\"\npoll_min = \"20m\"\npoll_max = \"10m\"\n"),
+        4,
+        12,
+        &[
+            "poll_min (20m) is longer than poll_max (10m)",
+            "lower poll_min or raise poll_max",
+        ],
+    );
+    // poll_max below the default poll.
+    fails(
+        &format!("{SOURCE}poll_max = \"60s\"\n"),
+        3,
+        12,
+        &[
+            "poll (1m 4s, the default) is longer than poll_max (1m)",
+            "raise poll_max",
+        ],
+    );
+    fails(
+        &format!("{SOURCE}poll = \"2m\"\npoll_min = \"3m\"\n"),
+        4,
+        12,
+        &["poll_min (3m) is longer than poll (2m)"],
+    );
+    // A poll_min above the default poll_max (16 x poll) says where that number comes from.
+    fails(
+        &format!("{SOURCE}poll_min = \"1d\"\n"),
+        3,
+        12,
+        &["poll_max (17m 4s, the default)"],
+    );
+}
+
+#[test]
+fn a_poll_shorter_than_a_burst_is_an_error() {
+    // 8 samples, 5 s: (8 + 3) x 5 s plus 7 pauses of 40 ms.
+    fails(
+        &format!("{SOURCE}poll = \"30s\"\n"),
+        3,
+        8,
+        &[
+            "poll (30s) is shorter than a burst can take (55s 280ms; 8 samples, timeout 5s",
+            "raise poll to at least 56s, or lower samples or timeout",
+        ],
+    );
+    // The error names poll_min when that is what is short.
+    fails(
+        &format!("{SOURCE}poll_min = \"10s\"\n"),
+        3,
+        12,
+        &["poll_min (10s) is shorter than a burst"],
+    );
+    // Fewer samples and a shorter timeout make a short poll fine.
+    ok(&format!(
+        "{SOURCE}poll = \"4s\"\nsamples = 4\ntimeout = \"500ms\"\n"
+    ));
+    // Date mode: 12 probes, each up to a timeout and a second.
+    fails(
+        &format!("{SOURCE}mode = \"date\"\n"),
+        1,
+        1,
+        &[
+            "poll (1m 4s) is shorter",
+            "mode = \"date\"",
+            "lower timeout",
+        ],
+    );
+    ok(&format!("{SOURCE}mode = \"date\"\ntimeout = \"2s\"\n"));
+}
+
+#[test]
+fn proxies_must_parse() {
+    fails(
+        &format!("{SOURCE}proxy = \"https://proxy.example.org\"\n"),
+        3,
+        9,
+        &[
+            "invalid proxy URL",
+            "only http:// proxies",
+            "write proxy = \"http://HOST:PORT\"",
+        ],
+    );
+    fails(
+        &format!("{SOURCE}proxy = \"http://proxy:99999\"\n"),
+        3,
+        9,
+        &["invalid proxy URL"],
+    );
+    for (written, setting) in [
+        ("none", ProxySetting::Off),
+        ("direct", ProxySetting::Off),
+        ("env", ProxySetting::FromEnv),
+    ] {
+        let c = ok(&format!("{SOURCE}proxy = \"{written}\"\n")).config;
+        assert_eq!(c.sources[0].burst.proxy, setting, "{written}");
+    }
+}
+
+#[test]
+fn the_same_server_twice_is_an_error() {
+    fails(
+        &format!("{SOURCE}\n[[source]]\nurl = \"HTTPS://Time.Example.org:443/\"\n"),
+        5,
+        7,
+        &["is the same server, measured the same way, as the [[source]] on line 1"],
+    );
+    // ws mode over an http URL is the same as the ws URL.
+    fails(
+        "[[source]]\nurl = \"wss://a.example/\"\n[[source]]\nurl = \"https://a.example/\"\n\
+         mode = \"ws\"\n",
+        4,
+        7,
+        &["same server"],
+    );
+    // The same URL measured another way is another source.
+    let c = ok(&format!(
+        "{SOURCE}[[source]]\nurl = \"https://time.example.org/\"\nmode = \"toh\"\n"
+    ));
+    assert_eq!(c.config.sources.len(), 2);
+}
+
+#[test]
+fn source_warnings() {
+    let w = warnings(
+        "[[source]]\nurl = \"http://time.example.org/\"\n[[source]]\n\
+         url = \"https://b.example/\"\nmode = \"date\"\nsamples = 4\ntimeout = \"2s\"\n\
+         [[output]]\ntype = \"sock\"\npath = \"/run/c.sock\"\n",
+    );
+    assert_eq!(w.len(), 3, "{w:#?}");
+    assert_at(
+        &w[0],
+        1,
+        1,
+        &["two selectable sources cannot outvote each other"],
+    );
+    assert_at(
+        &w[1],
+        2,
+        7,
+        &["http://time.example.org/ is not encrypted", "https://"],
+    );
+    assert_at(&w[2], 6, 11, &["samples does not apply to mode = \"date\""]);
+    // Loopback needs no encryption.
+    let w = warnings("[[source]]\nurl = \"ws://127.0.0.1:8123/\"\n[[output]]\ntype = \"sock\"\npath = \"/run/c.sock\"\n");
+    assert!(w.is_empty(), "{w:?}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Outputs
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn outputs_are_read() {
+    let c = ok(&format!(
+        "{SOURCE}[[output]]\ntype = \"shm\"\nunit = 2\nperm = 0o600\n\
+         [[output]]\ntype = \"shm\"\nunit = 3\nperm = \"0640\"\n\
+         [[output]]\ntype = \"sock\"\npath = \"/run/chrony.webntp.sock\"\n"
+    ))
+    .config;
+    assert_eq!(
+        c.outputs,
+        vec![
+            OutputConfig::Shm(ShmOutput {
+                unit: 2,
+                perm: Some(0o600)
+            }),
+            OutputConfig::Shm(ShmOutput {
+                unit: 3,
+                perm: Some(0o640)
+            }),
+            OutputConfig::Sock(SockOutput {
+                path: "/run/chrony.webntp.sock".into()
+            }),
+        ]
+    );
+    let default_perm = |unit| ShmOutput { unit, perm: None }.perm_or_default();
+    assert_eq!(
+        (default_perm(0), default_perm(1), default_perm(2)),
+        (0o600, 0o600, 0o666)
+    );
+}
+
+#[test]
+fn a_unit_or_a_socket_used_twice_is_an_error() {
+    fails(
+        &format!(
+            "{SOURCE}[[output]]\ntype = \"shm\"\nunit = 2\nperm = \"0600\"\n\
+         [[output]]\ntype = \"shm\"\nunit = 2\nperm = \"0600\"\n"
+        ),
+        9,
+        8,
+        &[
+            "SHM unit 2 is already written by the [[output]] on line 3",
+            "pick another",
+        ],
+    );
+    fails(
+        &format!(
+            "{SOURCE}[[output]]\ntype = \"sock\"\npath = \"/run/a.sock\"\n\
+         [[output]]\ntype = \"sock\"\npath = \"/run/a.sock\"\n"
+        ),
+        8,
+        8,
+        &["socket /run/a.sock is already written by the [[output]] on line 3"],
+    );
+}
+
+#[test]
+fn output_keys_must_fit_their_type() {
+    let shm = |rest: &str| error(&format!("{SOURCE}[[output]]\ntype = \"shm\"\n{rest}"));
+    assert_at(
+        &shm(""),
+        4,
+        8,
+        &["missing key `unit` in this shm [[output]]: add unit = 2"],
+    );
+    assert_at(
+        &shm("unit = 256\n"),
+        5,
+        8,
+        &["unit = 256: SHM units are 0 to 255"],
+    );
+    assert_at(&shm("unit = -1\n"), 5, 8, &["unit = -1"]);
+    assert_at(
+        &shm("unit = 2\nperm = \"0600\"\npath = \"/x\"\n"),
+        7,
+        8,
+        &["`path` does not apply to type = \"shm\", which takes `unit` and `perm`"],
+    );
+    assert_at(
+        &shm("unit = 2\nperm = 600\n"),
+        6,
+        8,
+        &[
+            "perm = 600 is a decimal number",
+            "perm = \"0600\" or perm = 0o600",
+        ],
+    );
+    assert_at(
+        &shm("unit = 2\nperm = \"rw-------\"\n"),
+        6,
+        8,
+        &["octal permissions"],
+    );
+    assert_at(
+        &shm("unit = 2\nperm = \"01600\"\n"),
+        6,
+        8,
+        &["from \"0600\" to \"0777\""],
+    );
+    assert_at(
+        &shm("unit = 2\nperm = \"0444\"\n"),
+        6,
+        8,
+        &["perm = \"0444\" does not let webntpd (the owner) read and write"],
+    );
+    let sock = |rest: &str| error(&format!("{SOURCE}[[output]]\ntype = \"sock\"\n{rest}"));
+    assert_at(
+        &sock(""),
+        4,
+        8,
+        &["missing key `path` in this sock [[output]]"],
+    );
+    assert_at(
+        &sock("path = \"chrony.sock\"\n"),
+        5,
+        8,
+        &["chrony.sock is a relative path"],
+    );
+    assert_at(
+        &sock("path = \"/run/c.sock\"\nunit = 2\n"),
+        6,
+        8,
+        &["`unit` does not apply to type = \"sock\", which takes `path`"],
+    );
+    fails(
+        &format!("{SOURCE}[[output]]\ntype = \"shmem\"\nunit = 2\n"),
+        4,
+        8,
+        &["unknown output type `shmem`, expected `shm`"],
+    );
+    fails(
+        &format!("{SOURCE}[[output]]\ntype = \"ntp\"\n"),
+        4,
+        8,
+        &["unknown output type `ntp`, expected one of `shm`, `sock`"],
+    );
+    fails(
+        &format!("{SOURCE}[[output]]\nunit = 2\n"),
+        3,
+        1,
+        &["missing key `type` in [[output]]"],
+    );
+}
+
+#[test]
+fn output_warnings() {
+    let out = |rest: &str| {
+        warnings(&format!(
+            "{SOURCE}[[source]]\nurl = \"https://b.example/\"\n[[source]]\nurl = \"https://c.example/\"\n\
+             [[output]]\ntype = \"shm\"\n{rest}"
+        ))
+    };
+    let w = out("unit = 0\n");
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert_at(
+        &w[0],
+        9,
+        8,
+        &["SHM unit 0: ntpd and ntpsec create units 0 and 1 for root only"],
+    );
+    let w = out("unit = 2\nperm = \"0666\"\n");
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert_at(
+        &w[0],
+        10,
+        8,
+        &[
+            "writable by other users (mode 0666)",
+            "any local user can then inject time",
+        ],
+    );
+    let w = out("unit = 2\n");
+    assert_at(
+        &w[0],
+        9,
+        8,
+        &[
+            "mode 0666, ntpd's default for units 2 and up",
+            "perm = \"0600\"",
+        ],
+    );
+    assert!(out("unit = 2\nperm = \"0644\"\n").is_empty());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Selection, purpose, status
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn min_sources_must_be_reachable() {
+    fails(
+        &format!(
+            "{SOURCE}[[source]]\nurl = \"https://b.example/\"\nnoselect = true\n\
+         [selection]\nmin_sources = 2\n"
+        ),
+        7,
+        15,
+        &["min_sources = 2 but only 1 source can be selected (noselect ones do not count)"],
+    );
+    fails(
+        &format!("{SOURCE}[selection]\nmin_sources = 0\n"),
+        4,
+        15,
+        &["min_sources = 0"],
+    );
+    // A source with an error of its own still counts: one error, not two.
+    fails(
+        &format!(
+            "{SOURCE}[[source]]\nurl = \"gopher://b.example/\"\n[selection]\nmin_sources = 2\n"
+        ),
+        4,
+        7,
+        &["unsupported scheme"],
+    );
+}
+
+#[test]
+fn a_file_must_ask_for_something() {
+    let e = error("# nothing\n[log]\nlevel = \"debug\"\n");
+    assert_eq!((e.0, e.1), (0, 0), "not about one place");
+    assert!(
+        e.2.starts_with("nothing to do: no [[source]] to poll and no [server]"),
+        "{}",
+        e.2
+    );
+    let rendered = match Config::parse("", PATH) {
+        Err(e) => e.to_string(),
+        Ok(_) => panic!("an empty file is not a configuration"),
+    };
+    assert!(
+        rendered.starts_with("/etc/webntpd.toml: nothing to do"),
+        "{rendered}"
+    );
+    // A server alone is fine; outputs without sources get a warning.
+    let w = warnings("[server]\n[[output]]\ntype = \"sock\"\npath = \"/run/c.sock\"\n");
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert_at(&w[0], 2, 1, &["[[output]] without any [[source]]"]);
+    let w = warnings(SOURCE);
+    assert_at(&w[0], 1, 1, &["no [[output]]", "webntpd status"]);
+}
+
+#[test]
+fn the_status_socket_must_be_absolute() {
+    fails(
+        &format!("{SOURCE}[status]\nsocket = \"status.sock\"\n"),
+        4,
+        10,
+        &["status socket status.sock is a relative path"],
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Server
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn server_keys_map_onto_the_server_and_leap_configs() {
+    let c = ok(r#"
+        [server]
+        listen = ["127.0.0.1:8123", "[::1]:8123"]
+        tls_listen = ":8443"
+        tls_cert = "/etc/webntpd/cert.pem"
+        tls_key = "/etc/webntpd/key.pem"
+        id = "time.example.org"
+        allow_origin = ["https://a.example", "http://b.example:8080"]
+        leap_seconds = "/etc/leap.list"
+        leap_seconds_url = "https://data.iana.org/time-zones/tzdb/leap-seconds.list"
+        leap_seconds_cache = "/var/cache/leap.list"
+        leap_seconds_refresh = "12h"
+        header_read_timeout = "3s"
+        keepalive_timeout = "4s"
+        max_header_bytes = 16384
+        max_connections = 500
+        ws_idle_timeout = "5s"
+        shutdown_timeout = "6s"
+    "#)
+    .config;
+    let s = c.server.clone().unwrap();
+    let server = s.server_config();
+    assert_eq!(server.listen.len(), 2);
+    assert_eq!(server.listen_tls[0].to_string(), "[::]:8443");
+    assert_eq!(server.tls.unwrap().key, Path::new("/etc/webntpd/key.pem"));
+    assert_eq!(server.server_id.as_deref(), Some("time.example.org"));
+    assert_eq!(
+        server.origins,
+        OriginPolicy::List(vec![
+            "https://a.example".into(),
+            "http://b.example:8080".into()
+        ])
+    );
+    let l = server.limits;
+    assert_eq!(
+        (
+            l.header_read_timeout,
+            l.keepalive_timeout,
+            l.ws_idle_timeout,
+            l.shutdown_timeout
+        ),
+        (
+            Duration::from_secs(3),
+            Duration::from_secs(4),
+            Duration::from_secs(5),
+            Duration::from_secs(6)
+        )
+    );
+    assert_eq!((l.max_header_bytes, l.max_connections), (16384, 500));
+    let leap = s.leap_config();
+    assert_eq!(leap.file, Path::new("/etc/leap.list"));
+    assert_eq!(leap.cache, Path::new("/var/cache/leap.list"));
+    assert_eq!(leap.refresh_interval, Duration::from_secs(12 * 3600));
+    assert!(leap.url.is_some());
+    assert_eq!(
+        c.summary(),
+        "0 sources, 0 outputs, server on http://127.0.0.1:8123, http://[::1]:8123, \
+         https://[::]:8443"
+    );
+}
+
+#[test]
+fn an_empty_server_table_serves_on_the_default_address() {
+    let c = ok("[server]\n").config;
+    let s = c.server.unwrap();
+    assert_eq!(s, ServerSettings::default());
+    let server = s.server_config();
+    assert_eq!(server.listen[0].to_string(), DEFAULT_LISTEN);
+    assert_eq!(server.origins, OriginPolicy::Any);
+    assert_eq!(server.limits, crate::server::Limits::default());
+    assert_eq!(s.leap_config(), crate::leap::store::LeapConfig::default());
+}
+
+/// `webntpd serve` with no flags and an empty `[server]` table mean the same.
+#[test]
+fn the_flags_defaults_are_the_tables_defaults() {
+    use clap::Parser;
+    #[derive(Parser)]
+    struct Serve {
+        #[command(flatten)]
+        settings: ServerSettings,
+    }
+    assert_eq!(
+        Serve::parse_from(["serve"]).settings,
+        ServerSettings::default()
+    );
+}
+
+#[test]
+fn server_errors() {
+    let e = |rest: &str| error(&format!("[server]\n{rest}"));
+    assert_at(
+        &e("tls_listen = [\":443\"]\ntls_cert = \"/c.pem\"\n"),
+        3,
+        12,
+        &["tls_cert without tls_key: add tls_key"],
+    );
+    assert_at(
+        &e("tls_listen = [\":443\"]\ntls_key = \"/k.pem\"\n"),
+        3,
+        11,
+        &["tls_key without tls_cert"],
+    );
+    assert_at(
+        &e("tls_listen = [\":443\"]\n"),
+        2,
+        14,
+        &["tls_listen needs a certificate: add tls_cert and tls_key"],
+    );
+    assert_at(
+        &e("tls_cert = \"/c.pem\"\ntls_key = \"/k.pem\"\n"),
+        2,
+        12,
+        &["no TLS listener: add tls_listen"],
+    );
+    assert_at(
+        &e("listen = [\":80\"]\ntls_listen = [\":80\"]\ntls_cert = \"/c\"\ntls_key = \"/k\"\n"),
+        3,
+        15,
+        &["[::]:80 is already in listen"],
+    );
+    assert_at(
+        &e("allow_origin = [\"*\", \"example.org\"]\n"),
+        2,
+        22,
+        &["`example.org`: an origin is scheme://host[:port]"],
+    );
+    assert_at(
+        &e("max_header_bytes = 100\n"),
+        2,
+        20,
+        &["max_header_bytes = 100: must be 8192 to 1048576"],
+    );
+    assert_at(
+        &e("max_connections = 0\n"),
+        2,
+        19,
+        &["max_connections = 0: must be 1 to 1000000"],
+    );
+    assert_at(
+        &e("leap_seconds_url = \"ftp://example.org/leap-seconds.list\"\n"),
+        2,
+        20,
+        &[
+            "invalid leap-seconds.list URL",
+            "unsupported scheme \"ftp\"",
+        ],
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading files
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn a_missing_file_is_a_read_error_naming_it() {
+    let e = Config::load("/nonexistent/webntpd.toml").unwrap_err();
+    assert_eq!(e.exit_code(), crate::exit::NOINPUT);
+    let text = e.to_string();
+    assert!(
+        text.starts_with("cannot read /nonexistent/webntpd.toml: "),
+        "{text}"
+    );
+    assert!(text.contains("-c PATH"), "{text}");
+}
+
+#[test]
+fn load_checks_the_files_the_configuration_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("webntpd.toml");
+    let missing = dir.path().join("missing.pem");
+    std::fs::write(
+        &path,
+        format!(
+            "{SOURCE}cacert = [\"{}\"]\n[server]\nleap_seconds = \"{}\"\n",
+            missing.display(),
+            missing.display()
+        ),
+    )
+    .unwrap();
+    // parse() touches no file.
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(Config::parse(&text, &path).is_ok());
+    let Err(e @ ConfigError::Invalid { .. }) = Config::load(&path) else {
+        panic!("a missing cacert file is an error");
+    };
+    assert_eq!(e.exit_code(), crate::exit::CONFIG);
+    let ConfigError::Invalid { errors, warnings } = e else {
+        unreachable!()
+    };
+    assert_at(&place(&errors[0]), 3, 11, &["missing.pem"]);
+    assert_at(
+        &place(&warnings[0]),
+        5,
+        16,
+        &["replies will carry no leap-second information"],
+    );
+}
+
+#[test]
+fn check_command_prints_warnings_and_a_summary() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("webntpd.toml");
+    std::fs::write(
+        &path,
+        "[server]\nlisten = \":8123\"\nleap_seconds = \"/nonexistent\"\n",
+    )
+    .unwrap();
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    assert_eq!(check_command(&path, &mut out, &mut err), 0);
+    let (out, err) = (
+        String::from_utf8(out).unwrap(),
+        String::from_utf8(err).unwrap(),
+    );
+    assert_eq!(
+        out,
+        format!(
+            "{}: OK (0 sources, 0 outputs, server on http://[::]:8123)\n",
+            path.display()
+        )
+    );
+    assert!(
+        err.starts_with(&format!(
+            "{} line 3, column 16: warning: cannot read",
+            path.display()
+        )),
+        "{err}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// The shipped configurations
+// ---------------------------------------------------------------------------------------------
+
+fn shipped() -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn every_shipped_configuration_is_valid_and_quiet() {
+    let files = shipped();
+    assert!(files.len() >= 2, "{files:?}");
+    for path in files {
+        let text = std::fs::read_to_string(&path).unwrap();
+        let loaded = match Config::parse(&text, &path) {
+            Ok(l) => l,
+            Err(e) => panic!("{e}"),
+        };
+        assert!(loaded.warnings.is_empty(), "{:#?}", loaded.warnings);
+    }
+}
+
+/// The production example with every commented-out option switched on is valid too: the
+/// comments show keys and values that work.
+#[test]
+fn the_example_with_every_option_uncommented_is_valid() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/webntpd.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let mut uncommented = 0;
+    let all: String = text
+        .lines()
+        .map(|line| match line.strip_prefix('#') {
+            Some(rest)
+                if rest.starts_with('[')
+                    || rest.split_once(" = ").is_some_and(|(k, _)| {
+                        k.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+                    }) =>
+            {
+                uncommented += 1;
+                format!("{rest}\n")
+            }
+            _ => format!("{line}\n"),
+        })
+        .collect();
+    let loaded = match Config::parse(&all, "webntpd.toml, uncommented") {
+        Ok(l) => l,
+        Err(e) => panic!("{e}\n---\n{all}"),
+    };
+    assert!(uncommented > 30, "{uncommented} lines uncommented");
+    let c = loaded.config;
+    assert_eq!(c.outputs.len(), 2);
+    assert!(c.server.is_some());
+    assert!(loaded.warnings.is_empty(), "{:#?}", loaded.warnings);
+}
+
+#[test]
+fn the_demo_polls_its_own_server_on_loopback() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/demo.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let c = Config::parse(&text, &path).unwrap().config;
+    let server = c.server.as_ref().unwrap().server_config();
+    assert!(server.listen.iter().all(|a| a.0.ip().is_loopback()));
+    assert!(server.listen_tls.is_empty());
+    assert!(c.sources.len() >= 3);
+    let modes: Vec<Mode> = c.sources.iter().map(|s| s.burst.mode).collect();
+    assert!(modes.contains(&Mode::Toh), "{modes:?}");
+    for s in &c.sources {
+        assert!(s.target.is_loopback(), "{}", s.url);
+        assert!(
+            server.listen.iter().any(|a| a.0.port() == s.target.port),
+            "{} polls the demo's own server",
+            s.url
+        );
+    }
+    assert!(c.sources.iter().any(|s| s.target.scheme.as_str() == "ws"));
+    assert!(matches!(
+        c.outputs[..],
+        [OutputConfig::Shm(ShmOutput {
+            unit: 42,
+            perm: Some(0o600)
+        })]
+    ));
+}
+
+#[test]
+fn suggestions_are_near_misses_only() {
+    use super::locate::closest;
+    let modes = ["auto", "json", "ws", "toh", "date"];
+    let outputs = ["shm", "sock"];
+    let log = ["level", "target"];
+    for (written, among, meant) in [
+        ("urll", &["url", "mode", "samples"][..], Some("url")),
+        ("Samples", &["url", "mode", "samples"][..], Some("samples")),
+        (
+            "pollmax",
+            &["poll", "poll_min", "poll_max"][..],
+            Some("poll_max"),
+        ),
+        ("dat", &modes[..], Some("date")),
+        ("JSON", &modes[..], Some("json")),
+        ("shmem", &outputs[..], Some("shm")),
+        ("socket", &outputs[..], Some("sock")),
+        ("websockets", &modes[..], None),
+        ("ntp", &outputs[..], None),
+        ("colour", &log[..], None),
+        (
+            "verbose",
+            &["url", "mode", "samples", "weight", "rt"][..],
+            None,
+        ),
+    ] {
+        assert_eq!(closest(written, among), meant, "{written}");
+    }
+}
