@@ -10,6 +10,7 @@
 //! - [`leap`]: `leap-seconds.list`: parse, verify, look up; and the store that loads and
 //!   refreshes it.
 //! - [`query`]: `webntpd query`: measure servers once and report.
+//! - [`refclock`]: the outputs that hand offsets to ntpd, ntpsec and chrony.
 //! - [`sample`]: offset/delay from one exchange and the burst filter (pure maths).
 //! - [`server`]: the hyper-based WebNTP server: routing, WebSocket, TLS, limits, shutdown.
 //! - [`exit`]: sysexits codes shared by every command.
@@ -20,6 +21,7 @@ pub mod exit;
 pub mod leap;
 mod observe;
 pub mod query;
+pub mod refclock;
 pub mod sample;
 pub mod server;
 pub mod wire;
