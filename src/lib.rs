@@ -10,10 +10,13 @@
 //! - [`leap`]: `leap-seconds.list`: parse, verify, look up; and the store that loads and
 //!   refreshes it.
 //! - [`query`]: `webntpd query`: measure servers once and report.
-//! - [`refclock`]: the outputs that hand offsets to ntpd, ntpsec and chrony.
+//! - [`refclock`]: the outputs that hand offsets to ntpd, ntpsec and chrony: SHM for now.
+//!   `refclock::shm::sys` holds the only unsafe code; everything else denies it.
 //! - [`sample`]: offset/delay from one exchange and the burst filter (pure maths).
 //! - [`server`]: the hyper-based WebNTP server: routing, WebSocket, TLS, limits, shutdown.
 //! - [`exit`]: sysexits codes shared by every command.
+
+#![deny(unsafe_code)]
 
 pub mod client;
 pub mod clock;

@@ -1,4 +1,5 @@
 //! The `webntpd` command line: parse arguments, then call into the library.
+#![forbid(unsafe_code)]
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -3,7 +3,11 @@
 //!
 //! - [`sample`]: the [`RefSample`] every output is handed (receive time, offset, leap warning,
 //!   precision), made from a burst's estimate. Pure.
+//! - [`shm`]: the SHM refclock of ntpd, ntpsec and chrony (System V shared memory; its `sys`
+//!   submodule holds the project's only unsafe code).
 
 pub mod sample;
+pub mod shm;
 
 pub use sample::{leap_warning, precision_log2, Leap, RefSample};
+pub use shm::{ShmError, ShmWriter};
