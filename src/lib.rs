@@ -10,7 +10,7 @@
 //! - [`leap`]: `leap-seconds.list`: parse, verify, look up; and the store that loads and
 //!   refreshes it.
 //! - [`query`]: `webntpd query`: measure servers once and report.
-//! - [`refclock`]: the outputs that hand offsets to ntpd, ntpsec and chrony: SHM for now.
+//! - [`refclock`]: the outputs that hand offsets to ntpd, ntpsec and chrony: SHM and SOCK.
 //!   `refclock::shm::sys` holds the only unsafe code; everything else denies it.
 //! - [`sample`]: offset/delay from one exchange and the burst filter (pure maths).
 //! - [`server`]: the hyper-based WebNTP server: routing, WebSocket, TLS, limits, shutdown.
