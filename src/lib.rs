@@ -9,7 +9,8 @@
 //! - [`wire`]: sans-IO wire formats (timestamps, JSON/JSONP/NICT bodies), pure functions.
 //! - [`leap`]: `leap-seconds.list`: parse, verify, look up; and the store that loads and
 //!   refreshes it.
-//! - [`query`]: `webntpd query`: measure servers once and report.
+//! - [`query`]: `webntpd query`: measure servers once and report (and write the result to
+//!   reference clocks).
 //! - [`refclock`]: the outputs that hand offsets to ntpd, ntpsec and chrony: SHM and SOCK.
 //!   `refclock::shm::sys` holds the only unsafe code; everything else denies it.
 //! - [`sample`]: offset/delay from one exchange and the burst filter (pure maths).

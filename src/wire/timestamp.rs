@@ -103,6 +103,11 @@ impl Timestamp {
         fixed_string(self.0, 6)
     }
 
+    /// Nine decimals (`1489217288.328757000`): every nanosecond, for exact reports.
+    pub fn to_nanos_string(self) -> String {
+        fixed_string(self.0, 9)
+    }
+
     /// The three-decimal form NICT's endpoints use (`1489217288.329`) as a `String`.
     pub fn to_millis_string(self) -> String {
         fixed_string(self.0, 3)
