@@ -10,10 +10,15 @@
 //! - [`wire`]: sans-IO wire formats (timestamps, JSON/JSONP/NICT bodies), pure functions.
 //! - [`leap`]: `leap-seconds.list`: parse, verify, look up; and the store that loads and
 //!   refreshes it.
-//! - [`query`]: `webntpd query`: measure servers once and report.
+//! - [`query`]: `webntpd query`: measure servers once and report (and write the result to
+//!   reference clocks).
+//! - [`refclock`]: the outputs that hand offsets to ntpd, ntpsec and chrony: SHM and SOCK.
+//!   `refclock::shm::sys` holds the only unsafe code; everything else denies it.
 //! - [`sample`]: offset/delay from one exchange and the burst filter (pure maths).
 //! - [`server`]: the hyper-based WebNTP server: routing, WebSocket, TLS, limits, shutdown.
 //! - [`exit`]: sysexits codes shared by every command.
+
+#![deny(unsafe_code)]
 
 pub mod client;
 pub mod clock;
@@ -22,6 +27,7 @@ pub mod exit;
 pub mod leap;
 mod observe;
 pub mod query;
+pub mod refclock;
 pub mod sample;
 pub mod select;
 pub mod server;

@@ -1,4 +1,5 @@
 //! The `webntpd` command line: parse arguments, then call into the library.
+#![forbid(unsafe_code)]
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -12,6 +13,7 @@ use webntpd::clock::{SharedClock, SystemClock};
 use webntpd::config::{self, BurstSettings, ServerSettings};
 use webntpd::exit;
 use webntpd::leap::store::LeapStore;
+use webntpd::refclock::OutputConfig;
 use webntpd::server::Server;
 
 /// Time over HTTP: a WebNTP server (go-webntp and NICT compatible, Time over HTTPS).
@@ -35,7 +37,8 @@ enum Command {
     Serve(Box<ServerSettings>),
     /// Measure the local clock against WebNTP servers once and print the offsets.
     ///
-    /// Exits 0 if at least one server answered, 69 if none did.
+    /// Exits 0 if at least one server answered, 69 if none did. With --shm or --sock the best
+    /// result is also handed to ntpd/ntpsec/chrony, once.
     Query(QueryArgs),
     /// Check a configuration file and exit: 0 if it is usable (warnings are printed), 78 if
     /// it is wrong (every error is printed with its line and column), 66 if it cannot be read.
@@ -90,6 +93,22 @@ struct QueryArgs {
     /// to see what the four-timestamp method buys.
     #[arg(long)]
     no_rt: bool,
+
+    /// Write the best result once to SHM unit UNIT (0-255, key 0x4E545030+UNIT) for ntpd
+    /// (server 127.127.28.UNIT), ntpsec (refclock shm unit UNIT) or chrony (refclock SHM
+    /// UNIT). Repeatable.
+    #[arg(long, value_name = "UNIT")]
+    shm: Vec<u8>,
+
+    /// Permissions for an SHM segment webntpd creates (octal). Default 0600 for units 0-1,
+    /// 0666 from 2 up: any local user can then write to it.
+    #[arg(long, value_name = "MODE", requires = "shm", value_parser = parse_perm)]
+    shm_perm: Option<u32>,
+
+    /// Send the best result once to chronyd's SOCK refclock socket at PATH (refclock SOCK
+    /// PATH). Repeatable.
+    #[arg(long, value_name = "PATH")]
+    sock: Vec<PathBuf>,
 }
 
 /// A timeout: a duration (`2s`, `500ms`) or plain seconds (`2`, `0.5`).
@@ -101,6 +120,16 @@ fn parse_timeout(s: &str) -> Result<Duration, String> {
         return Err(format!("`{s}`: must be between 0 and 3600 seconds"));
     }
     config::parse_duration(s)
+}
+
+/// Octal permission bits, e.g. 0600 or 666.
+fn parse_perm(s: &str) -> Result<u32, String> {
+    match u32::from_str_radix(s, 8) {
+        Ok(mode) if mode <= 0o777 => Ok(mode),
+        _ => Err(format!(
+            "`{s}`: expected octal permission bits from 0 to 0777, e.g. 0600 or 0666"
+        )),
+    }
 }
 
 fn main() -> ExitCode {
@@ -239,11 +268,25 @@ async fn query(args: QueryArgs) -> u8 {
             return exit::NOINPUT;
         }
     };
+    let outputs: Vec<OutputConfig> = args
+        .shm
+        .iter()
+        .map(|&unit| OutputConfig::Shm {
+            unit,
+            perm: args.shm_perm,
+        })
+        .chain(
+            args.sock
+                .into_iter()
+                .map(|path| OutputConfig::Sock { path }),
+        )
+        .collect();
     let clock: SharedClock = SystemClock::shared();
     webntpd::query::run(
         &args.urls,
         &opts,
         args.json,
+        &outputs,
         clock,
         &mut std::io::stdout(),
         &mut std::io::stderr(),

@@ -1,5 +1,6 @@
 //! `webntpd query`: measure servers once and report, as text (go-webntp's lines, so users
-//! recognise them) or as one JSON object per server for scripts.
+//! recognise them) or as one JSON object per server for scripts; and, with `--shm`/`--sock`,
+//! hand the best result to ntpd, ntpsec or chrony once, as go-webntp's `-shm` did.
 
 use std::io::Write;
 
@@ -9,6 +10,7 @@ use serde_json::json;
 use crate::client::{measure, ClientOptions, MeasureError, Measurement};
 use crate::clock::SharedClock;
 use crate::exit;
+use crate::refclock::{Output, OutputConfig, RefSample};
 use crate::wire::Timestamp;
 
 /// Seconds with six decimals and a sign only when negative, as go-webntp prints them.
@@ -80,21 +82,55 @@ fn corrected_time(now: Timestamp, offset_ns: i64) -> String {
     }
 }
 
-/// Measure every server (concurrently), print the results, and return the exit code: 0 if
-/// at least one server answered, [`exit::UNAVAILABLE`] if none did.
+/// Measure every server (concurrently), print the results, write the best one (smallest
+/// error bound) to the reference-clock `outputs`, and return the exit code: 0 if at least one
+/// server answered and every output took the sample, [`exit::UNAVAILABLE`] if no server
+/// answered (nothing is written then), or the first failed output's code.
+///
+/// The outputs are opened before anything is measured, so a segment that cannot be used is
+/// reported at once.
 pub async fn run(
     urls: &[String],
     opts: &ClientOptions,
     json_output: bool,
+    outputs: &[OutputConfig],
     clock: SharedClock,
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> u8 {
+    let mut open = Vec::with_capacity(outputs.len());
+    for config in outputs {
+        match Output::open(config) {
+            Ok(o) => open.push(o),
+            Err(e) => {
+                let _ = writeln!(err, "webntpd: {e}");
+                return e.exit_code();
+            }
+        }
+    }
     let results = join_all(urls.iter().map(|u| measure(u, opts, clock.clone()))).await;
-    let mut best: Option<&Measurement> = None;
+    let best = results
+        .iter()
+        .filter_map(|r| r.as_ref().ok())
+        .min_by_key(|m| m.estimate.error_bound_ns());
+    // Written first, while the receive time is fresh (ntpd refuses samples over 5 s old).
+    let written = best.map(|m| {
+        let sample = RefSample::from_estimate(&m.estimate, m.leap);
+        let results: Vec<_> = open
+            .iter_mut()
+            .map(|o| (o.to_string(), o.write(&sample)))
+            .collect();
+        (sample, results)
+    });
     for result in &results {
         if json_output {
-            let _ = writeln!(out, "{}", json_object(result));
+            let mut object = json_object(result);
+            if let (Some((sample, outs)), Ok(m)) = (&written, result) {
+                if best.is_some_and(|b| std::ptr::eq(b, m)) && !outs.is_empty() {
+                    object["refclock"] = refclock_json(sample, outs);
+                }
+            }
+            let _ = writeln!(out, "{object}");
         }
         match result {
             Ok(m) => {
@@ -104,21 +140,21 @@ pub async fn run(
                 for f in &m.failures {
                     let _ = writeln!(err, "webntpd: {}: a sample failed: {f}", m.url);
                 }
-                let better =
-                    best.is_none_or(|b| m.estimate.error_bound_ns() < b.estimate.error_bound_ns());
-                if better {
-                    best = Some(m);
-                }
             }
             Err(e) => {
                 let _ = writeln!(err, "webntpd: {e}");
             }
         }
     }
-    let Some(best) = best else {
+    let (Some(best), Some((sample, outs))) = (best, written) else {
         let _ = writeln!(
             err,
-            "webntpd: no server answered; the local clock was not measured"
+            "webntpd: no server answered; the local clock was not measured{}",
+            if outputs.is_empty() {
+                ""
+            } else {
+                " and nothing was written"
+            }
         );
         return exit::UNAVAILABLE;
     };
@@ -131,7 +167,47 @@ pub async fn run(
             secs6(best.estimate.offset_ns)
         );
     }
-    exit::OK
+    let mut code = exit::OK;
+    for (name, result) in &outs {
+        match result {
+            Ok(()) if !json_output => {
+                let _ = writeln!(out, "refclock {name}: {}", refclock_text(&sample));
+            }
+            Ok(()) => {}
+            Err(e) => {
+                let _ = writeln!(err, "webntpd: {e}");
+                if code == exit::OK {
+                    code = e.exit_code();
+                }
+            }
+        }
+    }
+    code
+}
+
+/// `receive S.nnnnnnnnn, clock S.nnnnnnnnn, leap L, precision P`: exactly what a reader gets.
+pub fn refclock_text(s: &RefSample) -> String {
+    format!(
+        "receive {}, clock {}, leap {}, precision {}",
+        s.receive.to_nanos_string(),
+        s.clock().to_nanos_string(),
+        s.leap.code(),
+        s.precision
+    )
+}
+
+/// The sample written and where, for `--json`: times as nine-decimal strings (exact).
+fn refclock_json(
+    s: &RefSample,
+    outs: &[(String, Result<(), crate::refclock::OutputError>)],
+) -> serde_json::Value {
+    json!({
+        "receive": s.receive.to_nanos_string(),
+        "clock": s.clock().to_nanos_string(),
+        "leap": s.leap.code(),
+        "precision": s.precision,
+        "written": outs.iter().filter(|(_, r)| r.is_ok()).map(|(n, _)| n).collect::<Vec<_>>(),
+    })
 }
 
 #[cfg(test)]

@@ -167,33 +167,11 @@ async fn https_with_cacert_and_through_a_proxy() {
     assert!(tunnels.load(std::sync::atomic::Ordering::SeqCst) >= 1);
 }
 
-/// libfaketime, which shifts the realtime clock of a dynamically linked program (Debian's
-/// `faketime` package; `.ci/run` installs it).
-fn libfaketime() -> &'static str {
-    let path = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
-    assert!(
-        std::path::Path::new(path).exists(),
-        "this test injects a clock error with libfaketime: apt-get install faketime \
-         (or run .ci/run, which does)"
-    );
-    path
-}
-
 #[tokio::test]
 async fn a_server_whose_process_clock_is_shifted_is_measured_end_to_end() {
     // The real binary, its realtime clock 250 ms ahead (monotonic untouched), measured by the
     // real binary: the pipeline server -> client -> report, no Clock trait involved.
-    let mut cmd = std::process::Command::new(binary());
-    cmd.args(["serve", "--listen", "127.0.0.1:0"])
-        .env("LD_PRELOAD", libfaketime())
-        .env("FAKETIME", "+0.25")
-        .env("FAKETIME_DONT_FAKE_MONOTONIC", "1")
-        .env("FAKETIME_NO_CACHE", "1")
-        .env_remove("RUST_LOG")
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped());
-    let srv = ChildServer::spawn(cmd, 1);
+    let srv = ChildServer::start_shifted("+0.25");
     for scheme in ["http", "ws"] {
         let url = format!("{scheme}://{}/", srv.authority());
         let out = query(&["--json", "-n", "8", &url]).await;

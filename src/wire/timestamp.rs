@@ -103,6 +103,11 @@ impl Timestamp {
         fixed_string::<6>(self.0)
     }
 
+    /// Nine decimals (`1489217288.328757000`): every nanosecond, for exact reports.
+    pub fn to_nanos_string(self) -> String {
+        fixed_string::<9>(self.0)
+    }
+
     /// The three-decimal form NICT's endpoints use (`1489217288.329`) as a `String`.
     pub fn to_millis_string(self) -> String {
         fixed_string::<3>(self.0)
@@ -468,6 +473,7 @@ mod tests {
             let ns = (wide % magnitude) * if i % 3 == 0 { -1 } else { 1 };
             assert_eq!(fmt6(ns), reference(ns, 6), "{ns}");
             assert_eq!(fmt3(ns), reference(ns, 3), "{ns}");
+            assert_eq!(Timestamp(ns).to_nanos_string(), reference(ns, 9), "{ns}");
         }
     }
 

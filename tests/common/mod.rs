@@ -265,6 +265,23 @@ impl ChildServer {
         )
     }
 
+    /// Start it on 127.0.0.1:0 with its realtime clock shifted by `offset` (libfaketime's
+    /// syntax, e.g. `+0.25` seconds) and the monotonic clock untouched: a server whose error
+    /// is known, with no Clock trait involved.
+    pub fn start_shifted(offset: &str) -> ChildServer {
+        let mut cmd = Command::new(binary());
+        cmd.args(["serve", "--listen", "127.0.0.1:0"])
+            .env("LD_PRELOAD", libfaketime())
+            .env("FAKETIME", offset)
+            .env("FAKETIME_DONT_FAKE_MONOTONIC", "1")
+            .env("FAKETIME_NO_CACHE", "1")
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        ChildServer::spawn(cmd, 1)
+    }
+
     /// Start it with a TLS listener on 127.0.0.1:0 serving `pki`'s certificate, plus `extra`
     /// arguments (which may add more listeners).
     pub fn start_tls(pki: &Pki, extra: &[&str]) -> ChildServer {
@@ -371,6 +388,18 @@ pub fn python_with_websockets() -> &'static str {
          `apt-get install python3-websockets` (or run .ci/run, which does)"
     );
     python
+}
+
+/// libfaketime, which shifts the realtime clock of a dynamically linked program (Debian's
+/// `faketime` package; `.ci/run` installs it).
+pub fn libfaketime() -> &'static str {
+    let path = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
+    assert!(
+        std::path::Path::new(path).exists(),
+        "this test injects a clock error with libfaketime: apt-get install faketime \
+         (or run .ci/run, which does)"
+    );
+    path
 }
 
 /// `curl`, or a failing test that says how to install it.

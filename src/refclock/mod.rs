@@ -1,0 +1,132 @@
+//! Reference-clock outputs: how a measured offset reaches the daemon that disciplines the
+//! system clock.
+//!
+//! - [`sample`]: the [`RefSample`] every output is handed (receive time, offset, leap warning,
+//!   precision), made from a burst's estimate. Pure.
+//! - [`shm`]: the SHM refclock of ntpd, ntpsec and chrony (System V shared memory; its `sys`
+//!   submodule holds the project's only unsafe code).
+//! - [`sock`]: chrony's SOCK refclock (a datagram to a Unix socket).
+//!
+//! [`Output`] puts them behind one type so a caller can feed several at once, for example
+//! SHM unit 2 for ntpd and SOCK for chrony. A sample is written only after a good
+//! measurement: when measuring fails nothing is written, and readers see the source go stale.
+
+pub mod sample;
+pub mod shm;
+pub mod sock;
+
+use std::fmt;
+use std::path::PathBuf;
+
+pub use sample::{leap_warning, precision_log2, Leap, RefSample};
+pub use shm::{ShmError, ShmWriter};
+pub use sock::{SockError, SockFailure, SockWriter};
+
+/// Where to write samples.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OutputConfig {
+    /// An SHM unit, created with `perm` (default [`shm::default_perm`]) if no reader has yet.
+    Shm {
+        /// 0..=255; key `0x4E545030 + unit`.
+        unit: u8,
+        /// Permission bits for a segment webntpd creates.
+        perm: Option<u32>,
+    },
+    /// chronyd's `refclock SOCK` socket.
+    Sock {
+        /// The socket's path, as in chrony.conf.
+        path: PathBuf,
+    },
+}
+
+impl fmt::Display for OutputConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            OutputConfig::Shm { unit, .. } => write!(f, "SHM unit {unit}"),
+            OutputConfig::Sock { path } => write!(f, "SOCK {}", path.display()),
+        }
+    }
+}
+
+/// An open output.
+#[derive(Debug)]
+pub enum Output {
+    /// An attached SHM segment.
+    Shm(ShmWriter),
+    /// A socket to send to chronyd with.
+    Sock(SockWriter),
+}
+
+/// Why an output could not be opened or written.
+#[derive(Debug, thiserror::Error)]
+pub enum OutputError {
+    /// SHM: the segment cannot be used.
+    #[error(transparent)]
+    Shm(#[from] ShmError),
+    /// SOCK: a sample was not delivered.
+    #[error(transparent)]
+    Sock(#[from] SockError),
+    /// SOCK: no socket to send with.
+    #[error("cannot create a datagram socket for {path}: {source}")]
+    Socket {
+        /// The socket path configured.
+        path: String,
+        /// The error.
+        source: std::io::Error,
+    },
+}
+
+impl OutputError {
+    /// The sysexits code a command exits with for this error.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            OutputError::Shm(e) => e.exit_code(),
+            OutputError::Sock(e) => e.exit_code(),
+            OutputError::Socket { .. } => crate::exit::OSERR,
+        }
+    }
+
+    /// The previous write to this output failed the same way, so the failure has been
+    /// reported already: a daemon logs an error once, not at every poll.
+    pub fn is_repeat(&self) -> bool {
+        matches!(self, OutputError::Sock(e) if e.repeated)
+    }
+}
+
+impl Output {
+    /// Open an output: attach the SHM segment (failing on a segment that cannot be used),
+    /// or make the socket to send to chronyd with.
+    pub fn open(config: &OutputConfig) -> Result<Output, OutputError> {
+        match config {
+            OutputConfig::Shm { unit, perm } => Ok(Output::Shm(ShmWriter::open(*unit, *perm)?)),
+            OutputConfig::Sock { path } => {
+                SockWriter::open(path)
+                    .map(Output::Sock)
+                    .map_err(|source| OutputError::Socket {
+                        path: path.display().to_string(),
+                        source,
+                    })
+            }
+        }
+    }
+
+    /// Write one sample.
+    pub fn write(&mut self, sample: &RefSample) -> Result<(), OutputError> {
+        match self {
+            Output::Shm(w) => {
+                w.write(sample);
+                Ok(())
+            }
+            Output::Sock(w) => Ok(w.write(sample)?),
+        }
+    }
+}
+
+impl fmt::Display for Output {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Output::Shm(w) => w.fmt(f),
+            Output::Sock(w) => w.fmt(f),
+        }
+    }
+}

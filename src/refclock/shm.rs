@@ -1,0 +1,689 @@
+//! The SHM reference clock: a System V shared-memory segment holding one `struct shmTime`,
+//! read by ntpd (`server 127.127.28.N`), ntpsec (`refclock shm unit N`), chrony
+//! (`refclock SHM N`) and gpsd's `ntpshmmon`.
+//!
+//! - Unit N is key `0x4E545030 + N` ("NTP0" + N); every unit 0..=255 can be used.
+//! - Whoever comes first creates the segment. webntpd, like ntpd and gpsd, creates units 0
+//!   and 1 readable and writable by its own user only (0600) and units 2 and up by everyone
+//!   (0666), unless told otherwise: with 0666 any local user can feed the reader a time.
+//! - The segment is attached once, taken over (`mode` 1, `leap` 3 "not synchronised",
+//!   `nsamples` 3, `valid` 0 until the first measurement) and detached on drop.
+//! - Each sample is stored with gpsd's mode-1 protocol plus a "busy" mode while the data is
+//!   half written, which ntpd's reader needs (see `sys::Mapping::store`); the system calls
+//!   and volatile stores are in `sys`, the project's only unsafe code.
+//!
+//! Debugging: `ipcs -m` lists segments (key, owner, permissions, size, attached processes),
+//! `ipcrm -M 0x4e545032` removes unit 2's once no one uses it, and `ntpshmmon` from gpsd
+//! prints every sample written.
+
+mod sys;
+
+use std::fmt;
+use std::io;
+use std::sync::Mutex;
+
+use libc::{c_int, c_uint, time_t};
+
+use super::sample::{split, RefSample};
+use crate::clock::{Clock, SystemClock};
+use crate::wire::Timestamp;
+
+/// Unit 0's key; unit N is `KEY_BASE + N`.
+pub const KEY_BASE: i32 = 0x4E54_5030;
+
+/// The key of `unit`.
+pub fn key(unit: u8) -> i32 {
+    KEY_BASE + i32::from(unit)
+}
+
+/// The permissions webntpd creates `unit` with when not told: 0600 for units 0 and 1 (as
+/// ntpd and gpsd do: those are for root's own clocks), 0666 from 2 up.
+pub fn default_perm(unit: u8) -> u32 {
+    if unit < 2 {
+        0o600
+    } else {
+        0o666
+    }
+}
+
+/// `struct shmTime` as ntpd, chrony and gpsd declare it (C `int` and `time_t`).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default)]
+struct ShmTime {
+    mode: c_int,
+    count: c_int,
+    clock_sec: time_t,
+    clock_usec: c_int,
+    receive_sec: time_t,
+    receive_usec: c_int,
+    leap: c_int,
+    precision: c_int,
+    nsamples: c_int,
+    valid: c_int,
+    clock_nsec: c_uint,
+    receive_nsec: c_uint,
+    dummy: [c_int; 8],
+}
+
+/// `sizeof(struct shmTime)` on this target: 96 bytes with a 64-bit `time_t` (x86_64,
+/// aarch64), 80 with a 32-bit one; a segment of any other size was made by a reader built
+/// for another ABI.
+pub const SIZE: usize = std::mem::size_of::<ShmTime>();
+
+/// Every field of `struct shmTime` by its C name, with its byte offset on this target, for
+/// checking against a C compiler.
+pub const FIELD_OFFSETS: [(&str, usize); 13] = {
+    use std::mem::offset_of;
+    [
+        ("mode", offset_of!(ShmTime, mode)),
+        ("count", offset_of!(ShmTime, count)),
+        ("clockTimeStampSec", offset_of!(ShmTime, clock_sec)),
+        ("clockTimeStampUSec", offset_of!(ShmTime, clock_usec)),
+        ("receiveTimeStampSec", offset_of!(ShmTime, receive_sec)),
+        ("receiveTimeStampUSec", offset_of!(ShmTime, receive_usec)),
+        ("leap", offset_of!(ShmTime, leap)),
+        ("precision", offset_of!(ShmTime, precision)),
+        ("nsamples", offset_of!(ShmTime, nsamples)),
+        ("valid", offset_of!(ShmTime, valid)),
+        ("clockTimeStampNSec", offset_of!(ShmTime, clock_nsec)),
+        ("receiveTimeStampNSec", offset_of!(ShmTime, receive_nsec)),
+        ("dummy", offset_of!(ShmTime, dummy)),
+    ]
+};
+
+/// The layouts every reader of the two common ABIs was built with: (size, offsets in
+/// [`FIELD_OFFSETS`] order).
+const EXPECTED_LAYOUT: Option<(usize, [usize; 13])> = match (
+    std::mem::size_of::<time_t>(),
+    std::mem::align_of::<time_t>(),
+) {
+    (8, 8) => Some((96, [0, 4, 8, 16, 24, 32, 36, 40, 44, 48, 52, 56, 60])),
+    (4, 4) => Some((80, [0, 4, 8, 12, 16, 20, 24, 28, 32, 36, 40, 44, 48])),
+    _ => None,
+};
+
+// The layout is checked when compiling: a target where it would differ does not build.
+const _: () = {
+    if let Some((size, offsets)) = EXPECTED_LAYOUT {
+        assert!(SIZE == size, "struct shmTime has the wrong size");
+        let mut i = 0;
+        while i < offsets.len() {
+            assert!(
+                FIELD_OFFSETS[i].1 == offsets[i],
+                "a shmTime field is misplaced"
+            );
+            i += 1;
+        }
+    }
+};
+
+/// The values one sample stores, in the segment's types. Pure data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Fields {
+    clock_sec: time_t,
+    clock_usec: c_int,
+    clock_nsec: c_uint,
+    receive_sec: time_t,
+    receive_usec: c_int,
+    receive_nsec: c_uint,
+    leap: c_int,
+    precision: c_int,
+}
+
+impl Fields {
+    /// The fields for `s`: clock = receive + offset; microseconds truncated from the
+    /// nanoseconds, which readers require before they trust the nanoseconds.
+    fn of(s: &RefSample) -> Fields {
+        let (clock_sec, clock_nsec) = split(s.clock());
+        let (receive_sec, receive_nsec) = split(s.receive);
+        Fields {
+            clock_sec: clock_sec as time_t,
+            clock_usec: (clock_nsec / 1000) as c_int,
+            clock_nsec,
+            receive_sec: receive_sec as time_t,
+            receive_usec: (receive_nsec / 1000) as c_int,
+            receive_nsec,
+            leap: s.leap.code(),
+            precision: s.precision,
+        }
+    }
+}
+
+/// `mode` while a sample is being written: not 0 or 1, so every reader drops a copy taken
+/// then (see `sys::Mapping::store` for why gpsd's protocol alone is not enough for ntpd).
+const MODE_BUSY: c_int = -1;
+
+/// `nsamples`: the median-filter length gpsd advertises; no reader uses it.
+const NSAMPLES: c_int = 3;
+
+/// The precision written before the first sample (gpsd's default); readers ignore it while
+/// `valid` is 0.
+const INITIAL_PRECISION: c_int = -1;
+
+/// A segment as webntpd leaves it on attaching: mode 1, "not synchronised", no sample.
+fn initial(mark: [c_int; 2]) -> ShmTime {
+    let mut t = ShmTime {
+        mode: 1,
+        leap: super::Leap::Unsynchronised.code(),
+        precision: INITIAL_PRECISION,
+        nsamples: NSAMPLES,
+        ..ShmTime::default()
+    };
+    t.dummy[0] = mark[0];
+    t.dummy[1] = mark[1];
+    t
+}
+
+/// The writer mark webntpd keeps in `dummy[0]`/`dummy[1]` (which readers ignore): a magic
+/// number saying whether a webntpd still holds the segment, and that writer's process id. It
+/// lets a second writer tell a live one from a stopped or crashed one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mark {
+    /// Another program's segment, or a fresh one.
+    None,
+    /// Held by webntpd process `pid` (if it is still alive).
+    Held(i32),
+    /// Left by a webntpd that detached cleanly.
+    Released,
+}
+
+const MARK_HELD: c_int = 0x574E_5448; // "WNTH"
+const MARK_RELEASED: c_int = 0x574E_5452; // "WNTR"
+
+impl Mark {
+    fn encode(self) -> [c_int; 2] {
+        match self {
+            Mark::None => [0, 0],
+            Mark::Held(pid) => [MARK_HELD, pid],
+            Mark::Released => [MARK_RELEASED, 0],
+        }
+    }
+
+    fn decode(dummy: &[c_int; 8]) -> Mark {
+        match dummy[0] {
+            MARK_HELD => Mark::Held(dummy[1]),
+            MARK_RELEASED => Mark::Released,
+            _ => Mark::None,
+        }
+    }
+}
+
+/// Another writer's sample counts as current for this long: gpsd writes every second.
+const FOREIGN_WRITER_WINDOW_S: i64 = 10;
+
+/// Who else writes to a segment found on attaching.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Occupant {
+    /// No one (or a webntpd that has stopped): take it over.
+    Nobody,
+    /// A running webntpd.
+    Webntpd(i32),
+    /// Another program wrote a sample `age_s` seconds ago.
+    Other { age_s: i64 },
+}
+
+/// Decide from the segment's contents who else writes to it. Readers never change `count`,
+/// so a recent sample with a moved count and no webntpd mark comes from another writer
+/// (gpsd, another time source).
+fn occupant(found: &ShmTime, now: Timestamp, alive: impl Fn(i32) -> bool) -> Occupant {
+    match Mark::decode(&found.dummy) {
+        Mark::Held(pid) if alive(pid) => return Occupant::Webntpd(pid),
+        Mark::Held(_) | Mark::Released => return Occupant::Nobody,
+        Mark::None => {}
+    }
+    // time_t is 32 bits on some targets.
+    #[allow(clippy::useless_conversion)]
+    let age_s = now
+        .unix_seconds()
+        .saturating_sub(i64::from(found.receive_sec));
+    let written = found.count != 0 && (found.mode == 0 || found.mode == 1);
+    if written && age_s.abs() <= FOREIGN_WRITER_WINDOW_S {
+        Occupant::Other { age_s }
+    } else {
+        Occupant::Nobody
+    }
+}
+
+/// Whether `pid` is another live process running the same program as this one (so a
+/// recycled process id is not mistaken for a writer).
+fn same_program_alive(pid: i32) -> bool {
+    use nix::errno::Errno;
+    use nix::sys::signal::kill;
+    use nix::unistd::Pid;
+    if pid <= 0 || pid == std::process::id() as i32 {
+        return false;
+    }
+    match kill(Pid::from_raw(pid), None) {
+        Ok(()) | Err(Errno::EPERM) => {}
+        Err(_) => return false,
+    }
+    let comm = |p: &str| std::fs::read_to_string(format!("/proc/{p}/comm")).ok();
+    match (comm(&pid.to_string()), comm("self")) {
+        (Some(theirs), Some(ours)) => theirs == ours,
+        // Cannot tell: assume it is a writer rather than risk two.
+        _ => true,
+    }
+}
+
+/// The units this process has open: a second writer in the same process is refused before
+/// it touches the segment.
+static CLAIMED: Mutex<[u64; 4]> = Mutex::new([0; 4]);
+
+/// This process's claim on a unit, given back on drop.
+#[derive(Debug)]
+struct Claim(u8);
+
+impl Claim {
+    fn take(unit: u8) -> Result<Claim, ShmError> {
+        let (word, bit) = (usize::from(unit / 64), 1u64 << (unit % 64));
+        let mut claimed = CLAIMED.lock().unwrap_or_else(|e| e.into_inner());
+        if claimed[word] & bit != 0 {
+            return Err(ShmError::InUse {
+                unit,
+                by: "another output of this webntpd process".to_string(),
+            });
+        }
+        claimed[word] |= bit;
+        Ok(Claim(unit))
+    }
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        let (word, bit) = (usize::from(self.0 / 64), 1u64 << (self.0 % 64));
+        let mut claimed = CLAIMED.lock().unwrap_or_else(|e| e.into_inner());
+        claimed[word] &= !bit;
+    }
+}
+
+/// A line of `/proc/sysvipc/shm`: what the kernel tells anyone about a segment, even one
+/// they may not access.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct SegmentInfo {
+    mode: u32,
+    size: u64,
+    creator_pid: i32,
+    attached: u64,
+    uid: u32,
+}
+
+/// Find `key` in the text of `/proc/sysvipc/shm` (columns `key shmid perms size cpid lpid
+/// nattch uid ...`, key in decimal, perms in octal).
+fn parse_sysvipc(text: &str, key: i32) -> Option<SegmentInfo> {
+    text.lines().skip(1).find_map(|line| {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if f.len() < 8 || f[0].parse::<i32>().ok()? != key {
+            return None;
+        }
+        Some(SegmentInfo {
+            mode: u32::from_str_radix(f[2], 8).ok()? & 0o777,
+            size: f[3].parse().ok()?,
+            creator_pid: f[4].parse().ok()?,
+            attached: f[6].parse().ok()?,
+            uid: f[7].parse().ok()?,
+        })
+    })
+}
+
+/// "; the segment is owned by root (uid 0), mode 0600, created by chronyd (pid 812), 1
+/// process attached", from the kernel's table (`this_one`: whether this process is one of
+/// those attached); empty when it cannot be read.
+fn describe_segment(key: i32, this_one: bool) -> String {
+    let Some(info) = std::fs::read_to_string("/proc/sysvipc/shm")
+        .ok()
+        .and_then(|text| parse_sysvipc(&text, key))
+    else {
+        return String::new();
+    };
+    let user = nix::unistd::User::from_uid(info.uid.into())
+        .ok()
+        .flatten()
+        .map_or_else(|| format!("uid {}", info.uid), |u| u.name);
+    let creator = std::fs::read_to_string(format!("/proc/{}/comm", info.creator_pid))
+        .map(|c| format!("{} (pid {})", c.trim_end(), info.creator_pid))
+        .unwrap_or_else(|_| format!("pid {} (no longer running)", info.creator_pid));
+    let attached = match (info.attached.saturating_sub(u64::from(this_one)), this_one) {
+        (0, true) => "no other process attached".to_string(),
+        (1, true) => "1 other process attached".to_string(),
+        (n, true) => format!("{n} other processes attached"),
+        (1, false) => "1 process attached".to_string(),
+        (n, false) => format!("{n} processes attached"),
+    };
+    format!(
+        "; the segment is owned by {user} (uid {}), mode {:04o}, created by {creator}, {attached}",
+        info.uid, info.mode
+    )
+}
+
+/// Why a unit cannot be written.
+#[derive(Debug, thiserror::Error)]
+pub enum ShmError {
+    /// The segment exists and this user may not write it.
+    #[error(
+        "SHM unit {unit} (key {key:#x}): permission denied{owner}. Fix one of: let the \
+         reader create it writable for webntpd's user (chrony: `refclock SHM {unit}:perm=0666`; \
+         ntpd and ntpsec do so for units 2 and up), run webntpd as the segment's owner \
+         (root){low_unit}, or feed chrony through its SOCK refclock (--sock) instead",
+        key = key(*unit),
+        low_unit = if *unit < 2 { ", use a unit of 2 or more" } else { "" },
+    )]
+    PermissionDenied {
+        /// The unit.
+        unit: u8,
+        /// "; the segment is owned by ..." when the kernel would tell, else empty.
+        owner: String,
+    },
+    /// The segment exists with a size other than this build's `struct shmTime`.
+    #[error(
+        "SHM unit {unit} (key {key:#x}) is {found} bytes, but struct shmTime is {SIZE} bytes \
+         on this machine, so the program that created it was built for another ABI (80 \
+         bytes: 32-bit time_t){owner}. Use a reader built for this machine or another unit; \
+         if no process uses the segment, remove it with `ipcrm -M {key:#x}`",
+        key = key(*unit),
+    )]
+    WrongSize {
+        /// The unit.
+        unit: u8,
+        /// The segment's size.
+        found: usize,
+        /// "; the segment is owned by ..." when the kernel would tell, else empty.
+        owner: String,
+    },
+    /// Another writer feeds the unit: two would overwrite each other's samples.
+    #[error(
+        "SHM unit {unit} (key {key:#x}) is already written by {by}; two writers would \
+         overwrite each other's samples: give webntpd another unit (and the reader the same \
+         one)",
+        key = key(*unit),
+    )]
+    InUse {
+        /// The unit.
+        unit: u8,
+        /// Who writes it.
+        by: String,
+    },
+    /// A system call failed for another reason.
+    #[error("SHM unit {unit} (key {key:#x}): {what} failed: {source}", key = key(*unit))]
+    Os {
+        /// The unit.
+        unit: u8,
+        /// The call.
+        what: &'static str,
+        /// The error.
+        source: io::Error,
+    },
+}
+
+impl ShmError {
+    /// The sysexits code a command exits with for this error.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            ShmError::PermissionDenied { .. } => crate::exit::NOPERM,
+            ShmError::WrongSize { .. } | ShmError::InUse { .. } => crate::exit::UNAVAILABLE,
+            ShmError::Os { .. } => crate::exit::OSERR,
+        }
+    }
+
+    fn os(unit: u8, what: &'static str, source: io::Error) -> ShmError {
+        match source.raw_os_error() {
+            Some(libc::EACCES | libc::EPERM) => ShmError::PermissionDenied {
+                unit,
+                owner: describe_segment(key(unit), false),
+            },
+            _ => ShmError::Os { unit, what, source },
+        }
+    }
+}
+
+/// A writer attached to one SHM unit, from [`ShmWriter::open`] until dropped.
+#[derive(Debug)]
+pub struct ShmWriter {
+    /// The unit.
+    unit: u8,
+    /// The attached segment.
+    mapping: sys::Mapping,
+    /// This process's claim on the unit; released after the mapping is detached.
+    _claim: Claim,
+}
+
+impl ShmWriter {
+    /// Attach to unit `unit`, creating its segment with `perm` (default
+    /// [`default_perm`]) if no reader has yet, and take it over. Refuses a segment of the
+    /// wrong size, one this user may not write, and one another writer is feeding.
+    pub fn open(unit: u8, perm: Option<u32>) -> Result<ShmWriter, ShmError> {
+        let perm = perm.unwrap_or_else(|| default_perm(unit)) & 0o777;
+        let claim = Claim::take(unit)?;
+        let key = key(unit);
+        let (id, created) = find_or_create(unit, perm)?;
+        let stat = sys::stat(id).map_err(|e| ShmError::os(unit, "shmctl(IPC_STAT)", e))?;
+        if stat.size != SIZE {
+            return Err(ShmError::WrongSize {
+                unit,
+                found: stat.size,
+                owner: describe_segment(key, false),
+            });
+        }
+        let mut mapping = sys::Mapping::attach(id).map_err(|e| ShmError::os(unit, "shmat", e))?;
+        if !created {
+            let found = mapping.read();
+            let now = SystemClock.realtime();
+            match occupant(&found, now, same_program_alive) {
+                Occupant::Nobody => {}
+                Occupant::Webntpd(pid) => {
+                    return Err(ShmError::InUse {
+                        unit,
+                        by: format!("another webntpd (pid {pid})"),
+                    })
+                }
+                Occupant::Other { age_s } => {
+                    return Err(ShmError::InUse {
+                        unit,
+                        by: format!(
+                            "another program (last sample {age_s} s ago{})",
+                            describe_segment(key, true)
+                        ),
+                    })
+                }
+            }
+            if stat.mode & 0o022 & !perm != 0 {
+                tracing::warn!(
+                    "SHM unit {unit} (key {key:#x}) is mode {:04o}: users other than its owner \
+                     can write samples to it and set this machine's clock",
+                    stat.mode
+                );
+            }
+        }
+        mapping.initialise(&initial(Mark::Held(std::process::id() as i32).encode()));
+        Ok(ShmWriter {
+            unit,
+            mapping,
+            _claim: claim,
+        })
+    }
+
+    /// The unit written.
+    pub fn unit(&self) -> u8 {
+        self.unit
+    }
+
+    /// Store one sample; readers pick it up at their next poll.
+    pub fn write(&mut self, sample: &RefSample) {
+        self.mapping.store(&Fields::of(sample));
+    }
+}
+
+impl Drop for ShmWriter {
+    fn drop(&mut self) {
+        // The last sample stays valid for readers; the mark says no webntpd holds the unit.
+        self.mapping.set_mark(Mark::Released.encode());
+    }
+}
+
+/// The id of `unit`'s segment and whether this call created it.
+fn find_or_create(unit: u8, perm: u32) -> Result<(i32, bool), ShmError> {
+    let key = key(unit);
+    // A reader may create or remove the segment between the two calls: try again then.
+    for _ in 0..3 {
+        if let Some(id) = sys::lookup(key).map_err(|e| ShmError::os(unit, "shmget", e))? {
+            return Ok((id, false));
+        }
+        if let Some(id) = sys::create(key, perm).map_err(|e| ShmError::os(unit, "shmget", e))? {
+            return Ok((id, true));
+        }
+    }
+    Err(ShmError::Os {
+        unit,
+        what: "shmget",
+        source: io::Error::other("the segment kept appearing and disappearing"),
+    })
+}
+
+impl fmt::Display for ShmWriter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SHM unit {}", self.unit)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::refclock::Leap;
+
+    #[test]
+    fn keys_and_permissions_follow_ntpd() {
+        assert_eq!(key(0), 0x4e54_5030);
+        assert_eq!(key(2), 0x4e54_5032);
+        assert_eq!(key(255), 0x4e54_512f);
+        assert_eq!(default_perm(0), 0o600);
+        assert_eq!(default_perm(1), 0o600);
+        assert_eq!(default_perm(2), 0o666);
+        assert_eq!(default_perm(255), 0o666);
+    }
+
+    #[test]
+    fn fields_truncate_microseconds_and_add_the_offset() {
+        let s = RefSample {
+            receive: Timestamp::from_nanos(1_795_270_670_999_999_999),
+            offset_ns: 250_000_002,
+            leap: Leap::InsertSecond,
+            precision: -15,
+        };
+        let f = Fields::of(&s);
+        assert_eq!(f.receive_sec, 1_795_270_670);
+        assert_eq!(f.receive_nsec, 999_999_999);
+        assert_eq!(f.receive_usec, 999_999);
+        assert_eq!(f.clock_sec, 1_795_270_671);
+        assert_eq!(f.clock_nsec, 250_000_001);
+        assert_eq!(f.clock_usec, 250_000);
+        assert_eq!((f.leap, f.precision), (1, -15));
+        // A negative offset borrows from the seconds.
+        let f = Fields::of(&RefSample {
+            offset_ns: -1_000_000_001,
+            ..s
+        });
+        assert_eq!((f.clock_sec, f.clock_nsec), (1_795_270_669, 999_999_998));
+    }
+
+    #[test]
+    fn a_taken_over_segment_says_not_synchronised() {
+        let t = initial(Mark::Held(42).encode());
+        assert_eq!((t.mode, t.valid, t.leap, t.nsamples), (1, 0, 3, 3));
+        assert_eq!(Mark::decode(&t.dummy), Mark::Held(42));
+        assert_eq!(
+            Mark::decode(&initial(Mark::Released.encode()).dummy),
+            Mark::Released
+        );
+        assert_eq!(Mark::decode(&[0; 8]), Mark::None);
+    }
+
+    #[test]
+    fn another_writer_is_recognised() {
+        let now = Timestamp::from_secs(1_795_270_670);
+        let seg = |mark: Mark, count: c_int, receive_sec: i64| {
+            let mut t = initial(mark.encode());
+            t.count = count;
+            t.receive_sec = receive_sec as time_t;
+            t
+        };
+        let alive = |pid: i32| pid == 7;
+        let recent = now.unix_seconds() - 2;
+        // A live webntpd holds it; a dead or finished one does not, whatever it wrote.
+        assert_eq!(
+            occupant(&seg(Mark::Held(7), 4, recent), now, alive),
+            Occupant::Webntpd(7)
+        );
+        assert_eq!(
+            occupant(&seg(Mark::Held(8), 4, recent), now, alive),
+            Occupant::Nobody
+        );
+        assert_eq!(
+            occupant(&seg(Mark::Released, 4, recent), now, alive),
+            Occupant::Nobody
+        );
+        // Unmarked: a recent sample means another program writes it; an old one, a fresh
+        // segment (count 0) or a reader's own zeroes do not.
+        assert_eq!(
+            occupant(&seg(Mark::None, 4, recent), now, alive),
+            Occupant::Other { age_s: 2 }
+        );
+        let old = now.unix_seconds() - 3600;
+        assert_eq!(
+            occupant(&seg(Mark::None, 4, old), now, alive),
+            Occupant::Nobody
+        );
+        assert_eq!(
+            occupant(&seg(Mark::None, 0, recent), now, alive),
+            Occupant::Nobody
+        );
+        assert_eq!(occupant(&ShmTime::default(), now, alive), Occupant::Nobody);
+    }
+
+    #[test]
+    fn the_kernel_table_is_parsed() {
+        let text = "       key      shmid perms                  size  cpid  lpid nattch   uid   gid  cuid  cgid      atime      dtime      ctime                   rss                  swap\n\
+                    1314148402          3   600                    80   812   812      1     0     0     0     0 1763740000          0 1763740000                  4096                     0\n\
+                    1314148401          2   666                    96   100   100      0    65534 65534 65534 65534 0 0 0 0 0\n";
+        assert_eq!(
+            parse_sysvipc(text, key(2)),
+            Some(SegmentInfo {
+                mode: 0o600,
+                size: 80,
+                creator_pid: 812,
+                attached: 1,
+                uid: 0,
+            })
+        );
+        assert_eq!(parse_sysvipc(text, key(1)).map(|i| i.uid), Some(65534));
+        assert_eq!(parse_sysvipc(text, key(3)), None);
+        assert_eq!(parse_sysvipc("garbage\n1 2 x", key(0)), None);
+    }
+
+    #[test]
+    fn errors_say_what_to_do() {
+        let e = ShmError::PermissionDenied {
+            unit: 0,
+            owner: "; the segment is owned by root (uid 0), mode 0600".into(),
+        };
+        let m = e.to_string();
+        assert!(
+            m.contains("key 0x4e545030): permission denied; the segment is owned by root"),
+            "{m}"
+        );
+        assert!(
+            m.contains("perm=0666") && m.contains("unit of 2 or more") && m.contains("--sock"),
+            "{m}"
+        );
+        assert_eq!(e.exit_code(), crate::exit::NOPERM);
+        let m = ShmError::WrongSize {
+            unit: 2,
+            found: 80,
+            owner: String::new(),
+        }
+        .to_string();
+        assert!(
+            m.contains("is 80 bytes") && m.contains(&format!("{SIZE} bytes")),
+            "{m}"
+        );
+        assert!(m.contains("ipcrm -M 0x4e545032"), "{m}");
+    }
+}
