@@ -2,7 +2,8 @@
 # Install webntpd from a source checkout, for systems without the .deb:
 #   cargo build --release --locked && sudo packaging/install.sh
 # Honours DESTDIR (staging root, default empty) and PREFIX (default /usr).
-# Then: systemctl daemon-reload && systemctl enable --now webntpd-server
+# Then: systemctl daemon-reload && systemctl enable --now webntpd (the daemon, configured in
+# /etc/webntpd.toml) and/or webntpd-server (a plain server, /etc/default/webntpd-server).
 set -eu
 here=$(cd "$(dirname "$0")/.." && pwd)
 DESTDIR=${DESTDIR:-}
@@ -14,14 +15,19 @@ if [ ! -x "$BIN" ]; then
     exit 66
 fi
 install -D -m 0755 "$BIN" "$DESTDIR$PREFIX/bin/webntpd"
-# The unit names /usr/bin/webntpd; point it at the real prefix.
+# The units name /usr/bin/webntpd; point them at the real prefix.
 install -d -m 0755 "$DESTDIR/lib/systemd/system"
-sed "s|/usr/bin/webntpd|$PREFIX/bin/webntpd|" "$here/systemd/webntpd-server.service" \
-    > "$DESTDIR/lib/systemd/system/webntpd-server.service"
-chmod 0644 "$DESTDIR/lib/systemd/system/webntpd-server.service"
+for unit in webntpd.service webntpd-server.service; do
+    sed "s|/usr/bin/webntpd|$PREFIX/bin/webntpd|" "$here/systemd/$unit" \
+        > "$DESTDIR/lib/systemd/system/$unit"
+    chmod 0644 "$DESTDIR/lib/systemd/system/$unit"
+done
 # Never overwrite an administrator's settings.
 if [ ! -e "$DESTDIR/etc/default/webntpd-server" ]; then
     install -D -m 0644 "$here/config/webntpd-server.default" "$DESTDIR/etc/default/webntpd-server"
 fi
+if [ ! -e "$DESTDIR/etc/webntpd.toml" ]; then
+    install -D -m 0644 "$here/config/webntpd.toml" "$DESTDIR/etc/webntpd.toml"
+fi
 install -D -m 0644 "$here/README.md" "$DESTDIR$PREFIX/share/doc/webntpd/README.md"
-echo "installed webntpd in $DESTDIR$PREFIX; next: systemctl daemon-reload && systemctl enable --now webntpd-server"
+echo "installed webntpd in $DESTDIR$PREFIX; next: edit /etc/webntpd.toml, webntpd check-config, then systemctl daemon-reload && systemctl enable --now webntpd"

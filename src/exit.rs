@@ -15,6 +15,8 @@ pub const UNAVAILABLE: u8 = 69;
 pub const SOFTWARE: u8 = 70;
 /// An operating system error (cannot create a runtime, a socket...).
 pub const OSERR: u8 = 71;
+/// An output file or socket cannot be created.
+pub const CANTCREAT: u8 = 73;
 /// Not permitted (e.g. binding a port below 1024 without the capability).
 pub const NOPERM: u8 = 77;
 /// The configuration is wrong.

@@ -23,8 +23,10 @@
 pub mod client;
 pub mod clock;
 pub mod config;
+pub mod daemon;
 pub mod exit;
 pub mod leap;
+pub mod logging;
 mod observe;
 pub mod query;
 pub mod refclock;

@@ -3,18 +3,16 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use tokio_util::sync::CancellationToken;
 
 use webntpd::clock::{SharedClock, SystemClock};
 use webntpd::config::{self, BurstSettings, ServerSettings};
+use webntpd::daemon::signals::{SignalEvent, Signals};
 use webntpd::exit;
-use webntpd::leap::store::LeapStore;
 use webntpd::refclock::OutputConfig;
-use webntpd::server::Server;
+use webntpd::server::RunningServer;
 
 /// Time over HTTP: a WebNTP server (go-webntp and NICT compatible, Time over HTTPS).
 #[derive(Parser, Debug)]
@@ -23,10 +21,11 @@ struct Cli {
     #[command(subcommand)]
     command: Command,
 
-    /// Log level: error, warn, info, debug or trace. RUST_LOG, when set, overrides it
+    /// Log level: error, warn, info (the default), debug or trace; for `run`, overrides the
+    /// configuration's [log] level. RUST_LOG, when set, overrides both
     /// (e.g. RUST_LOG=webntpd=debug).
-    #[arg(long, global = true, default_value = "info", value_name = "LEVEL")]
-    log_level: String,
+    #[arg(long, global = true, value_name = "LEVEL")]
+    log_level: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -43,6 +42,31 @@ enum Command {
     /// Check a configuration file and exit: 0 if it is usable (warnings are printed), 78 if
     /// it is wrong (every error is printed with its line and column), 66 if it cannot be read.
     CheckConfig(ConfigArg),
+    /// Run the daemon in the foreground: poll the configured sources, feed the outputs, serve
+    /// if [server] is configured (the systemd unit's ExecStart).
+    ///
+    /// SIGHUP reloads the configuration (a broken one is refused and the running one stays);
+    /// SIGTERM or SIGINT stop it cleanly. Exits 78 on a configuration error.
+    Run(ConfigArg),
+    /// Show what the running daemon is doing: sources, selection, outputs, leap status.
+    ///
+    /// Asks the status socket named in the configuration (or --socket). Exits 69 if no daemon
+    /// answers.
+    Status(StatusArgs),
+}
+
+#[derive(Args, Debug)]
+struct StatusArgs {
+    #[command(flatten)]
+    config: ConfigArg,
+
+    /// Ask this socket instead of the one the configuration names.
+    #[arg(long, value_name = "PATH")]
+    socket: Option<PathBuf>,
+
+    /// Print the status as JSON (offsets and delays in seconds).
+    #[arg(long)]
+    json: bool,
 }
 
 /// `-c PATH`, for every subcommand that reads the configuration file.
@@ -144,13 +168,20 @@ fn main() -> ExitCode {
             });
         }
     };
-    init_logging(&cli.log_level);
+    let level = cli.log_level.as_deref();
+    if !matches!(cli.command, Command::Run(_)) {
+        webntpd::logging::init_stderr(level.unwrap_or("info"));
+    }
     let code = match cli.command {
         Command::Serve(args) => run_async(serve(*args)),
         Command::Query(args) => run_async(query(args)),
         Command::CheckConfig(args) => {
             config::check_command(&args.config, &mut std::io::stdout(), &mut std::io::stderr())
         }
+        Command::Run(args) => {
+            run_async(async move { webntpd::daemon::run(&args.config, level).await })
+        }
+        Command::Status(args) => run_async(status(args)),
     };
     ExitCode::from(code)
 }
@@ -173,76 +204,67 @@ fn run_async(command: impl std::future::Future<Output = u8>) -> u8 {
     code
 }
 
-fn init_logging(level: &str) {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env()
-        .or_else(|_| EnvFilter::try_new(level))
-        .unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(false)
-        .with_target(false)
-        .init();
+async fn status(args: StatusArgs) -> u8 {
+    let socket = match args.socket {
+        Some(p) => p,
+        None => match webntpd::daemon::status_socket_of(&args.config.config) {
+            Ok(p) => p,
+            Err(e) if !args.config.config.exists() => {
+                let p = PathBuf::from(config::DEFAULT_STATUS_SOCKET);
+                eprintln!(
+                    "webntpd status: {e}; asking the default socket {}",
+                    p.display()
+                );
+                p
+            }
+            Err(e) => {
+                eprintln!("webntpd status: {e}");
+                return exit::CONFIG;
+            }
+        },
+    };
+    webntpd::daemon::status_command(
+        &socket,
+        args.json,
+        &mut std::io::stdout(),
+        &mut std::io::stderr(),
+    )
+    .await
 }
 
 async fn serve(settings: ServerSettings) -> u8 {
-    let clock: SharedClock = SystemClock::shared();
-    let leap_cfg = settings.leap_config();
-    let leap = Arc::new(LeapStore::load(&leap_cfg, clock.as_ref()));
-    let config = settings.server_config();
-    if let Some(limit) = webntpd::server::raise_nofile_limit() {
-        if limit < config.limits.max_connections as u64 + 64 {
-            tracing::warn!(
-                "open-files limit is {limit}, below --max-connections {}; raise it \
-                 (LimitNOFILE= in the systemd unit, ulimit -n) or lower --max-connections",
-                config.limits.max_connections
-            );
-        }
-    }
-    let server = match Server::bind(config, clock.clone(), leap.clone()).await {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!("{e}");
-            return e.exit_code();
-        }
-    };
-
-    let shutdown = CancellationToken::new();
-    let _refresh = leap
-        .clone()
-        .spawn_refresh(leap_cfg.clone(), clock.clone(), shutdown.clone());
-    let _expiry = leap
-        .clone()
-        .spawn_expiry_watch(clock.clone(), shutdown.clone());
-    let signals = match Signals::new() {
+    // Handlers first: a SIGTERM sent as soon as the listeners are announced must not find
+    // the default action (death without a clean shutdown) still in place.
+    let mut signals = match Signals::new() {
         Ok(s) => s,
         Err(e) => {
             tracing::error!("cannot install signal handlers: {e}");
             return exit::OSERR;
         }
     };
-    let tls = server.tls_reloader();
-    let run = tokio::spawn(server.run(shutdown.clone()));
-    signals
-        .wait_for_shutdown(|| {
-            tracing::info!("SIGHUP: reloading the leap-seconds list and TLS certificate");
-            // The store logs the outcome itself (and keeps the old list on failure).
-            let _ = leap.reload(&leap_cfg, clock.as_ref());
-            if let Some(tls) = &tls {
-                if let Err(e) = tls.reload() {
-                    tracing::warn!("TLS certificate not reloaded, keeping the old one: {e}");
-                }
-            }
-        })
-        .await;
-    shutdown.cancel();
-    match run.await {
-        Ok(()) => exit::OK,
+    let server = match RunningServer::start(&settings, SystemClock::shared()).await {
+        Ok(s) => s,
         Err(e) => {
-            tracing::error!("server task failed: {e}");
-            exit::SOFTWARE
+            tracing::error!("{e}");
+            return e.exit_code();
         }
+    };
+    loop {
+        match signals.next().await {
+            SignalEvent::Shutdown(name) => {
+                tracing::info!("{name} received");
+                break;
+            }
+            SignalEvent::Reload => {
+                tracing::info!("SIGHUP: reloading the leap-seconds list and TLS certificate");
+                server.reload();
+            }
+        }
+    }
+    if server.stop().await {
+        exit::OK
+    } else {
+        exit::SOFTWARE
     }
 }
 
@@ -292,33 +314,4 @@ async fn query(args: QueryArgs) -> u8 {
         &mut std::io::stderr(),
     )
     .await
-}
-
-/// SIGTERM, SIGINT and SIGHUP.
-struct Signals {
-    term: tokio::signal::unix::Signal,
-    int: tokio::signal::unix::Signal,
-    hup: tokio::signal::unix::Signal,
-}
-
-impl Signals {
-    fn new() -> std::io::Result<Self> {
-        use tokio::signal::unix::{signal, SignalKind};
-        Ok(Signals {
-            term: signal(SignalKind::terminate())?,
-            int: signal(SignalKind::interrupt())?,
-            hup: signal(SignalKind::hangup())?,
-        })
-    }
-
-    /// Run `on_hup` for every SIGHUP; return at the first SIGTERM or SIGINT.
-    async fn wait_for_shutdown(mut self, mut on_hup: impl FnMut()) {
-        loop {
-            tokio::select! {
-                _ = self.term.recv() => { tracing::info!("SIGTERM received"); return; }
-                _ = self.int.recv() => { tracing::info!("SIGINT received"); return; }
-                _ = self.hup.recv() => on_hup(),
-            }
-        }
-    }
 }

@@ -163,12 +163,12 @@ pub enum SelectError {
     #[error("the {candidates} sources disagree: no majority of them agrees on the time")]
     NoMajority { candidates: usize },
     /// Fewer sources agree than the configuration asks for.
-    #[error("{agreeing} source(s) agree, fewer than the {needed} required (selection.min_sources)")]
+    #[error(
+        "{agreeing} source(s) agree, fewer than the {needed} required (selection.min_sources)"
+    )]
     TooFew { agreeing: usize, needed: usize },
     /// The combined error is larger than the configuration accepts.
-    #[error(
-        "combined error {error_ns} ns is above the {max_ns} ns allowed (selection.max_error)"
-    )]
+    #[error("combined error {error_ns} ns is above the {max_ns} ns allowed (selection.max_error)")]
     TooUncertain { error_ns: i64, max_ns: i64 },
 }
 
@@ -324,7 +324,11 @@ mod tests {
         assert_eq!(s.survivors, vec![0, 1, 3]);
         assert_eq!(s.falsetickers, vec![2]);
         assert!(s.offset_ns.abs() < 2 * MS, "{}", s.offset_ns);
-        assert!(s.error_ns >= 10 * MS && s.error_ns <= 13 * MS, "{}", s.error_ns);
+        assert!(
+            s.error_ns >= 10 * MS && s.error_ns <= 13 * MS,
+            "{}",
+            s.error_ns
+        );
     }
 
     #[test]

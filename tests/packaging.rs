@@ -48,7 +48,9 @@ fn install_script_installs_and_keeps_local_settings() {
     for f in [
         "usr/bin/webntpd",
         "lib/systemd/system/webntpd-server.service",
+        "lib/systemd/system/webntpd.service",
         "etc/default/webntpd-server",
+        "etc/webntpd.toml",
         "usr/share/doc/webntpd/README.md",
     ] {
         assert!(d.join(f).is_file(), "{f} installed");
@@ -68,17 +70,54 @@ fn install_script_installs_and_keeps_local_settings() {
         "WEBNTPD_SERVE_ARGS=--listen=:9999\n"
     );
 
-    // The installed unit points at the installed binary, and systemd accepts it.
-    let unit =
-        std::fs::read_to_string(d.join("lib/systemd/system/webntpd-server.service")).unwrap();
-    assert!(unit.contains("ExecStart=/usr/bin/webntpd serve $WEBNTPD_SERVE_ARGS"));
-    let check = d.join("check.service");
-    std::fs::write(
-        &check,
-        unit.replace("/usr/bin/webntpd", &binary().to_string_lossy()),
-    )
-    .unwrap();
-    assert_unit_verifies(&check);
+    // The installed units point at the installed binary, and systemd accepts them.
+    for (unit, exec) in [
+        (
+            "webntpd-server.service",
+            "ExecStart=/usr/bin/webntpd serve $WEBNTPD_SERVE_ARGS",
+        ),
+        (
+            "webntpd.service",
+            "ExecStart=/usr/bin/webntpd run -c /etc/webntpd.toml",
+        ),
+    ] {
+        let text = std::fs::read_to_string(d.join("lib/systemd/system").join(unit)).unwrap();
+        assert!(text.contains(exec), "{unit}: {exec}");
+        let check = d.join(unit);
+        std::fs::write(
+            &check,
+            text.replace("/usr/bin/webntpd", &binary().to_string_lossy()),
+        )
+        .unwrap();
+        assert_unit_verifies(&check);
+    }
+    // The installed configuration is the documented example, and it is valid.
+    let out = Command::new(binary())
+        .args(["check-config", "-c"])
+        .arg(d.join("etc/webntpd.toml"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn the_daemon_unit_is_a_notify_service_with_a_watchdog() {
+    let unit = std::fs::read_to_string(repo().join("systemd/webntpd.service")).unwrap();
+    for line in [
+        "Type=notify",
+        "WatchdogSec=",
+        "Restart=on-failure",
+        "ExecReload=/bin/kill -HUP $MAINPID",
+        "RuntimeDirectory=webntpd",
+    ] {
+        assert!(unit.lines().any(|l| l.starts_with(line)), "{line}");
+    }
+    // SHM readers share the host's IPC namespace: the unit must not hide it.
+    assert!(!unit.contains("PrivateIPC=yes"));
 }
 
 #[test]

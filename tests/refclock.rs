@@ -869,3 +869,61 @@ fn sock_failures_name_the_path_and_the_fix() {
     let n = listener.recv(&mut got).unwrap();
     assert_eq!(n, webntpd::refclock::sock::SIZE);
 }
+
+#[test]
+fn the_daemon_with_the_demo_config_feeds_chronyd_over_shm() {
+    if !in_own_namespace() {
+        return;
+    }
+    // config/demo.toml as shipped (serve on 127.0.0.1:8123, poll it three ways, SHM unit 42),
+    // with only its status socket moved into this test's directory.
+    let dir = tempfile::tempdir().unwrap();
+    let demo =
+        fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("config/demo.toml")).unwrap();
+    let status = dir.path().join("status.sock");
+    let config = demo.replace(
+        "socket = \"/tmp/webntpd-demo.status.sock\"",
+        &format!("socket = \"{}\"", status.display()),
+    );
+    assert_ne!(config, demo, "the demo's [status] socket line moved");
+    let config_path = dir.path().join("demo.toml");
+    fs::write(&config_path, config).unwrap();
+    let daemon = Peer::start_without_clock_rights(
+        &format!(
+            "exec {} run -c {}",
+            binary().display(),
+            config_path.display()
+        ),
+        dir.path().join("webntpd.log"),
+    );
+    wait_for(
+        Duration::from_secs(10),
+        "the daemon's status socket",
+        || daemon.log(),
+        || status.exists().then_some(()),
+    );
+    // chronyd attaches to the segment the daemon created (root's, 0600: chronyd runs as
+    // root). The daemon writes about once a second here (three sources every 4 s), so a
+    // filter of 1 takes each poll's latest sample.
+    let chronyd = Chronyd::start(
+        dir.path(),
+        &["refclock SHM 42 refid WNTP poll 1 filter 1 precision 1e-3 noselect".to_string()],
+    );
+    wait_for(
+        Duration::from_secs(40),
+        "chronyd has 4 samples from the daemon",
+        || format!("{:?}\n{}", chronyd.sourcestats(), daemon.log()),
+        || (chronyd.samples("WNTP") >= 4).then_some(()),
+    );
+    // Client and server share one clock: the true offset is 0.
+    let offset = -chronyd.sourcestats().unwrap()["WNTP"].offset_s;
+    assert!(
+        offset.abs() < 0.001,
+        "chronyd sees the daemon's offset as {offset} s"
+    );
+    assert!(
+        daemon.log().contains("output SHM unit 42 attached"),
+        "{}",
+        daemon.log()
+    );
+}

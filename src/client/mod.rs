@@ -400,15 +400,15 @@ pub(crate) async fn connect_bounded<T>(
     bounded("connect", limit, connecting).await
 }
 
-/// A tiny PRNG for spacing exchanges apart: not for anything secret.
-struct XorShift(u64);
+/// A tiny PRNG for spacing exchanges and polls apart: not for anything secret.
+pub(crate) struct XorShift(u64);
 
 impl XorShift {
-    fn seeded(seed: u64) -> Self {
+    pub(crate) fn seeded(seed: u64) -> Self {
         XorShift(seed | 1)
     }
 
-    fn next(&mut self) -> u64 {
+    pub(crate) fn next(&mut self) -> u64 {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;

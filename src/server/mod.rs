@@ -14,6 +14,7 @@
 mod body;
 mod conn;
 mod fast;
+mod running;
 mod service;
 mod tls;
 mod ws;
@@ -33,6 +34,7 @@ use tokio_util::task::TaskTracker;
 use crate::clock::SharedClock;
 use crate::leap::store::LeapStore;
 
+pub use running::RunningServer;
 pub use tls::{load_config as load_tls_config, TlsError, TlsFiles};
 
 /// Which browser origins may use the server (CORS on HTTP, `Origin` on WebSocket upgrades).

@@ -1,0 +1,391 @@
+//! The status socket and `webntpd status`.
+//!
+//! The daemon listens on a Unix stream socket (default `/run/webntpd/status.sock`); every
+//! connection gets the current [`Status`] as one JSON document, and the connection is closed.
+//! Nothing is read from clients: the socket is read-only. `webntpd status` prints it as a
+//! table like `chronyc sources`, or passes the JSON through with `--json`.
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+/// Largest status document a client accepts.
+const MAX_STATUS_BYTES: u64 = 1 << 20;
+
+/// Everything `webntpd status` shows. Offsets and delays in seconds (JSON numbers with
+/// nanosecond precision), as `webntpd query --json` gives them.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Status {
+    pub version: String,
+    pub pid: u32,
+    pub config: PathBuf,
+    pub sources: Vec<SourceStatus>,
+    /// The combined estimate last written to the outputs, if any.
+    pub combined: Option<Combined>,
+    /// Why no estimate could be formed at the last selection, if it failed.
+    pub selection_error: Option<String>,
+    pub outputs: Vec<OutputStatus>,
+    /// The addresses the built-in server listens on (empty without `[server]`).
+    pub server: Vec<String>,
+    pub leap: LeapStatus,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct SourceStatus {
+    pub url: String,
+    pub mode: String,
+    /// selected, candidate, falseticker, unreachable or pending.
+    pub state: String,
+    /// The reachability register of the last eight bursts, in octal as NTP shows it.
+    pub reach: String,
+    pub polls: u64,
+    /// Seconds until the next burst, as scheduled after the last one.
+    pub poll: f64,
+    /// The newest burst's offset, delay and jitter, in seconds.
+    pub offset: Option<f64>,
+    pub delay: Option<f64>,
+    pub jitter: Option<f64>,
+    /// The distance selection used (error bound of the filter's choice, aged, plus jitter).
+    pub distance: Option<f64>,
+    /// Seconds since the newest good burst.
+    pub age: Option<f64>,
+    pub noselect: bool,
+    pub last_error: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Combined {
+    pub offset: f64,
+    pub error: f64,
+    pub survivors: usize,
+    /// The survivor with the smallest distance.
+    pub best: String,
+    /// Local time (Unix seconds) when it was computed and written.
+    pub at: f64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct OutputStatus {
+    pub name: String,
+    /// Unix seconds of the last successful write.
+    pub last_write: Option<f64>,
+    pub writes: u64,
+    pub last_error: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct LeapStatus {
+    /// The leap indicator last written: none, insert, delete or unsynchronised.
+    pub indicator: String,
+    /// TAI-UTC and the next (or last) event agreed by the selected sources.
+    pub tai_utc: Option<i32>,
+    pub next_event: Option<i64>,
+    pub step: Option<i32>,
+    /// The built-in server's leap-seconds list expiry (Unix seconds), if it has one.
+    pub list_expires: Option<i64>,
+}
+
+/// Serves [`Status`] on a Unix socket until cancelled, then removes the socket file.
+pub struct StatusServer {
+    path: PathBuf,
+    cancel: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// Why the status socket could not be created.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot create the status socket {path}: {source}; {hint}")]
+pub struct StatusSocketError {
+    pub path: String,
+    pub source: io::Error,
+    pub hint: &'static str,
+}
+
+impl StatusServer {
+    /// Bind `path` (replacing a stale socket left by a previous run, creating its directory
+    /// if missing) and serve `status`.
+    pub fn start(
+        path: &Path,
+        status: watch::Receiver<Arc<Status>>,
+    ) -> Result<Self, StatusSocketError> {
+        let fail = |source: io::Error| StatusSocketError {
+            path: path.display().to_string(),
+            hint: match source.kind() {
+                io::ErrorKind::PermissionDenied => {
+                    "run as root, or set [status] socket to a path this user may create \
+                     (the systemd unit's RuntimeDirectory=webntpd provides /run/webntpd)"
+                }
+                io::ErrorKind::AddrInUse => "is another webntpd running with this socket?",
+                _ => "check [status] socket in the configuration",
+            },
+            source,
+        };
+        if let Some(dir) = path.parent() {
+            if !dir.as_os_str().is_empty() && !dir.exists() {
+                std::fs::create_dir_all(dir).map_err(fail)?;
+            }
+        }
+        remove_stale(path).map_err(fail)?;
+        let listener = UnixListener::bind(path).map_err(fail)?;
+        // Anyone may read the status (the socket accepts no commands).
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666)).map_err(fail)?;
+        }
+        let cancel = CancellationToken::new();
+        let task = tokio::spawn(serve(listener, status, cancel.clone()));
+        Ok(StatusServer {
+            path: path.to_path_buf(),
+            cancel,
+            task,
+        })
+    }
+
+    /// The socket's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Stop serving and remove the socket file.
+    pub async fn stop(self) {
+        self.cancel.cancel();
+        let _ = self.task.await;
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Remove `path` if it is a socket nobody listens on; refuse if something else is there.
+fn remove_stale(path: &Path) -> io::Result<()> {
+    use std::os::unix::fs::FileTypeExt;
+    match std::fs::symlink_metadata(path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+        Ok(m) if m.file_type().is_socket() => {
+            if std::os::unix::net::UnixStream::connect(path).is_ok() {
+                return Err(io::Error::new(
+                    io::ErrorKind::AddrInUse,
+                    "a running process answers on it",
+                ));
+            }
+            std::fs::remove_file(path)
+        }
+        Ok(_) => Err(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            "a file that is not a socket is in the way",
+        )),
+    }
+}
+
+async fn serve(
+    listener: UnixListener,
+    status: watch::Receiver<Arc<Status>>,
+    cancel: CancellationToken,
+) {
+    loop {
+        let conn = tokio::select! {
+            () = cancel.cancelled() => return,
+            c = listener.accept() => c,
+        };
+        match conn {
+            Ok((mut stream, _)) => {
+                let doc = serde_json::to_vec_pretty(&**status.borrow()).unwrap_or_default();
+                tokio::spawn(async move {
+                    // A client that does not read gets a few seconds, then is dropped.
+                    let write = async {
+                        stream.write_all(&doc).await?;
+                        stream.write_all(b"\n").await?;
+                        stream.shutdown().await
+                    };
+                    if let Err(e) = tokio::time::timeout(Duration::from_secs(5), write).await {
+                        tracing::debug!("status client too slow: {e}");
+                    }
+                });
+            }
+            Err(e) => {
+                tracing::warn!("status socket: accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+/// Why `webntpd status` could not get the status.
+#[derive(Debug, thiserror::Error)]
+pub enum StatusClientError {
+    #[error(
+        "cannot connect to {path}: {source}; is the daemon running (webntpd run, systemctl \
+         status webntpd) and is this the socket its configuration names ([status] socket)?"
+    )]
+    Connect { path: String, source: io::Error },
+    #[error("reading the status from {path}: {source}")]
+    Read { path: String, source: io::Error },
+    #[error("{path} answered something that is not a webntpd status: {source}")]
+    Parse {
+        path: String,
+        source: serde_json::Error,
+    },
+}
+
+impl StatusClientError {
+    /// sysexits code for the command.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            StatusClientError::Connect { .. } => crate::exit::UNAVAILABLE,
+            StatusClientError::Read { .. } => crate::exit::UNAVAILABLE,
+            StatusClientError::Parse { .. } => crate::exit::DATAERR,
+        }
+    }
+}
+
+/// Fetch the status from the daemon listening on `path`: the raw JSON and its parse.
+pub async fn fetch(path: &Path) -> Result<(String, Status), StatusClientError> {
+    let p = || path.display().to_string();
+    let mut stream = tokio::time::timeout(Duration::from_secs(5), UnixStream::connect(path))
+        .await
+        .unwrap_or_else(|_| Err(io::Error::new(io::ErrorKind::TimedOut, "timed out")))
+        .map_err(|source| StatusClientError::Connect { path: p(), source })?;
+    let mut text = String::new();
+    let mut limited = (&mut stream).take(MAX_STATUS_BYTES);
+    let read = limited.read_to_string(&mut text);
+    tokio::time::timeout(Duration::from_secs(5), read)
+        .await
+        .unwrap_or_else(|_| Err(io::Error::new(io::ErrorKind::TimedOut, "timed out")))
+        .map_err(|source| StatusClientError::Read { path: p(), source })?;
+    let status = serde_json::from_str(&text)
+        .map_err(|source| StatusClientError::Parse { path: p(), source })?;
+    Ok((text, status))
+}
+
+fn signed(v: Option<f64>) -> String {
+    v.map_or_else(|| "-".to_string(), |v| format!("{v:+.6}"))
+}
+
+fn plain(v: Option<f64>) -> String {
+    v.map_or_else(|| "-".to_string(), |v| format!("{v:.6}"))
+}
+
+/// `status` as the table `webntpd status` prints.
+pub fn render(status: &Status) -> String {
+    let mut out = String::new();
+    out.push_str(&format!(
+        "webntpd {} (pid {}), config {}\n\n",
+        status.version,
+        status.pid,
+        status.config.display()
+    ));
+    out.push_str(&format!(
+        "{:<12} {:>5} {:>7} {:>12} {:>10} {:>10} {:>10}  {}\n",
+        "State", "Reach", "Poll", "Offset s", "Delay s", "Jitter s", "Error s", "Source"
+    ));
+    for s in &status.sources {
+        let state = if s.noselect && s.state != "unreachable" {
+            format!("{} (nosel)", s.state)
+        } else {
+            s.state.clone()
+        };
+        out.push_str(&format!(
+            "{:<12} {:>5} {:>6.0}s {:>12} {:>10} {:>10} {:>10}  {} ({})\n",
+            state,
+            s.reach,
+            s.poll,
+            signed(s.offset),
+            plain(s.delay),
+            plain(s.jitter),
+            plain(s.distance),
+            s.url,
+            s.mode
+        ));
+        if let Some(e) = &s.last_error {
+            out.push_str(&format!("{:<12} last error: {e}\n", ""));
+        }
+    }
+    out.push('\n');
+    match (&status.combined, &status.selection_error) {
+        (_, Some(e)) => out.push_str(&format!("Combined: none: {e}\n")),
+        (Some(c), None) => out.push_str(&format!(
+            "Combined: offset {:+.6} s, error {:.6} s, {} source(s), best {}\n",
+            c.offset, c.error, c.survivors, c.best
+        )),
+        (None, None) => out.push_str("Combined: none yet\n"),
+    }
+    for o in &status.outputs {
+        let last = o.last_write.map_or_else(
+            || "never written".to_string(),
+            |t| format!("last write {t:.3}"),
+        );
+        out.push_str(&format!(
+            "Output {}: {} ({} writes)",
+            o.name, last, o.writes
+        ));
+        if let Some(e) = &o.last_error {
+            out.push_str(&format!("; last error: {e}"));
+        }
+        out.push('\n');
+    }
+    let l = &status.leap;
+    out.push_str(&format!("Leap: indicator {}", l.indicator));
+    if let (Some(t), Some(n), Some(s)) = (l.tai_utc, l.next_event, l.step) {
+        out.push_str(&format!(", TAI-UTC {t}, event at {n} step {s:+}"));
+    }
+    if let Some(e) = l.list_expires {
+        out.push_str(&format!(", leap list expires {e}"));
+    }
+    out.push('\n');
+    if !status.server.is_empty() {
+        out.push_str(&format!("Serving on {}\n", status.server.join(", ")));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn render_shows_every_source_and_the_reason_when_nothing_combined() {
+        let status = Status {
+            version: "0.1.0".into(),
+            pid: 42,
+            config: "/etc/webntpd.toml".into(),
+            sources: vec![
+                SourceStatus {
+                    url: "https://a.example/".into(),
+                    mode: "json".into(),
+                    state: "selected".into(),
+                    reach: "377".into(),
+                    poll: 64.0,
+                    offset: Some(0.000412),
+                    delay: Some(0.0021),
+                    jitter: Some(0.00001),
+                    distance: Some(0.0011),
+                    ..Default::default()
+                },
+                SourceStatus {
+                    url: "wss://b.example/".into(),
+                    mode: "ws".into(),
+                    state: "unreachable".into(),
+                    reach: "0".into(),
+                    last_error: Some("connect timed out after 5s".into()),
+                    ..Default::default()
+                },
+            ],
+            selection_error: Some("1 source(s) agree, fewer than the 2 required".into()),
+            ..Default::default()
+        };
+        let text = render(&status);
+        assert!(text.contains("selected"), "{text}");
+        assert!(text.contains("+0.000412"), "{text}");
+        assert!(text.contains("last error: connect timed out"), "{text}");
+        assert!(text.contains("Combined: none: 1 source(s) agree"), "{text}");
+        // The JSON round-trips.
+        let json = serde_json::to_string(&status).unwrap();
+        assert_eq!(serde_json::from_str::<Status>(&json).unwrap(), status);
+    }
+}

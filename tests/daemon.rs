@@ -1,0 +1,505 @@
+//! The daemon end to end: `webntpd run` polling real `webntpd serve` processes (one with its
+//! clock shifted by libfaketime), read through `webntpd status --json`, fed samples checked
+//! on a chrony-style SOCK socket of the test's own, signalled like systemd would.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::net::UnixDatagram;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::{binary, ChildServer};
+use nix::sys::signal::Signal;
+use serde_json::Value;
+
+/// libfaketime (Debian's `faketime`; `.ci/run` installs it).
+fn libfaketime() -> &'static str {
+    let path = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
+    assert!(
+        Path::new(path).exists(),
+        "this test shifts a server's clock with libfaketime: apt-get install faketime \
+         (or run .ci/run, which does)"
+    );
+    path
+}
+
+/// `webntpd serve` on `listen` (127.0.0.1:0 for any port), its clock shifted by `shift`
+/// seconds if given.
+fn server(listen: &str, shift: Option<&str>) -> ChildServer {
+    let mut cmd = Command::new(binary());
+    cmd.args(["serve", "--listen", listen])
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    if let Some(shift) = shift {
+        cmd.env("LD_PRELOAD", libfaketime())
+            .env("FAKETIME", shift)
+            .env("FAKETIME_DONT_FAKE_MONOTONIC", "1")
+            .env("FAKETIME_NO_CACHE", "1");
+    }
+    ChildServer::spawn(cmd, 1)
+}
+
+fn source(url: &str, extra: &str) -> String {
+    format!(
+        "[[source]]\nurl = \"{url}\"\npoll = \"2s\"\npoll_min = \"2s\"\npoll_max = \"8s\"\n\
+         samples = 2\ntimeout = \"300ms\"\n{extra}\n"
+    )
+}
+
+/// A running `webntpd run`, killed on drop, its stderr collected.
+struct Daemon {
+    child: Child,
+    log: Arc<Mutex<Vec<String>>>,
+    config: PathBuf,
+}
+
+impl Daemon {
+    fn start(dir: &Path, config: &str, env: &[(&str, &str)]) -> Daemon {
+        let path = dir.join("webntpd.toml");
+        std::fs::write(&path, config).unwrap();
+        let mut cmd = Command::new(binary());
+        cmd.args(["run", "-c"])
+            .arg(&path)
+            .env_remove("RUST_LOG")
+            .env_remove("NOTIFY_SOCKET")
+            .env_remove("WATCHDOG_USEC")
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("webntpd run starts");
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let log2 = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                match line {
+                    Ok(l) => log2.lock().unwrap().push(l),
+                    Err(_) => break,
+                }
+            }
+        });
+        Daemon {
+            child,
+            log,
+            config: path,
+        }
+    }
+
+    fn log_text(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+
+    fn signal(&self, sig: Signal) {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.child.id() as i32), sig).unwrap();
+    }
+
+    /// `webntpd status --json -c CONFIG`, parsed; `None` while the daemon does not answer.
+    fn status(&self) -> Option<Value> {
+        let out = Command::new(binary())
+            .args(["status", "--json", "-c"])
+            .arg(&self.config)
+            .output()
+            .unwrap();
+        if !out.status.success() {
+            return None;
+        }
+        serde_json::from_slice(&out.stdout).ok()
+    }
+
+    /// Poll the status until `done` holds, failing after `within` with the last status and
+    /// the log.
+    fn wait_for(&self, within: Duration, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+        let start = Instant::now();
+        let mut last = None;
+        while start.elapsed() < within {
+            if let Some(s) = self.status() {
+                if done(&s) {
+                    return s;
+                }
+                last = Some(s);
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        panic!(
+            "{what}: not within {within:?}; last status: {last:#?}\nlog:\n{}",
+            self.log_text()
+        );
+    }
+
+    fn wait_exit(&mut self, within: Duration) -> i32 {
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code().unwrap_or(-1);
+            }
+            assert!(
+                start.elapsed() < within,
+                "webntpd run did not exit within {within:?}; log:\n{}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn sources(status: &Value) -> &Vec<Value> {
+    status["sources"].as_array().unwrap()
+}
+
+fn state_of<'a>(status: &'a Value, url: &str) -> &'a Value {
+    sources(status)
+        .iter()
+        .find(|s| s["url"] == url)
+        .unwrap_or_else(|| panic!("{url} not in {status:#}"))
+}
+
+fn status_socket(dir: &Path) -> String {
+    format!(
+        "[status]\nsocket = \"{}\"\n",
+        dir.join("status.sock").display()
+    )
+}
+
+/// A datagram socket standing in for chronyd's `refclock SOCK`: the samples we are sent.
+fn sock_reader(path: &Path) -> UnixDatagram {
+    let sock = UnixDatagram::bind(path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    sock
+}
+
+/// One 40-byte sock_sample: (offset seconds, leap, magic ok).
+fn read_sock_sample(sock: &UnixDatagram) -> (f64, i32, bool) {
+    let mut buf = [0u8; 64];
+    let n = sock
+        .recv(&mut buf)
+        .expect("a sample arrives on the SOCK socket");
+    assert_eq!(n, 40, "sock_sample is 40 bytes");
+    let offset = f64::from_ne_bytes(buf[16..24].try_into().unwrap());
+    let leap = i32::from_ne_bytes(buf[28..32].try_into().unwrap());
+    let magic = i32::from_ne_bytes(buf[36..40].try_into().unwrap());
+    (offset, leap, magic == 0x534f_434b)
+}
+
+#[test]
+fn a_shifted_server_is_a_falseticker_and_an_outage_backs_off_then_recovers() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = server("127.0.0.1:0", None);
+    let mut b = server("127.0.0.1:0", None);
+    let c = server("127.0.0.1:0", None);
+    let shifted = server("127.0.0.1:0", Some("+0.5"));
+    let url = |s: &ChildServer| format!("http://{}/", s.authority());
+    let (ua, uc, us) = (url(&a), url(&c), url(&shifted));
+    let ub_ws = format!("ws://{}/", b.authority());
+    let sock_path = dir.path().join("chrony.sock");
+    let chrony = sock_reader(&sock_path);
+    let config = format!(
+        "{}{}{}{}[[output]]\ntype = \"sock\"\npath = \"{}\"\n\n[selection]\nmin_sources = 2\n\n{}",
+        source(&ua, ""),
+        source(&ub_ws, ""),
+        source(&uc, "mode = \"toh\""),
+        source(&us, ""),
+        sock_path.display(),
+        status_socket(dir.path())
+    );
+    let daemon = Daemon::start(dir.path(), &config, &[]);
+
+    let status = daemon.wait_for(
+        Duration::from_secs(20),
+        "every source measured twice",
+        |s| sources(s).iter().all(|x| x["polls"].as_u64() >= Some(2)) && !s["combined"].is_null(),
+    );
+    assert_eq!(state_of(&status, &us)["state"], "falseticker", "{status:#}");
+    for u in [&ua, &ub_ws, &uc] {
+        assert_eq!(state_of(&status, u)["state"], "selected", "{status:#}");
+    }
+    let shifted_offset = state_of(&status, &us)["offset"].as_f64().unwrap();
+    assert!(
+        (shifted_offset - 0.5).abs() < 0.01,
+        "the shifted server is measured at +0.5 s: {shifted_offset}"
+    );
+    let combined = status["combined"]["offset"].as_f64().unwrap();
+    assert!(combined.abs() < 0.001, "combined offset {combined}");
+    assert_eq!(status["combined"]["survivors"], 3);
+
+    // chronyd's socket got the combined offset, not the falseticker's.
+    let (offset, leap, magic) = read_sock_sample(&chrony);
+    assert!(magic);
+    assert!(offset.abs() < 0.001, "SOCK offset {offset}");
+    assert!((0..=2).contains(&leap), "leap {leap}");
+
+    // Take b away: the daemon goes on, shows the error and backs off.
+    let b_addr = b.authority();
+    drop(std::mem::replace(&mut b, server("127.0.0.1:0", None)));
+    let status = daemon.wait_for(Duration::from_secs(20), "b's outage backs off", |s| {
+        let b = state_of(s, &ub_ws);
+        b["last_error"].is_string() && b["poll"].as_f64() > Some(3.5)
+    });
+    assert!(
+        !status["combined"].is_null(),
+        "a and c still agree: {status:#}"
+    );
+    let err = state_of(&status, &ub_ws)["last_error"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("connect") || err.contains("refused"), "{err}");
+
+    // Bring it back on the same port: it recovers and the normal interval returns.
+    let _b_again = server(&b_addr, None);
+    daemon.wait_for(Duration::from_secs(20), "b recovers", |s| {
+        let b = state_of(s, &ub_ws);
+        b["last_error"].is_null() && b["poll"].as_f64() < Some(2.5) && b["state"] == "selected"
+    });
+    assert!(
+        daemon.log_text().contains("falseticker"),
+        "{}",
+        daemon.log_text()
+    );
+}
+
+#[test]
+fn sighup_applies_a_changed_config_and_refuses_a_broken_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = server("127.0.0.1:0", None);
+    let b = server("127.0.0.1:0", None);
+    let ua = format!("http://{}/", a.authority());
+    let ub = format!("http://{}/", b.authority());
+    let base = status_socket(dir.path());
+    let mut daemon = Daemon::start(dir.path(), &format!("{}{base}", source(&ua, "")), &[]);
+    daemon.wait_for(Duration::from_secs(10), "a polled", |s| {
+        state_of(s, &ua)["polls"].as_u64() >= Some(2)
+    });
+
+    // Add b; a is unchanged and keeps its history.
+    let polls_before = daemon
+        .status()
+        .map(|s| state_of(&s, &ua)["polls"].as_u64().unwrap());
+    std::fs::write(
+        &daemon.config,
+        format!("{}{}{base}", source(&ua, ""), source(&ub, "")),
+    )
+    .unwrap();
+    daemon.signal(Signal::SIGHUP);
+    let status = daemon.wait_for(Duration::from_secs(10), "b added and polled", |s| {
+        sources(s).len() == 2 && state_of(s, &ub)["polls"].as_u64() >= Some(1)
+    });
+    assert!(
+        state_of(&status, &ua)["polls"].as_u64() >= polls_before,
+        "a kept its state: {status:#}"
+    );
+
+    // A broken file is refused; the daemon goes on with both sources.
+    std::fs::write(
+        &daemon.config,
+        format!("{}urll = 1\n{base}", source(&ua, "")),
+    )
+    .unwrap();
+    daemon.signal(Signal::SIGHUP);
+    std::thread::sleep(Duration::from_millis(500));
+    let status = daemon.status().expect("still answering");
+    assert_eq!(sources(&status).len(), 2, "{status:#}");
+    let log = daemon.log_text();
+    assert!(log.contains("configuration not reloaded"), "{log}");
+    assert!(log.contains("urll"), "the error names the bad key: {log}");
+
+    daemon.signal(Signal::SIGTERM);
+    assert_eq!(daemon.wait_exit(Duration::from_secs(5)), 0);
+    assert!(
+        !dir.path().join("status.sock").exists(),
+        "the status socket is removed on exit"
+    );
+}
+
+#[test]
+fn sigterm_during_a_hung_burst_stops_promptly() {
+    let dir = tempfile::tempdir().unwrap();
+    // Accepts connections and never answers.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/", silent.local_addr().unwrap());
+    let config = format!(
+        "[[source]]\nurl = \"{url}\"\ntimeout = \"5s\"\n\n{}",
+        status_socket(dir.path())
+    );
+    let mut daemon = Daemon::start(dir.path(), &config, &[]);
+    daemon.wait_for(Duration::from_secs(5), "status served", |_| true);
+    // The first burst starts within a second and then hangs for up to 5 s per exchange.
+    std::thread::sleep(Duration::from_millis(1500));
+    let start = Instant::now();
+    daemon.signal(Signal::SIGTERM);
+    assert_eq!(daemon.wait_exit(Duration::from_secs(3)), 0);
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        start.elapsed()
+    );
+}
+
+#[test]
+fn a_config_error_exits_78_naming_line_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut daemon = Daemon::start(
+        dir.path(),
+        "[[source]]\nurl = \"http://127.0.0.1:1/\"\npol = \"1s\"\n",
+        &[],
+    );
+    assert_eq!(daemon.wait_exit(Duration::from_secs(5)), 78);
+    let log = daemon.log_text();
+    assert!(log.contains("line 3"), "{log}");
+    assert!(log.contains("`poll`"), "suggests the right key: {log}");
+}
+
+#[test]
+fn systemd_hears_ready_status_watchdog_reloading_and_stopping() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = server("127.0.0.1:0", None);
+    let ua = format!("http://{}/", a.authority());
+    let notify_path = dir.path().join("notify.sock");
+    let systemd = UnixDatagram::bind(&notify_path).unwrap();
+    systemd
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let config = format!("{}{}", source(&ua, ""), status_socket(dir.path()));
+    let notify = notify_path.to_str().unwrap();
+    let mut daemon = Daemon::start(
+        dir.path(),
+        &config,
+        &[("NOTIFY_SOCKET", notify), ("WATCHDOG_USEC", "400000")],
+    );
+    let mut heard: Vec<String> = Vec::new();
+    let mut listen = |until: &dyn Fn(&[String]) -> bool, within: Duration| {
+        let start = Instant::now();
+        let mut buf = [0u8; 4096];
+        while start.elapsed() < within && !until(&heard) {
+            if let Ok(n) = systemd.recv(&mut buf) {
+                heard.extend(
+                    String::from_utf8_lossy(&buf[..n])
+                        .lines()
+                        .map(str::to_string),
+                );
+            }
+        }
+        heard.clone()
+    };
+    let has = |h: &[String], p: &str| h.iter().any(|l| l.starts_with(p));
+    let got = listen(
+        &|h| has(h, "READY=1") && h.iter().filter(|l| *l == "WATCHDOG=1").count() >= 3,
+        Duration::from_secs(5),
+    );
+    assert!(has(&got, "READY=1"), "{got:?}");
+    assert!(
+        got.iter().filter(|l| *l == "WATCHDOG=1").count() >= 3,
+        "watchdog pings every WATCHDOG_USEC/2: {got:?}"
+    );
+    let got = listen(
+        &|h| h.iter().any(|l| l.contains("sources reachable, offset")),
+        Duration::from_secs(8),
+    );
+    assert!(
+        got.iter()
+            .any(|l| l.starts_with("STATUS=1/1 sources reachable, offset")),
+        "{got:?}"
+    );
+
+    daemon.signal(Signal::SIGHUP);
+    let got = listen(&|h| has(h, "MONOTONIC_USEC="), Duration::from_secs(3));
+    assert!(has(&got, "RELOADING=1"), "{got:?}");
+    assert!(has(&got, "MONOTONIC_USEC="), "{got:?}");
+
+    daemon.signal(Signal::SIGTERM);
+    let got = listen(&|h| has(h, "STOPPING=1"), Duration::from_secs(3));
+    assert!(has(&got, "STOPPING=1"), "{got:?}");
+    assert_eq!(daemon.wait_exit(Duration::from_secs(5)), 0);
+}
+
+#[test]
+fn status_without_a_daemon_exits_69_with_the_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(binary())
+        .args(["status", "--socket"])
+        .arg(dir.path().join("nobody.sock"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(69));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("is the daemon running"), "{err}");
+}
+
+#[test]
+fn under_journald_bursts_are_logged_with_structured_fields() {
+    // A private journald: a mount namespace with tmpfs on /run/systemd and /run/log, where
+    // tracing-journald finds its fixed socket path.
+    let journald = "/lib/systemd/systemd-journald";
+    assert!(
+        Path::new(journald).exists(),
+        "this test runs systemd-journald: apt-get install systemd (or run .ci/run)"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = dir.path().join("webntpd.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nlisten = [\"127.0.0.1:{port}\"]\n\n{}[log]\ntarget = \"journald\"\n\n{}",
+            source(&format!("http://127.0.0.1:{port}/"), ""),
+            status_socket(dir.path())
+        ),
+    )
+    .unwrap();
+    let script = format!(
+        "set -e
+         mkdir -p /run/systemd /run/log
+         mount -t tmpfs tmpfs /run/systemd
+         mount -t tmpfs tmpfs /run/log
+         {journald} & J=$!
+         for i in $(seq 50); do [ -S /run/systemd/journal/socket ] && break; sleep 0.1; done
+         {bin} run -c {config} & W=$!
+         sleep 3.5
+         kill -TERM $W; wait $W
+         journalctl -D /run/log/journal -o json --no-pager
+         kill $J",
+        bin = binary().display(),
+        config = config.display()
+    );
+    let out = Command::new("unshare")
+        .args(["-m", "sh", "-c", &script])
+        .output()
+        .expect("unshare runs (util-linux; as root)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let burst = stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|e| e.get("SOURCE_URL").is_some())
+        .unwrap_or_else(|| panic!("no entry with SOURCE_URL in:\n{stdout}"));
+    assert_eq!(burst["SOURCE_URL"], format!("http://127.0.0.1:{port}/"));
+    assert_eq!(burst["SYSLOG_IDENTIFIER"], "webntpd");
+    for field in ["OFFSET_NS", "DELAY_NS", "ERROR_NS"] {
+        let v: i64 = burst[field]
+            .as_str()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("{field} is an integer: {burst}"));
+        assert!(v.abs() < 1_000_000_000, "{field} {v}");
+    }
+}
