@@ -27,21 +27,26 @@ fn assert_unit_verifies(unit: &Path) {
     );
 }
 
+/// Fail with its stderr unless `cmd` succeeds.
+fn assert_succeeds(cmd: &mut Command) {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[test]
 fn install_script_installs_and_keeps_local_settings() {
     let dest = tempfile::tempdir().unwrap();
     let run = || {
-        let out = Command::new("sh")
-            .arg(repo().join("packaging/install.sh"))
-            .env("DESTDIR", dest.path())
-            .env("BIN", binary())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert_succeeds(
+            Command::new("sh")
+                .arg(repo().join("packaging/install.sh"))
+                .env("DESTDIR", dest.path())
+                .env("BIN", binary()),
+        )
     };
     run();
     let d = dest.path();
@@ -92,15 +97,10 @@ fn install_script_installs_and_keeps_local_settings() {
         assert_unit_verifies(&check);
     }
     // The installed configuration is the documented example, and it is valid.
-    let out = Command::new(binary())
-        .args(["check-config", "-c"])
-        .arg(d.join("etc/webntpd.toml"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    assert_succeeds(
+        Command::new(binary())
+            .args(["check-config", "-c"])
+            .arg(d.join("etc/webntpd.toml")),
     );
 }
 
