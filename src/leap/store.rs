@@ -259,7 +259,13 @@ struct Loaded {
 #[derive(Debug, Default)]
 pub struct LeapStore {
     current: ArcSwapOption<Loaded>,
+    /// Names the list in `current`: a value no other list in this process ever had (0: no
+    /// list), set after each change, so a per-thread cache can tell that its answer is stale.
+    generation: std::sync::atomic::AtomicU64,
 }
+
+/// Where list generations come from: unique across every store in the process.
+static GENERATIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 impl LeapStore {
     /// A store with no list: [`LeapStore::info`] reports [`LeapInfo::NONE`].
@@ -274,7 +280,16 @@ impl LeapStore {
             list: Arc::new(list),
             source: LeapSource::Memory,
         })));
+        store.next_generation();
         store
+    }
+
+    /// The list in `current` changed: give it a new generation (after the change, with
+    /// release ordering, so a reader that sees the new generation sees the new list).
+    fn next_generation(&self) {
+        use std::sync::atomic::Ordering;
+        let g = GENERATIONS.fetch_add(1, Ordering::Relaxed);
+        self.generation.store(g, Ordering::Release);
     }
 
     /// Load the list at start-up. Never fails.
@@ -308,12 +323,26 @@ impl LeapStore {
         }
     }
 
-    /// What to report at `now`. Lock-free and allocation-free: the request hot path.
+    /// What to report at `now`. Lock-free and allocation-free: the request hot path. The
+    /// answer is remembered per thread for the rest of the second (until the list changes).
     pub fn info(&self, now: Timestamp) -> LeapInfo {
-        match &*self.current.load() {
-            Some(loaded) => loaded.list.info_at(now.unix_seconds()),
-            None => LeapInfo::NONE,
+        type Cached = Option<(u64, i64, LeapInfo)>;
+        thread_local! {
+            static CACHE: std::cell::Cell<Cached> = const { std::cell::Cell::new(None) };
         }
+        let generation = self.generation.load(std::sync::atomic::Ordering::Acquire);
+        let second = now.unix_seconds();
+        if let Some((g, s, info)) = CACHE.get() {
+            if g == generation && s == second {
+                return info;
+            }
+        }
+        let info = match &*self.current.load() {
+            Some(loaded) => loaded.list.info_at(second),
+            None => LeapInfo::NONE,
+        };
+        CACHE.set(Some((generation, second, info)));
+        info
     }
 
     /// The list in use, if any.
@@ -485,6 +514,7 @@ impl LeapStore {
         if !installed {
             return;
         }
+        self.next_generation();
         info!("{}", in_use_message(&new.list, &new.source, now));
         if let Some(expired) = expired_message(&new.list, &new.source, now) {
             warn!("{expired}");
@@ -840,6 +870,32 @@ mod tests {
     const DEBIAN_UPDATED_NTP: u64 = 3_960_835_200;
     const DEBIAN_EXPIRES_NTP: u64 = 3_991_593_600;
     const DAY: u64 = 86_400;
+
+    #[test]
+    fn the_per_thread_answer_follows_a_new_list_and_another_store() {
+        let clock = ManualClock::new(Timestamp::from_secs(TODAY));
+        let now = Timestamp::from_secs(TODAY);
+        // Lists that differ only in when their one leap second happened.
+        let list = |event_ntp: u64| {
+            let text = make_list(
+                DEBIAN_UPDATED_NTP,
+                DEBIAN_EXPIRES_NTP,
+                &[(2_272_060_800, 10), (event_ntp, 11)],
+            );
+            LeapList::parse(&text).unwrap()
+        };
+        let event = |ntp: u64| ntp as i64 - 2_208_988_800;
+        let store = LeapStore::from_list(list(3_692_217_600));
+        assert_eq!(store.info(now).next_unix, event(3_692_217_600));
+        // Same thread, same second, a new list: the new answer, not the remembered one.
+        store.install(list(3_644_697_600), LeapSource::Memory, &clock);
+        assert_eq!(store.info(now).next_unix, event(3_644_697_600));
+        // Another store in the same second answers from its own list.
+        let other = LeapStore::from_list(list(3_550_089_600));
+        assert_eq!(other.info(now).next_unix, event(3_550_089_600));
+        assert_eq!(store.info(now).next_unix, event(3_644_697_600));
+        assert_eq!(LeapStore::empty().info(now), LeapInfo::NONE);
+    }
 
     fn fixture() -> PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/leap-seconds.list")

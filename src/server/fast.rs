@@ -22,8 +22,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use http::header::{HeaderName, HeaderValue};
-use http::uri::PathAndQuery;
+use http::header::HeaderName;
 use http::{Method, StatusCode, Version};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 
@@ -47,10 +46,50 @@ pub(crate) enum Outcome {
 struct Simple<'h, 'b> {
     method: Method,
     version: Version,
-    /// The request target, checked and split exactly as hyper would.
-    target: PathAndQuery,
+    path: &'b str,
+    query: Option<&'b str>,
     headers: &'h [httparse::Header<'b>],
     keep_alive: bool,
+}
+
+/// Split an origin-form request target into path and query, if it uses only characters
+/// RFC 3986 allows unescaped in a path and query (no fragment, no space, nothing beyond
+/// ASCII). Anything else goes to hyper, whose `http::Uri` then decides: for every target
+/// accepted here it splits at the first `?` just the same.
+fn split_target(target: &str) -> Option<(&str, Option<&str>)> {
+    let plain = target.starts_with('/')
+        && target.bytes().all(|b| {
+            b.is_ascii_alphanumeric()
+                || matches!(
+                    b,
+                    b'/' | b'?'
+                        | b'-'
+                        | b'.'
+                        | b'_'
+                        | b'~'
+                        | b'%'
+                        | b'!'
+                        | b'$'
+                        | b'&'
+                        | b'\''
+                        | b'('
+                        | b')'
+                        | b'*'
+                        | b'+'
+                        | b','
+                        | b';'
+                        | b'='
+                        | b':'
+                        | b'@'
+                )
+        });
+    if !plain {
+        return None;
+    }
+    Some(match target.split_once('?') {
+        Some((path, query)) => (path, Some(query)),
+        None => (target, None),
+    })
 }
 
 impl Head for Simple<'_, '_> {
@@ -58,10 +97,10 @@ impl Head for Simple<'_, '_> {
         &self.method
     }
     fn path(&self) -> &str {
-        self.target.path()
+        self.path
     }
     fn query(&self) -> Option<&str> {
-        self.target.query()
+        self.query
     }
     fn header(&self, name: &HeaderName) -> Option<&[u8]> {
         self.headers
@@ -94,12 +133,7 @@ fn simple<'h, 'b>(req: &'h httparse::Request<'h, 'b>) -> Option<Simple<'h, 'b>> 
         0 => Version::HTTP_10,
         _ => return None,
     };
-    // Origin-form only; http parses it as hyper does (same checks, `#` fragment dropped).
-    let path = req.path?;
-    if !path.starts_with('/') {
-        return None;
-    }
-    let target = PathAndQuery::try_from(path).ok()?;
+    let (path, query) = split_target(req.path?)?;
     let mut keep_alive = version == Version::HTTP_11;
     for h in req.headers.iter() {
         let name = h.name;
@@ -127,7 +161,8 @@ fn simple<'h, 'b>(req: &'h httparse::Request<'h, 'b>) -> Option<Simple<'h, 'b>> 
     Some(Simple {
         method,
         version,
-        target,
+        path,
+        query,
         headers: req.headers,
         keep_alive,
     })
@@ -138,7 +173,7 @@ fn write_head(
     out: &mut Vec<u8>,
     version: Version,
     status: StatusCode,
-    headers: &[(HeaderName, HeaderValue)],
+    headers: &[service::Header],
     body_len: usize,
     connection: Option<&'static [u8]>,
 ) {
@@ -151,11 +186,8 @@ fn write_head(
     out.push(b' ');
     out.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
     out.extend_from_slice(b"\r\n");
-    for (name, value) in headers {
-        out.extend_from_slice(name.as_str().as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(value.as_bytes());
-        out.extend_from_slice(b"\r\n");
+    for header in headers {
+        header.write_line(out);
     }
     // 204 and 1xx carry no body and no length (RFC 9110 8.6).
     if status != StatusCode::NO_CONTENT && !status.is_informational() {
@@ -317,6 +349,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Prefixed<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::header::HeaderValue;
 
     /// What the fast path decides for `head`: `None` means "hyper's", else keep-alive.
     fn decide(head: &str) -> Option<bool> {
@@ -379,6 +412,37 @@ mod tests {
     }
 
     #[test]
+    fn targets_split_exactly_as_http_does_or_go_to_hyper() {
+        for t in [
+            "/",
+            "/?1489217288.328757",
+            "/cgi-bin/jsont?1489217288.328757&callback=a.b_$c",
+            "/a/b?x=1&y=%20z?again",
+            "/?",
+            "/~user/(x)*+,;=:@!'",
+        ] {
+            let uri: http::uri::PathAndQuery = t.parse().unwrap();
+            assert_eq!(split_target(t), Some((uri.path(), uri.query())), "{t}");
+        }
+        for t in [
+            "*",
+            "http://h/?1",
+            "/a#frag",
+            "/a b",
+            "/\"q\"",
+            "/{x}",
+            "/caf\u{e9}",
+            "/a\\b",
+            "/^",
+            "/`",
+            "/|",
+            "",
+        ] {
+            assert_eq!(split_target(t), None, "{t:?}");
+        }
+    }
+
+    #[test]
     fn keep_alive_follows_the_version_and_connection() {
         assert_eq!(
             decide("GET / HTTP/1.1\r\nConnection: close\r\n\r\n"),
@@ -398,7 +462,7 @@ mod tests {
     #[test]
     fn heads_carry_status_length_and_connection() {
         let mut out = Vec::new();
-        let h = [(
+        let h = [service::Header::Dynamic(
             HeaderName::from_static("x-a"),
             HeaderValue::from_static("1"),
         )];

@@ -33,16 +33,35 @@ use crate::wire::{Timestamp, HTTPSTIME_HEADER};
 /// Zone of `/cgi-bin/time` without a query: NICT's service answered in Japan Standard Time.
 pub const DEFAULT_TIME_ZONE: &str = "Asia/Tokyo";
 
-static NO_CACHE: HeaderValue = HeaderValue::from_static("no-cache, no-store");
-static JSON: HeaderValue = HeaderValue::from_static("application/json; charset=utf-8");
-static JAVASCRIPT: HeaderValue = HeaderValue::from_static("application/javascript; charset=utf-8");
-static HTML: HeaderValue = HeaderValue::from_static("text/html; charset=utf-8");
-static NOSNIFF: HeaderValue = HeaderValue::from_static("nosniff");
-static ANY_ORIGIN: HeaderValue = HeaderValue::from_static("*");
-static ALLOWED_METHODS: HeaderValue = HeaderValue::from_static("GET, HEAD, OPTIONS");
-static EXPOSED: HeaderValue = HeaderValue::from_static("X-HTTPSTIME, Date");
-static PREFLIGHT_MAX_AGE: HeaderValue = HeaderValue::from_static("86400");
-static VARY_ORIGIN: HeaderValue = HeaderValue::from_static("Origin");
+/// A header whose name and value never change, with its HTTP/1 line rendered at compile
+/// time, so the fast path writes it with one copy.
+pub(crate) struct Fixed {
+    name: HeaderName,
+    value: HeaderValue,
+    line: &'static [u8],
+}
+
+macro_rules! fixed {
+    ($name:literal, $value:literal) => {
+        Fixed {
+            name: HeaderName::from_static($name),
+            value: HeaderValue::from_static($value),
+            line: concat!($name, ": ", $value, "\r\n").as_bytes(),
+        }
+    };
+}
+
+static NO_CACHE: Fixed = fixed!("cache-control", "no-cache, no-store");
+static JSON: Fixed = fixed!("content-type", "application/json; charset=utf-8");
+static JAVASCRIPT: Fixed = fixed!("content-type", "application/javascript; charset=utf-8");
+static HTML: Fixed = fixed!("content-type", "text/html; charset=utf-8");
+static NOSNIFF: Fixed = fixed!("x-content-type-options", "nosniff");
+static ANY_ORIGIN: Fixed = fixed!("access-control-allow-origin", "*");
+static ALLOW: Fixed = fixed!("allow", "GET, HEAD, OPTIONS");
+static ALLOWED_METHODS: Fixed = fixed!("access-control-allow-methods", "GET, HEAD, OPTIONS");
+static EXPOSED: Fixed = fixed!("access-control-expose-headers", "X-HTTPSTIME, Date");
+static PREFLIGHT_MAX_AGE: Fixed = fixed!("access-control-max-age", "86400");
+static VARY_ORIGIN: Fixed = fixed!("vary", "Origin");
 static X_HTTPSTIME: HeaderName = HeaderName::from_static(HTTPSTIME_HEADER);
 
 /// What routing needs to know of a request. Implemented for hyper's [`Request`] and for the
@@ -75,12 +94,40 @@ impl<B> Head for Request<B> {
     }
 }
 
+/// One header of a [`Reply`].
+pub(crate) enum Header {
+    Fixed(&'static Fixed),
+    Dynamic(HeaderName, HeaderValue),
+}
+
+impl Header {
+    /// Append the header's HTTP/1 line to `out`.
+    pub(crate) fn write_line(&self, out: &mut Vec<u8>) {
+        match self {
+            Header::Fixed(f) => out.extend_from_slice(f.line),
+            Header::Dynamic(name, value) => {
+                out.extend_from_slice(name.as_str().as_bytes());
+                out.extend_from_slice(b": ");
+                out.extend_from_slice(value.as_bytes());
+                out.extend_from_slice(b"\r\n");
+            }
+        }
+    }
+
+    fn into_pair(self) -> (HeaderName, HeaderValue) {
+        match self {
+            Header::Fixed(f) => (f.name.clone(), f.value.clone()),
+            Header::Dynamic(name, value) => (name, value),
+        }
+    }
+}
+
 /// A response before it is encoded: by hyper ([`Reply::into_response`]) or by the fast path.
 /// Headers are kept in a plain list in the order they were added; routing never adds one
 /// name twice.
 pub(crate) struct Reply {
     pub(crate) status: StatusCode,
-    pub(crate) headers: Vec<(HeaderName, HeaderValue)>,
+    pub(crate) headers: Vec<Header>,
     pub(crate) body: ReplyBody,
 }
 
@@ -94,7 +141,11 @@ impl Reply {
     }
 
     pub(crate) fn insert(&mut self, name: HeaderName, value: HeaderValue) {
-        self.headers.push((name, value));
+        self.headers.push(Header::Dynamic(name, value));
+    }
+
+    fn fixed(&mut self, header: &'static Fixed) {
+        self.headers.push(Header::Fixed(header));
     }
 
     /// The reply as hyper's response.
@@ -103,7 +154,8 @@ impl Reply {
         *resp.status_mut() = self.status;
         let h = resp.headers_mut();
         h.reserve(self.headers.len());
-        for (name, value) in self.headers {
+        for header in self.headers {
+            let (name, value) = header.into_pair();
             h.insert(name, value);
         }
         resp
@@ -112,33 +164,37 @@ impl Reply {
 
 /// The CORS answer for one request, from the server's policy and the request's `Origin`.
 pub(crate) struct Cors {
-    allow: Option<HeaderValue>,
+    allow: Option<Header>,
     vary: bool,
 }
 
 impl Cors {
-    /// `origin` is the request's `Origin` header, if any.
-    pub(crate) fn new(policy: &OriginPolicy, origin: Option<&[u8]>) -> Self {
+    /// The answer to `req` (whose `Origin` header is read only for an allow-list).
+    pub(crate) fn new<H: Head>(policy: &OriginPolicy, req: &H) -> Self {
         match policy {
             OriginPolicy::Any => Cors {
-                allow: Some(ANY_ORIGIN.clone()),
+                allow: Some(Header::Fixed(&ANY_ORIGIN)),
                 vary: false,
             },
             OriginPolicy::List(_) => Cors {
-                allow: origin
+                allow: req
+                    .header(&header::ORIGIN)
                     .filter(|o| std::str::from_utf8(o).is_ok_and(|o| policy.allows(o)))
-                    .and_then(|o| HeaderValue::from_bytes(o).ok()),
+                    .and_then(|o| HeaderValue::from_bytes(o).ok())
+                    .map(|v| Header::Dynamic(header::ACCESS_CONTROL_ALLOW_ORIGIN, v)),
                 vary: true,
             },
         }
     }
 
     fn apply(&self, reply: &mut Reply) {
-        if let Some(v) = &self.allow {
-            reply.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, v.clone());
+        match &self.allow {
+            Some(Header::Fixed(f)) => reply.fixed(f),
+            Some(Header::Dynamic(name, value)) => reply.insert(name.clone(), value.clone()),
+            None => {}
         }
         if self.vary {
-            reply.insert(header::VARY, VARY_ORIGIN.clone());
+            reply.fixed(&VARY_ORIGIN);
         }
     }
 }
@@ -181,7 +237,7 @@ pub(crate) fn respond<B>(
     }
     let rt = shared.clock.realtime();
     let busy = activity.begin_request();
-    let cors = Cors::new(&shared.origins, Head::header(&req, &header::ORIGIN));
+    let cors = Cors::new(&shared.origins, &req);
     let mut resp = ws::accept(req, peer, shared, busy, cors);
     resp.headers_mut().insert(header::DATE, date_header(rt));
     resp
@@ -197,7 +253,7 @@ pub(crate) fn handle<H: Head>(
 ) -> Reply {
     let rt = shared.clock.realtime();
     let busy = activity.begin_request();
-    let cors = Cors::new(&shared.origins, req.header(&header::ORIGIN));
+    let cors = Cors::new(&shared.origins, req);
     let mut reply = match *req.method() {
         Method::GET => get(req, rt, peer, shared, busy, &cors),
         Method::HEAD => head(shared, busy, &cors),
@@ -212,7 +268,7 @@ pub(crate) fn handle<H: Head>(
                 busy,
                 &cors,
             );
-            reply.insert(header::ALLOW, ALLOWED_METHODS.clone());
+            reply.fixed(&ALLOW);
             reply
         }
     };
@@ -291,9 +347,9 @@ fn get<H: Head>(
                 StatusCode::OK,
                 ReplyBody::stamped(template, shared.clock.clone(), busy),
             );
-            reply.insert(header::CONTENT_TYPE, content_type.clone());
-            reply.insert(header::CACHE_CONTROL, NO_CACHE.clone());
-            reply.insert(header::X_CONTENT_TYPE_OPTIONS, NOSNIFF.clone());
+            reply.fixed(content_type);
+            reply.fixed(&NO_CACHE);
+            reply.fixed(&NOSNIFF);
             cors.apply(&mut reply);
             reply
         }
@@ -308,35 +364,32 @@ fn head(shared: &Arc<Shared>, busy: InFlight, cors: &Cors) -> Reply {
     if let Ok(v) = HeaderValue::from_maybe_shared(Bytes::from(stamp)) {
         reply.insert(X_HTTPSTIME.clone(), v);
     }
-    reply.insert(header::CACHE_CONTROL, NO_CACHE.clone());
-    reply.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, EXPOSED.clone());
+    reply.fixed(&NO_CACHE);
+    reply.fixed(&EXPOSED);
     cors.apply(&mut reply);
     reply
 }
 
 fn preflight<H: Head>(req: &H, busy: InFlight, cors: &Cors) -> Reply {
     let mut reply = Reply::new(StatusCode::NO_CONTENT, ReplyBody::empty(busy));
-    reply.insert(
-        header::ACCESS_CONTROL_ALLOW_METHODS,
-        ALLOWED_METHODS.clone(),
-    );
+    reply.fixed(&ALLOWED_METHODS);
     if let Some(asked) = req
         .header(&header::ACCESS_CONTROL_REQUEST_HEADERS)
         .and_then(|v| HeaderValue::from_bytes(v).ok())
     {
         reply.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, asked);
     }
-    reply.insert(header::ACCESS_CONTROL_MAX_AGE, PREFLIGHT_MAX_AGE.clone());
-    reply.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, EXPOSED.clone());
-    reply.insert(header::CACHE_CONTROL, NO_CACHE.clone());
+    reply.fixed(&PREFLIGHT_MAX_AGE);
+    reply.fixed(&EXPOSED);
+    reply.fixed(&NO_CACHE);
     cors.apply(&mut reply);
     reply
 }
 
 fn page(html: Vec<u8>, busy: InFlight, cors: &Cors) -> Reply {
     let mut reply = Reply::new(StatusCode::OK, ReplyBody::fixed(html, busy));
-    reply.insert(header::CONTENT_TYPE, HTML.clone());
-    reply.insert(header::CACHE_CONTROL, NO_CACHE.clone());
+    reply.fixed(&HTML);
+    reply.fixed(&NO_CACHE);
     cors.apply(&mut reply);
     reply
 }
@@ -349,9 +402,9 @@ fn bad_request(peer: SocketAddr, reason: &str, busy: InFlight, cors: &Cors) -> R
 /// An error response with a short JSON body `{"error":"..."}`.
 pub(crate) fn error(status: StatusCode, message: &str, busy: InFlight, cors: &Cors) -> Reply {
     let mut reply = Reply::new(status, ReplyBody::fixed(error_body(message), busy));
-    reply.insert(header::CONTENT_TYPE, JSON.clone());
-    reply.insert(header::CACHE_CONTROL, NO_CACHE.clone());
-    reply.insert(header::X_CONTENT_TYPE_OPTIONS, NOSNIFF.clone());
+    reply.fixed(&JSON);
+    reply.fixed(&NO_CACHE);
+    reply.fixed(&NOSNIFF);
     cors.apply(&mut reply);
     reply
 }

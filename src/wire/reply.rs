@@ -74,11 +74,18 @@ impl ReplyTemplate {
         buf.extend_from_slice(b",\"leap\":");
         write_int(i64::from(fields.leap.leap), &mut buf);
         buf.extend_from_slice(b",\"next\":");
-        Timestamp::from_secs(fields.leap.next_unix).write_micros(&mut buf);
+        // Whole seconds: the integer and six zeros, without the general formatter's rounding.
+        write_int(fields.leap.next_unix, &mut buf);
+        buf.extend_from_slice(b".000000");
         buf.extend_from_slice(b",\"step\":");
         write_int(i64::from(fields.leap.step), &mut buf);
         buf.extend_from_slice(b",\"rt\":");
-        fields.rt.write_micros(&mut buf);
+        if fields.rt == provisional_st {
+            // The usual case: the provisional `st` is the receive time, already formatted.
+            buf.extend_from_within(st0..st0 + st_width);
+        } else {
+            fields.rt.write_micros(&mut buf);
+        }
         buf.push(b'}');
         if callback.is_some() {
             buf.extend_from_slice(b");");

@@ -229,6 +229,10 @@ fn write_digits(v: u128, buf: &mut [u8]) -> usize {
 
 /// Write `v` in decimal.
 pub(crate) fn write_u64(v: u64, out: &mut Vec<u8>) {
+    if v < 10 {
+        out.push(b'0' + v as u8);
+        return;
+    }
     let mut buf = [0u8; 20];
     let pos = write_digits(u128::from(v), &mut buf);
     out.extend_from_slice(&buf[pos..]);
