@@ -334,6 +334,8 @@ fn get<H: Head>(
             let fields = ReplyFields {
                 id: &id,
                 it: query.it,
+                // A bare timestamp in wire form is echoed as sent (the value is the same).
+                it_text: Some(raw_query),
                 rt,
                 leap: shared.leap.info(rt),
             };

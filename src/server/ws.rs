@@ -214,6 +214,7 @@ async fn session(upgraded: Upgraded, peer: SocketAddr, id: String, shared: Arc<S
         let fields = ReplyFields {
             id: &id,
             it,
+            it_text: Some(text.trim_ascii()),
             rt,
             leap: shared.leap.info(rt),
         };

@@ -26,6 +26,9 @@ pub struct ReplyFields<'a> {
     pub id: &'a str,
     /// The client's timestamp, echoed (`it`).
     pub it: Timestamp,
+    /// The client's own text of `it`, when it is already in the six-decimal wire form
+    /// ([`is_wire_form`](super::timestamp::is_wire_form)): copied rather than formatted again.
+    pub it_text: Option<&'a str>,
     /// When the server received the request (`rt`).
     pub rt: Timestamp,
     /// Leap second information (`leap`, `next`, `step`).
@@ -63,7 +66,12 @@ impl ReplyTemplate {
         buf.extend_from_slice(b"{\"id\":");
         write_json_string(fields.id, &mut buf);
         buf.extend_from_slice(b",\"it\":");
-        fields.it.write_micros(&mut buf);
+        match fields.it_text {
+            Some(text) if super::timestamp::is_wire_form(text) => {
+                buf.extend_from_slice(text.as_bytes())
+            }
+            _ => fields.it.write_micros(&mut buf),
+        }
         buf.extend_from_slice(b",\"st\":");
         let st0 = buf.len();
         provisional_st.write_micros(&mut buf);
@@ -429,6 +437,7 @@ mod tests {
         ReplyFields {
             id,
             it: Timestamp::parse("1489217288.328757").unwrap(),
+            it_text: None,
             rt: Timestamp::parse("1795270670.615087").unwrap(),
             leap: LEAP,
         }

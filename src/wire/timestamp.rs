@@ -238,6 +238,21 @@ pub(crate) fn write_u64(v: u64, out: &mut Vec<u8>) {
     out.extend_from_slice(&buf[pos..]);
 }
 
+/// Whether `text` is exactly what [`Timestamp::write_micros`] writes for the value it
+/// parses to: no sign, no leading zero, up to 18 integer digits, a point and six decimals.
+pub fn is_wire_form(text: &str) -> bool {
+    let Some((int, frac)) = text.split_once('.') else {
+        return false;
+    };
+    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    !int.is_empty()
+        && int.len() <= 18
+        && (int == "0" || !int.starts_with('0'))
+        && frac.len() == 6
+        && digits(int)
+        && digits(frac)
+}
+
 /// Exact decimal -> nanoseconds. See [`Timestamp::parse`] for the grammar.
 fn parse_decimal(s: &[u8]) -> Result<i128, TimestampError> {
     match parse_plain(s) {
@@ -478,6 +493,35 @@ mod tests {
             assert_eq!(fmt6(ns), reference(ns, 6), "{ns}");
             assert_eq!(fmt3(ns), reference(ns, 3), "{ns}");
             assert_eq!(Timestamp(ns).to_nanos_string(), reference(ns, 9), "{ns}");
+        }
+    }
+
+    #[test]
+    fn the_wire_form_is_exactly_what_formatting_writes() {
+        for t in [
+            "1489217288.328757",
+            "0.000000",
+            "0.000001",
+            "999999999999999999.999999",
+            "5.100000",
+        ] {
+            assert!(is_wire_form(t), "{t}");
+            assert_eq!(Timestamp::parse(t).unwrap().to_micros_string(), t);
+        }
+        for t in [
+            "01489217288.328757",
+            "00.000000",
+            "1489217288.32875",
+            "1489217288.3287570",
+            "-1.000000",
+            "+1.000000",
+            ".000000",
+            "1e9.000000",
+            "1489217288",
+            "1000000000000000000.000000",
+            "1.5.000000",
+        ] {
+            assert!(!is_wire_form(t), "{t}");
         }
     }
 
