@@ -149,6 +149,8 @@ pub struct Selection {
     pub survivors: Vec<usize>,
     /// Indexes of the falsetickers.
     pub falsetickers: Vec<usize>,
+    /// Indexes of the candidates left out because their distance exceeds the maximum error.
+    pub too_uncertain: Vec<usize>,
     /// The leap information most survivors agree on; `None` without a majority.
     pub leap: Option<LeapInfo>,
 }
@@ -167,25 +169,40 @@ pub enum SelectError {
         "{agreeing} source(s) agree, fewer than the {needed} required (selection.min_sources)"
     )]
     TooFew { agreeing: usize, needed: usize },
-    /// The combined error is larger than the configuration accepts.
-    #[error("combined error {error_ns} ns is above the {max_ns} ns allowed (selection.max_error)")]
-    TooUncertain { error_ns: i64, max_ns: i64 },
+    /// Every source's error bound is larger than the configuration accepts.
+    #[error(
+        "all {candidates} measured sources have an error bound above the {} s allowed \
+         (selection.max_error)",
+        *max_ns as f64 / 1e9
+    )]
+    TooUncertain { candidates: usize, max_ns: i64 },
 }
 
-/// Select the truechimers among `candidates` and combine them. At least `min_sources` must
-/// survive, and the combined error must be at most `max_error_ns` when given.
+/// Select the truechimers among `candidates` and combine them. Candidates whose distance is
+/// above `max_error_ns` (when given) are left out first; at least `min_sources` must survive.
 pub fn select(
     candidates: &[Candidate],
     min_sources: usize,
     max_error_ns: Option<i64>,
 ) -> Result<Selection, SelectError> {
-    let n = candidates.len();
-    if n == 0 {
+    if candidates.is_empty() {
         return Err(SelectError::NoCandidates);
     }
-    let (low, high) = intersection(candidates).ok_or(SelectError::NoMajority { candidates: n })?;
-    let (survivors, falsetickers): (Vec<usize>, Vec<usize>) =
-        (0..n).partition(|&i| (low..=high).contains(&candidates[i].offset_ns));
+    let (usable, too_uncertain): (Vec<usize>, Vec<usize>) = (0..candidates.len())
+        .partition(|&i| max_error_ns.is_none_or(|max| candidates[i].distance_ns <= max));
+    if usable.is_empty() {
+        return Err(SelectError::TooUncertain {
+            candidates: candidates.len(),
+            max_ns: max_error_ns.unwrap_or(0),
+        });
+    }
+    let pool: Vec<Candidate> = usable.iter().map(|&i| candidates[i]).collect();
+    let n = pool.len();
+    let (low, high) = intersection(&pool).ok_or(SelectError::NoMajority { candidates: n })?;
+    let (survivors, falsetickers): (Vec<usize>, Vec<usize>) = usable
+        .iter()
+        .copied()
+        .partition(|&i| (low..=high).contains(&candidates[i].offset_ns));
     if survivors.len() < min_sources.max(1) {
         return Err(SelectError::TooFew {
             agreeing: survivors.len(),
@@ -216,17 +233,13 @@ pub fn select(
         })
         .min()
         .unwrap_or(i64::MAX);
-    if let Some(max_ns) = max_error_ns {
-        if error_ns > max_ns {
-            return Err(SelectError::TooUncertain { error_ns, max_ns });
-        }
-    }
     let leap = leap_majority(survivors.iter().map(|&i| candidates[i].leap));
     Ok(Selection {
         offset_ns,
         error_ns,
         survivors,
         falsetickers,
+        too_uncertain,
         leap,
     })
 }
@@ -385,15 +398,19 @@ mod tests {
     }
 
     #[test]
-    fn max_error_refuses_an_uncertain_result() {
+    fn max_error_leaves_uncertain_sources_out() {
         assert_eq!(
             select(&[cand(0, 50)], 1, Some(10 * MS)),
             Err(SelectError::TooUncertain {
-                error_ns: 50 * MS,
+                candidates: 1,
                 max_ns: 10 * MS
             })
         );
-        assert!(select(&[cand(0, 5)], 1, Some(10 * MS)).is_ok());
+        // The uncertain one would have disagreed; left out, it cannot spoil the majority.
+        let s = select(&[cand(0, 5), cand(300, 50), cand(1, 5)], 1, Some(10 * MS)).unwrap();
+        assert_eq!(s.survivors, vec![0, 2]);
+        assert_eq!(s.too_uncertain, vec![1]);
+        assert!(s.falsetickers.is_empty());
         assert_eq!(select(&[], 1, None), Err(SelectError::NoCandidates));
     }
 

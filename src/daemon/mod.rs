@@ -292,6 +292,10 @@ impl Daemon {
                 for &c in &sel.survivors {
                     self.sources[index[c]].verdict = Verdict::Selected;
                 }
+                // Left out for their error bound: measured, not combined.
+                for &c in &sel.too_uncertain {
+                    self.sources[index[c]].verdict = Verdict::Candidate;
+                }
                 for &c in &sel.falsetickers {
                     let s = &mut self.sources[index[c]];
                     if s.verdict != Verdict::Falseticker {
