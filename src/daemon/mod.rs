@@ -190,7 +190,14 @@ impl Daemon {
             }
             Err(e) => {
                 // check-config validated the CA files; they may have gone since.
-                tracing::error!("source {}: cannot be polled: {e}", config.url);
+                let message = format!("cannot be polled: {e}; fix it and reload (SIGHUP)");
+                tracing::error!("source {}: {message}", config.url);
+                // No task runs for it: a reload starts it afresh (see `apply`).
+                cancel.cancel();
+                let mut state = SourceState::new(id, config, cancel);
+                state.last_error = Some(message);
+                self.sources.push(state);
+                return;
             }
         }
         self.sources.push(SourceState::new(id, config, cancel));
@@ -421,7 +428,11 @@ impl Daemon {
         // Sources: keep the unchanged, stop the removed, start the new.
         let mut old = std::mem::take(&mut self.sources);
         for c in &new.sources {
-            match old.iter().position(|s| &s.config == c) {
+            // A source whose task could not start (cancelled from birth) is started again.
+            match old
+                .iter()
+                .position(|s| &s.config == c && !s.cancel.is_cancelled())
+            {
                 Some(i) => self.sources.push(old.remove(i)),
                 None => {
                     tracing::info!("source {} added", c.url);
