@@ -271,6 +271,22 @@ fn plain(v: Option<f64>) -> String {
     v.map_or_else(|| "-".to_string(), |v| format!("{v:.6}"))
 }
 
+/// Unix seconds as a UTC date and time, for people.
+fn utc(unix: i64) -> String {
+    jiff::Timestamp::from_second(unix).map_or_else(
+        |_| format!("{unix} (Unix seconds)"),
+        |t| t.strftime("%Y-%m-%d %H:%M:%S UTC").to_string(),
+    )
+}
+
+/// Unix seconds (with a fraction) as a UTC time to the millisecond, for people.
+fn utc_millis(unix: f64) -> String {
+    jiff::Timestamp::from_nanosecond((unix * 1e9) as i128).map_or_else(
+        |_| format!("{unix:.3} (Unix seconds)"),
+        |t| t.strftime("%Y-%m-%d %H:%M:%S%.3f UTC").to_string(),
+    )
+}
+
 /// `status` as the table `webntpd status` prints.
 pub fn render(status: &Status) -> String {
     let mut out = String::new();
@@ -318,7 +334,7 @@ pub fn render(status: &Status) -> String {
     for o in &status.outputs {
         let last = o.last_write.map_or_else(
             || "never written".to_string(),
-            |t| format!("last write {t:.3}"),
+            |t| format!("last write {}", utc_millis(t)),
         );
         out.push_str(&format!(
             "Output {}: {} ({} writes)",
@@ -332,10 +348,13 @@ pub fn render(status: &Status) -> String {
     let l = &status.leap;
     out.push_str(&format!("Leap: indicator {}", l.indicator));
     if let (Some(t), Some(n), Some(s)) = (l.tai_utc, l.next_event, l.step) {
-        out.push_str(&format!(", TAI-UTC {t}, event at {n} step {s:+}"));
+        out.push_str(&format!(
+            ", TAI-UTC {t} s before the step of {s:+} s at {}",
+            utc(n)
+        ));
     }
     if let Some(e) = l.list_expires {
-        out.push_str(&format!(", leap list expires {e}"));
+        out.push_str(&format!(", leap-seconds list expires {}", utc(e)));
     }
     out.push('\n');
     if !status.server.is_empty() {
@@ -384,6 +403,20 @@ mod tests {
         assert!(text.contains("+0.000412"), "{text}");
         assert!(text.contains("last error: connect timed out"), "{text}");
         assert!(text.contains("Combined: none: 1 source(s) agree"), "{text}");
+        let mut leap = status.clone();
+        leap.leap = LeapStatus {
+            indicator: "none".into(),
+            tai_utc: Some(36),
+            next_event: Some(1_483_228_800),
+            step: Some(1),
+            list_expires: Some(1_782_604_800),
+        };
+        let text = render(&leap);
+        assert!(
+            text.contains("TAI-UTC 36 s before the step of +1 s at 2017-01-01 00:00:00 UTC"),
+            "{text}"
+        );
+        assert!(text.contains("expires 2026-06-28 00:00:00 UTC"), "{text}");
         // The JSON round-trips.
         let json = serde_json::to_string(&status).unwrap();
         assert_eq!(serde_json::from_str::<Status>(&json).unwrap(), status);
