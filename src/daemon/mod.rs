@@ -267,12 +267,15 @@ impl Daemon {
             }
         }
         src.record(report);
-        self.select_and_write(success);
+        self.select_and_write(success.then_some(i));
         self.publish();
     }
 
-    /// Select among the sources; after a successful burst, write the result to the outputs.
-    fn select_and_write(&mut self, fresh: bool) {
+    /// Select among the sources. `fresh` is the source whose burst just succeeded, if one
+    /// did: the result is written to the outputs only when that source is among the
+    /// survivors, so the outputs get new information, never an old estimate re-stamped
+    /// (a falseticker's or a `noselect` source's burst changes nothing that is written).
+    fn select_and_write(&mut self, fresh: Option<usize>) {
         let now_mono = self.clock.monotonic_ns();
         let mut candidates = Vec::new();
         let mut index = Vec::new();
@@ -322,6 +325,7 @@ impl Daemon {
                     .min_by_key(|&&c| candidates[c].distance_ns)
                     .map(|&c| self.sources[index[c]].config.url.clone())
                     .unwrap_or_default();
+                let fresh = fresh.is_some_and(|f| sel.survivors.iter().any(|&c| index[c] == f));
                 if fresh {
                     let now = self.clock.realtime();
                     let sample = RefSample {
@@ -396,7 +400,7 @@ impl Daemon {
                 }
             }
         }
-        self.select_and_write(false);
+        self.select_and_write(None);
         self.publish();
         notify::ready(&self.status_line());
     }
