@@ -503,3 +503,40 @@ fn under_journald_bursts_are_logged_with_structured_fields() {
         assert!(v.abs() < 1_000_000_000, "{field} {v}");
     }
 }
+
+#[test]
+fn a_noselect_source_measuring_again_writes_nothing_new() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = server("127.0.0.1:0", None);
+    let ua = format!("http://{}/", a.authority());
+    let ub = format!("ws://{}/", a.authority());
+    let sock_path = dir.path().join("chrony.sock");
+    let chrony = sock_reader(&sock_path);
+    // a: selected, polled once in the first second and then only after a minute; b: noselect,
+    // every 2 s.
+    let config = format!(
+        "[[source]]\nurl = \"{ua}\"\npoll = \"60s\"\nsamples = 2\ntimeout = \"300ms\"\n\n{}\
+         [[output]]\ntype = \"sock\"\npath = \"{}\"\n\n{}",
+        source(&ub, "noselect = true"),
+        sock_path.display(),
+        status_socket(dir.path())
+    );
+    let daemon = Daemon::start(dir.path(), &config, &[]);
+    let status = daemon.wait_for(Duration::from_secs(15), "b polled 4 times", |s| {
+        state_of(s, &ub)["polls"].as_u64() >= Some(4)
+    });
+    assert_eq!(state_of(&status, &ua)["polls"], 1, "{status:#}");
+    assert_eq!(state_of(&status, &ub)["state"], "candidate", "{status:#}");
+    // One sample, from a's one burst; b's bursts changed nothing that is written.
+    let (offset, _, magic) = read_sock_sample(&chrony);
+    assert!(magic && offset.abs() < 0.001, "{offset}");
+    chrony
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let mut buf = [0u8; 64];
+    assert!(
+        chrony.recv(&mut buf).is_err(),
+        "a second sample arrived without a new measurement from a selected source"
+    );
+    assert_eq!(status["outputs"][0]["writes"], 1, "{status:#}");
+}
