@@ -104,7 +104,7 @@ pub struct Config {
 pub struct Loaded {
     /// The configuration.
     pub config: Config,
-    /// Things that work but are probably not what was meant, or are unsafe.
+    /// Things that work but are probably not what was meant, or are risky.
     pub warnings: Vec<Diagnostic>,
 }
 
@@ -236,7 +236,22 @@ impl ShmOutput {
     /// for units 0 and 1, 0666 for the others.
     pub fn perm_or_default(&self) -> u32 {
         self.perm
-            .unwrap_or(if self.unit < 2 { 0o600 } else { 0o666 })
+            .unwrap_or_else(|| crate::refclock::shm::default_perm(self.unit))
+    }
+}
+
+impl OutputConfig {
+    /// What the reference-clock writer opens for this output.
+    pub fn refclock(&self) -> crate::refclock::OutputConfig {
+        match self {
+            OutputConfig::Shm(s) => crate::refclock::OutputConfig::Shm {
+                unit: s.unit,
+                perm: s.perm,
+            },
+            OutputConfig::Sock(s) => crate::refclock::OutputConfig::Sock {
+                path: s.path.clone(),
+            },
+        }
     }
 }
 

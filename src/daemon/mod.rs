@@ -24,7 +24,7 @@ use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::{SharedClock, SystemClock};
-use crate::config::{Config, OutputConfig, ServerSettings, SourceConfig};
+use crate::config::{Config, OutputConfig, SourceConfig};
 use crate::exit;
 use crate::refclock::{self, leap_warning, precision_log2, Leap, Output, RefSample};
 use crate::select::{self, Candidate};
@@ -85,7 +85,7 @@ struct OutputSlot {
 
 impl OutputSlot {
     fn open(config: &OutputConfig) -> Result<Self, refclock::OutputError> {
-        let output = Output::open(&refclock_config(config))?;
+        let output = Output::open(&config.refclock())?;
         tracing::info!("output {output} attached");
         Ok(OutputSlot {
             config: config.clone(),
@@ -94,18 +94,6 @@ impl OutputSlot {
             last_write: None,
             last_error: None,
         })
-    }
-}
-
-fn refclock_config(c: &OutputConfig) -> refclock::OutputConfig {
-    match c {
-        OutputConfig::Shm(s) => refclock::OutputConfig::Shm {
-            unit: s.unit,
-            perm: s.perm,
-        },
-        OutputConfig::Sock(s) => refclock::OutputConfig::Sock {
-            path: s.path.clone(),
-        },
     }
 }
 
@@ -136,7 +124,11 @@ impl Daemon {
             outputs.push(OutputSlot::open(c).map_err(|e| (e.to_string(), e.exit_code()))?);
         }
         let server = match &config.server {
-            Some(settings) => Some(start_server(settings, &clock).await?),
+            Some(settings) => Some(
+                RunningServer::start(settings, clock.clone())
+                    .await
+                    .map_err(|e| (e.to_string(), e.exit_code()))?,
+            ),
             None => None,
         };
         let (status_tx, status_rx) = watch::channel(Arc::new(Status::default()));
@@ -175,32 +167,29 @@ impl Daemon {
 
     fn add_source(&mut self, config: SourceConfig) {
         self.next_id += 1;
-        let id = self.next_id;
         let cancel = CancellationToken::new();
-        match config.burst.client_options() {
+        let mut state = SourceState::new(self.next_id, config, cancel.clone());
+        match state.config.burst.client_options() {
             Ok(opts) => {
                 tokio::spawn(source::poll(
-                    id,
-                    config.clone(),
+                    state.id,
+                    state.config.clone(),
                     opts,
                     self.clock.clone(),
                     self.reports_tx.clone(),
-                    cancel.clone(),
+                    cancel,
                 ));
             }
             Err(e) => {
                 // check-config validated the CA files; they may have gone since.
                 let message = format!("cannot be polled: {e}; fix it and reload (SIGHUP)");
-                tracing::error!("source {}: {message}", config.url);
+                tracing::error!("source {}: {message}", state.config.url);
                 // No task runs for it: a reload starts it afresh (see `apply`).
                 cancel.cancel();
-                let mut state = SourceState::new(id, config, cancel);
                 state.last_error = Some(message);
-                self.sources.push(state);
-                return;
             }
         }
-        self.sources.push(SourceState::new(id, config, cancel));
+        self.sources.push(state);
     }
 
     /// The supervisor loop; returns the exit code when asked to stop.
@@ -225,7 +214,7 @@ impl Daemon {
                         tracing::info!("{name} received: shutting down");
                         return exit::OK;
                     }
-                    SignalEvent::Reload => self.reload().await,
+                    SignalEvent::Reload => self.reload(),
                 },
                 () = tick => notify::watchdog(),
             }
@@ -386,7 +375,7 @@ impl Daemon {
     /// SIGHUP: load the configuration again. A configuration that does not load, or whose
     /// outputs cannot be attached, is refused and the running one stays. Sources whose
     /// settings did not change keep their filter and reachability.
-    async fn reload(&mut self) {
+    fn reload(&mut self) {
         notify::reloading();
         tracing::info!("SIGHUP: reloading {}", self.config.path.display());
         match Config::load(&self.config.path) {
@@ -594,15 +583,6 @@ fn leap_name(l: Leap) -> &'static str {
         Leap::DeleteSecond => "delete",
         Leap::Unsynchronised => "unsynchronised",
     }
-}
-
-async fn start_server(
-    settings: &ServerSettings,
-    clock: &SharedClock,
-) -> Result<RunningServer, (String, u8)> {
-    RunningServer::start(settings, clock.clone())
-        .await
-        .map_err(|e| (e.to_string(), e.exit_code()))
 }
 
 /// `webntpd status`: fetch the daemon's status from `socket` and print it; the exit code.
