@@ -21,6 +21,18 @@ pub trait Clock: Send + Sync + 'static {
     /// The monotonic clock, in nanoseconds since an arbitrary fixed point. Only differences
     /// between two readings mean anything; it never jumps when the realtime clock is stepped.
     fn monotonic_ns(&self) -> i64;
+
+    /// The realtime clock as it read `age_ns` nanoseconds of real time ago: for bytes the
+    /// kernel stamped on arrival ([`crate::rxstamp`]). A clock that does not follow real time
+    /// ([`ManualClock`]) answers its current reading.
+    fn realtime_ago(&self, age_ns: i64) -> Timestamp {
+        self.realtime().add_nanos(-i128::from(age_ns))
+    }
+
+    /// The monotonic clock as it read `age_ns` nanoseconds of real time ago.
+    fn monotonic_ago(&self, age_ns: i64) -> i64 {
+        self.monotonic_ns() - age_ns
+    }
 }
 
 /// A shared, dynamically dispatched clock, as handed to servers and clients.
@@ -89,6 +101,16 @@ impl Clock for ShiftedClock {
     fn monotonic_ns(&self) -> i64 {
         self.inner.monotonic_ns()
     }
+
+    fn realtime_ago(&self, age_ns: i64) -> Timestamp {
+        self.inner
+            .realtime_ago(age_ns)
+            .add_nanos(i128::from(self.offset_ns))
+    }
+
+    fn monotonic_ago(&self, age_ns: i64) -> i64 {
+        self.inner.monotonic_ago(age_ns)
+    }
 }
 
 /// A clock that stands still until told to move: for tests of time-dependent logic.
@@ -135,6 +157,15 @@ impl Clock for ManualClock {
     fn monotonic_ns(&self) -> i64 {
         self.monotonic_ns.load(std::sync::atomic::Ordering::SeqCst)
     }
+
+    /// Stands still: real time passing does not move it, backwards either.
+    fn realtime_ago(&self, _age_ns: i64) -> Timestamp {
+        self.realtime()
+    }
+
+    fn monotonic_ago(&self, _age_ns: i64) -> i64 {
+        self.monotonic_ns()
+    }
 }
 
 #[cfg(test)]
@@ -158,5 +189,20 @@ mod tests {
         base.advance(5);
         assert_eq!(shifted.realtime().as_nanos(), 1_000_250_000_005);
         assert_eq!(shifted.monotonic_ns(), 5);
+    }
+
+    #[test]
+    fn looking_back_follows_real_time_except_on_a_manual_clock() {
+        let manual = Arc::new(ManualClock::new(Timestamp::from_nanos(1_000)));
+        assert_eq!(manual.realtime_ago(300).as_nanos(), 1_000);
+        assert_eq!(manual.monotonic_ago(300), 0);
+        // A shifted system clock keeps its shift when looking back.
+        let shifted = ShiftedClock::new(SystemClock::shared(), 250_000_000);
+        let before = SystemClock.realtime().as_nanos();
+        let ago = shifted.realtime_ago(1_000_000).as_nanos();
+        let after = SystemClock.realtime().as_nanos();
+        assert!(ago >= before + 249_000_000 && ago <= after + 249_000_000);
+        let mono = SystemClock.monotonic_ns();
+        assert!(shifted.monotonic_ago(1_000_000) <= mono);
     }
 }

@@ -30,6 +30,7 @@ pub mod logging;
 mod observe;
 pub mod query;
 pub mod refclock;
+pub mod rxstamp;
 pub mod sample;
 pub mod select;
 pub mod server;

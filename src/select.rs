@@ -13,10 +13,15 @@
 //!
 //! # Selection
 //! Each source is an interval `offset +- distance` that contains the true time if the source
-//! is honest. Marzullo's algorithm, as NTP uses it (RFC 5905, clock select): find the
-//! smallest number `f` of sources to give up on such that the intervals of the other `n - f`
-//! share a common part that also contains the midpoints (offsets) of all but at most `f`
-//! sources. Sources whose offset lies outside that part are falsetickers. The survivors are
+//! is honest. Marzullo's algorithm, as ntpd 4.2.8 and ntpsec run NTP's clock select: find
+//! the smallest number `f` of sources to give up on such that the intervals of the other
+//! `n - f` share a common part, with `f` below half of `n`. The true time lies in that part;
+//! a source whose interval reaches it is a truechimer, even when its offset (the midpoint)
+//! lies outside, since a source's best estimate need not be inside the part its interval
+//! shares with the others. The rest are falsetickers. (RFC 5905's version also required all
+//! but `f` midpoints inside the common part; ntpd dropped that, since it casts out honest
+//! sources as soon as their intervals are tight: two honest sources 7 us apart with 5 us
+//! bounds overlap, yet neither midpoint lies in the other's interval.) The survivors are
 //! averaged, each weighted by its `weight` over its distance.
 
 use crate::leap::LeapInfo;
@@ -199,10 +204,12 @@ pub fn select(
     let pool: Vec<Candidate> = usable.iter().map(|&i| candidates[i]).collect();
     let n = pool.len();
     let (low, high) = intersection(&pool).ok_or(SelectError::NoMajority { candidates: n })?;
-    let (survivors, falsetickers): (Vec<usize>, Vec<usize>) = usable
-        .iter()
-        .copied()
-        .partition(|&i| (low..=high).contains(&candidates[i].offset_ns));
+    let (survivors, falsetickers): (Vec<usize>, Vec<usize>) =
+        usable.iter().copied().partition(|&i| {
+            let c = &candidates[i];
+            let d = c.distance_ns.max(0);
+            c.offset_ns.saturating_sub(d) <= high && c.offset_ns.saturating_add(d) >= low
+        });
     if survivors.len() < min_sources.max(1) {
         return Err(SelectError::TooFew {
             agreeing: survivors.len(),
@@ -244,51 +251,36 @@ pub fn select(
     })
 }
 
-/// NTP's intersection: the interval `[low, high]` that the most sources agree on, or `None`
-/// if no majority agrees.
+/// NTP's intersection: the smallest interval `[low, high]` that the intervals of more than
+/// half of the candidates share, or `None` if no majority agrees.
 fn intersection(candidates: &[Candidate]) -> Option<(i64, i64)> {
     let n = candidates.len();
-    // (value, kind): -1 lower end, 0 midpoint, +1 upper end. Sorting by (value, kind) puts
-    // lower ends first among equal values, so intervals that only touch still overlap.
-    let mut ends: Vec<(i64, i8)> = Vec::with_capacity(3 * n);
+    // (value, kind): -1 lower end, +1 upper end. Sorting by (value, kind) puts lower ends
+    // first among equal values, so intervals that only touch still overlap.
+    let mut ends: Vec<(i64, i8)> = Vec::with_capacity(2 * n);
     for c in candidates {
         let d = c.distance_ns.max(0);
         ends.push((c.offset_ns.saturating_sub(d), -1));
-        ends.push((c.offset_ns, 0));
         ends.push((c.offset_ns.saturating_add(d), 1));
     }
     ends.sort_unstable();
+    // Give up on `allow` sources, one more each round, while they are a minority.
     let mut allow = 0;
     while 2 * allow < n {
         let need = (n - allow) as i64;
-        let mut found = 0;
-        let (mut chime, mut low) = (0i64, None);
-        for &(v, kind) in &ends {
+        let mut chime = 0i64;
+        let low = ends.iter().find_map(|&(v, kind)| {
             chime -= i64::from(kind);
-            if chime >= need {
-                low = Some(v);
-                break;
-            }
-            if kind == 0 {
-                found += 1;
-            }
-        }
-        let (mut chime, mut high) = (0i64, None);
-        for &(v, kind) in ends.iter().rev() {
+            (chime >= need).then_some(v)
+        });
+        let mut chime = 0i64;
+        let high = ends.iter().rev().find_map(|&(v, kind)| {
             chime += i64::from(kind);
-            if chime >= need {
-                high = Some(v);
-                break;
-            }
-            if kind == 0 {
-                found += 1;
-            }
-        }
-        if found <= allow {
-            if let (Some(low), Some(high)) = (low, high) {
-                if low <= high {
-                    return Some((low, high));
-                }
+            (chime >= need).then_some(v)
+        });
+        if let (Some(low), Some(high)) = (low, high) {
+            if low <= high {
+                return Some((low, high));
             }
         }
         allow += 1;
@@ -364,16 +356,24 @@ mod tests {
             select(&[cand(0, 5), cand(100, 5)], 1, None),
             Err(SelectError::NoMajority { candidates: 2 })
         );
-        // Overlapping intervals whose midpoints lie outside the common part: NTP does not
-        // take either.
-        assert_eq!(
-            select(&[cand(0, 10), cand(15, 10)], 1, None),
-            Err(SelectError::NoMajority { candidates: 2 })
-        );
-        // Each midpoint inside the other's interval: both survive, averaged.
+        // Overlapping intervals: both survive, averaged, though neither midpoint lies in
+        // the common part [5, 10] (ntpd 4.2.8's rule; RFC 5905's would refuse both).
+        let s = select(&[cand(0, 10), cand(15, 10)], 1, None).unwrap();
+        assert_eq!(s.survivors, vec![0, 1]);
+        assert_eq!(s.offset_ns, 15 * MS / 2);
         let s = select(&[cand(0, 10), cand(8, 10)], 1, None).unwrap();
         assert_eq!(s.survivors, vec![0, 1]);
         assert_eq!(s.offset_ns, 4 * MS);
+    }
+
+    #[test]
+    fn tight_honest_sources_survive_though_their_midpoints_miss_the_common_part() {
+        // As the daemon's test saw it (in us, here ms): three honest sources, the tightest
+        // [-7, 3], a biased one at +7 whose interval still reaches the truth, and one 500 off.
+        let c = [cand(-2, 5), cand(2, 15), cand(7, 23), cand(500, 13)];
+        let s = select(&c, 2, None).unwrap();
+        assert_eq!(s.survivors, vec![0, 1, 2]);
+        assert_eq!(s.falsetickers, vec![3]);
     }
 
     #[test]

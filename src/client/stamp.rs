@@ -7,7 +7,10 @@
 //! the request and after decoding the reply, which is where its 20-35 us bias comes from.
 //!
 //! Both the realtime clock (for the offset) and the monotonic clock (for the round trip) are
-//! read at each edge.
+//! read at each edge. On a TCP socket `t4` is then moved back by the age of the reply's bytes
+//! as the kernel stamped them ([`crate::rxstamp`]), so the time this task took to wake up is
+//! not counted: the server does the same for `rt`, and the two wake-ups, which differ, no
+//! longer skew the offset.
 
 use std::io;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -15,6 +18,7 @@ use std::task::Poll;
 
 use crate::clock::SharedClock;
 use crate::observe::{Observed, Observer};
+use crate::rxstamp::RxStamp;
 use crate::wire::Timestamp;
 
 /// One edge: both clocks read together.
@@ -69,12 +73,18 @@ impl Stamps {
 /// A stream that stamps the edges of each armed exchange.
 pub(crate) type StampedIo<T> = Observed<T, StampObserver>;
 
-/// Wrap `inner`; the returned [`Stamps`] are shared with the caller.
-pub(crate) fn stamped<T>(inner: T, clock: SharedClock) -> (StampedIo<T>, Arc<Stamps>) {
+/// Wrap `inner`; the returned [`Stamps`] are shared with the caller. `rx`, when given, holds
+/// the kernel's receive stamp of each read from `inner`.
+pub(crate) fn stamped<T>(
+    inner: T,
+    clock: SharedClock,
+    rx: Option<Arc<RxStamp>>,
+) -> (StampedIo<T>, Arc<Stamps>) {
     let stamps = Arc::new(Stamps::default());
     let observer = StampObserver {
         stamps: stamps.clone(),
         clock,
+        rx,
     };
     (Observed { inner, observer }, stamps)
 }
@@ -83,6 +93,7 @@ pub(crate) fn stamped<T>(inner: T, clock: SharedClock) -> (StampedIo<T>, Arc<Sta
 pub(crate) struct StampObserver {
     stamps: Arc<Stamps>,
     clock: SharedClock,
+    rx: Option<Arc<RxStamp>>,
 }
 
 impl StampObserver {
@@ -121,7 +132,13 @@ impl Observer for StampObserver {
             .stamps
             .with(|s| s.armed && s.t1.is_some() && s.t4.is_none());
         if wants {
-            let edge = self.edge();
+            let edge = match self.rx.as_ref().and_then(|rx| rx.age_ns()) {
+                Some(age) => Edge {
+                    real: self.clock.realtime_ago(age),
+                    mono_ns: self.clock.monotonic_ago(age),
+                },
+                None => self.edge(),
+            };
             self.stamps.with(|s| s.t4 = Some(edge));
         }
     }
@@ -137,7 +154,7 @@ mod tests {
     async fn stamps_the_first_write_and_the_first_reply_byte_of_an_armed_exchange() {
         let clock = Arc::new(ManualClock::new(Timestamp::from_secs(1_000)));
         let (client, mut server) = tokio::io::duplex(64);
-        let (mut io, stamps) = stamped(client, clock.clone());
+        let (mut io, stamps) = stamped(client, clock.clone(), None);
 
         // Not armed: nothing recorded.
         io.write_all(b"warm").await.unwrap();
@@ -169,7 +186,7 @@ mod tests {
     async fn bytes_read_before_the_request_left_are_not_the_reply() {
         let clock = Arc::new(ManualClock::new(Timestamp::from_secs(1)));
         let (client, mut server) = tokio::io::duplex(64);
-        let (mut io, stamps) = stamped(client, clock.clone());
+        let (mut io, stamps) = stamped(client, clock.clone(), None);
         stamps.arm();
         server.write_all(b"early").await.unwrap();
         let mut buf = [0u8; 8];

@@ -32,6 +32,7 @@ use tokio::time::Instant;
 use super::tls::TlsReloader;
 use super::{service, Limits, Shared};
 use crate::observe::{Observed, Observer};
+use crate::rxstamp::{RxStamp, RxStamped};
 
 /// "No request head in progress."
 const NONE: u64 = u64::MAX;
@@ -56,13 +57,16 @@ pub(crate) struct Activity {
     h2: AtomicBool,
     /// Total bytes read, to spot the HTTP/2 preface on the first read.
     bytes_read: AtomicU64,
+    /// The kernel's receive stamp of the last bytes read: `rt` is when they arrived, not when
+    /// this task woke up to read them.
+    pub(crate) rx: Arc<RxStamp>,
     /// This connection's slot under `max_connections`; released when the socket is dropped,
     /// which for an upgraded WebSocket is when the WebSocket session ends.
     _permit: OwnedSemaphorePermit,
 }
 
 impl Activity {
-    fn new(permit: OwnedSemaphorePermit) -> Self {
+    fn new(permit: OwnedSemaphorePermit, rx: Arc<RxStamp>) -> Self {
         Activity {
             accepted: Instant::now(),
             in_flight: AtomicU32::new(0),
@@ -74,6 +78,7 @@ impl Activity {
             last_done: AtomicU64::new(0),
             h2: AtomicBool::new(false),
             bytes_read: AtomicU64::new(0),
+            rx,
             _permit: permit,
         }
     }
@@ -231,8 +236,12 @@ pub(crate) async fn serve(
 ) {
     // Replies are one small write each: send them now, not after Nagle's delay.
     let _ = stream.set_nodelay(true);
-    let activity = Arc::new(Activity::new(permit));
-    let io: Tracked<TcpStream> = Observed {
+    let (stream, rx, refused) = RxStamped::new(stream);
+    if let Some(e) = refused {
+        tracing::debug!(target: "webntpd::server", "{peer}: no kernel receive timestamps ({e}); rt is read in user space");
+    }
+    let activity = Arc::new(Activity::new(permit, rx));
+    let io: Tracked<RxStamped> = Observed {
         inner: stream,
         observer: activity.clone(),
     };
@@ -264,7 +273,7 @@ pub(crate) async fn serve(
 
 /// A plain connection: the fast path first (see `fast`), hyper for whatever it hands over.
 async fn serve_plain(
-    mut io: Tracked<TcpStream>,
+    mut io: Tracked<RxStamped>,
     peer: SocketAddr,
     activity: Arc<Activity>,
     shared: Arc<Shared>,

@@ -12,7 +12,8 @@
 //! | anything else | 405 |
 //!
 //! The receive time `rt` is read first, as soon as the request head is parsed (by hyper or by
-//! the [`fast`](super::fast) path).
+//! the [`fast`](super::fast) path), and moved back to when the kernel received the bytes
+//! ([`crate::rxstamp`]).
 //! Bad input gets 400 with a short JSON error (never an empty 200, never reflected script).
 
 use std::borrow::Cow;
@@ -238,7 +239,7 @@ pub(crate) fn respond<B>(
     let rt = shared.clock.realtime();
     let busy = activity.begin_request();
     let cors = Cors::new(&shared.origins, &req);
-    let mut resp = ws::accept(req, peer, shared, busy, cors);
+    let mut resp = ws::accept(req, peer, shared, activity.rx.clone(), busy, cors);
     resp.headers_mut().insert(header::DATE, date_header(rt));
     resp
 }
@@ -251,7 +252,7 @@ pub(crate) fn handle<H: Head>(
     shared: &Arc<Shared>,
     activity: &Arc<Activity>,
 ) -> Reply {
-    let rt = shared.clock.realtime();
+    let rt = activity.rx.received(&*shared.clock);
     let busy = activity.begin_request();
     let cors = Cors::new(&shared.origins, req);
     let mut reply = match *req.method() {

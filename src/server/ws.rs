@@ -30,6 +30,7 @@ use super::body::ReplyBody;
 use super::conn::InFlight;
 use super::service::{error, server_id, Cors};
 use super::Shared;
+use crate::rxstamp::RxStamp;
 use crate::wire::reply::{ReplyFields, ReplyTemplate};
 use crate::wire::{Timestamp, WS_SUBPROTOCOL};
 
@@ -60,6 +61,7 @@ pub(crate) fn accept<B>(
     mut req: Request<B>,
     peer: SocketAddr,
     shared: &Arc<Shared>,
+    rx: Arc<RxStamp>,
     busy: InFlight,
     cors: Cors,
 ) -> Response<ReplyBody> {
@@ -110,7 +112,7 @@ pub(crate) fn accept<B>(
     let session_shared = shared.clone();
     shared.tasks.spawn(async move {
         match on_upgrade.await {
-            Ok(upgraded) => session(upgraded, peer, id, session_shared).await,
+            Ok(upgraded) => session(upgraded, peer, id, rx, session_shared).await,
             Err(e) => {
                 tracing::debug!(target: "webntpd::server", "{peer}: WebSocket upgrade failed: {e}")
             }
@@ -134,7 +136,13 @@ pub(crate) fn accept<B>(
 type Ws = WebSocketStream<TokioIo<Upgraded>>;
 
 /// Serve one WebSocket until the client leaves, misbehaves, idles or the server stops.
-async fn session(upgraded: Upgraded, peer: SocketAddr, id: String, shared: Arc<Shared>) {
+async fn session(
+    upgraded: Upgraded,
+    peer: SocketAddr,
+    id: String,
+    rx: Arc<RxStamp>,
+    shared: Arc<Shared>,
+) {
     let limit = shared.limits.ws_max_message;
     let config = crate::wire::ws_config(limit);
     let mut ws =
@@ -177,7 +185,8 @@ async fn session(upgraded: Upgraded, peer: SocketAddr, id: String, shared: Arc<S
             }
             Ok(Some(Ok(msg))) => msg,
         };
-        let rt = shared.clock.realtime();
+        // When the message's bytes arrived, not when this task got to them.
+        let rt = rx.received(&*shared.clock);
         let text = match &msg {
             Message::Text(t) => t.as_str(),
             Message::Binary(b) => match std::str::from_utf8(b) {

@@ -1,0 +1,271 @@
+//! Kernel receive timestamps on TCP sockets (`SO_TIMESTAMPNS`).
+//!
+//! A receive time read in user space after a read returns includes the time the receiving
+//! task took to wake up and be scheduled: tens of microseconds on an idle machine, more under
+//! load, and not the same on the two ends of an exchange, so on the offset it does not cancel
+//! out. The kernel stamps each packet as it comes up the network stack instead (on loopback,
+//! within the sender's own `send`). [`RxStamped`] reads a TCP stream with `recvmsg` and keeps
+//! the kernel's stamp of the last bytes read in an [`RxStamp`]; the client's `t4` and the
+//! server's `rt` are then moved back by the *age* of those bytes, measured against the same
+//! system clock the kernel used.
+//!
+//! The age, not the kernel's stamp itself, is what is applied: it is subtracted from a reading
+//! of the program's [`Clock`](crate::clock::Clock), so a shifted test clock stays shifted. An
+//! age outside `0..=MAX_AGE_NS` means the stamp is not on the program's time scale (the clock
+//! was stepped in between, or the process runs under a time-faking library such as
+//! libfaketime, which fakes `clock_gettime` but not the kernel's stamps), or the bytes waited
+//! unusually long; then the stamp is not used and the user-space reading stands.
+
+use std::io::{self, IoSliceMut};
+use std::os::fd::AsRawFd;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use std::os::fd::OwnedFd;
+use std::sync::OnceLock;
+
+use nix::sys::socket::{
+    recvmsg, setsockopt, socket, sockopt, AddressFamily, ControlMessageOwned, MsgFlags, SockFlag,
+    SockType,
+};
+use nix::sys::time::TimeSpec;
+use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
+use tokio::net::TcpStream;
+
+use crate::clock::Clock;
+use crate::wire::Timestamp;
+
+/// The oldest bytes whose kernel stamp is used: 50 ms.
+pub const MAX_AGE_NS: i64 = 50_000_000;
+
+/// Keep the kernel's packet stamping switched on for the life of the process.
+///
+/// Linux stamps incoming packets only while some socket asks for stamps, and switches this
+/// on and off in a deferred work item as the first such socket opens and the last one
+/// closes: the first packets after a switch-on go unstamped. A client opening one connection
+/// per burst would flip it every burst; one unbound UDP socket asking for stamps, held here
+/// and never used, keeps it on.
+fn keep_stamping_on() {
+    static HOLDER: OnceLock<Option<OwnedFd>> = OnceLock::new();
+    HOLDER.get_or_init(|| {
+        let fd = socket(
+            AddressFamily::Inet,
+            SockType::Datagram,
+            SockFlag::SOCK_CLOEXEC,
+            None,
+        )
+        .ok()?;
+        setsockopt(&fd, sockopt::ReceiveTimestampns, &true).ok()?;
+        Some(fd)
+    });
+}
+
+/// The kernel's receive stamp of the last bytes read from one socket.
+#[derive(Debug, Default)]
+pub struct RxStamp {
+    /// Realtime nanoseconds since 1970; 0 while nothing stamped has been read.
+    last_ns: AtomicI64,
+}
+
+impl RxStamp {
+    /// Record the stamp of the bytes just read; `None` (the kernel gave none) forgets the
+    /// previous one, which belongs to other bytes.
+    fn set(&self, ns: Option<i64>) {
+        self.last_ns.store(ns.unwrap_or(0), Ordering::Relaxed);
+    }
+
+    /// When the last bytes read reached this host, on `clock`: `clock`'s time now, moved back
+    /// by their [age](RxStamp::age_ns) when known.
+    pub fn received(&self, clock: &dyn Clock) -> Timestamp {
+        match self.age_ns() {
+            Some(age) => clock.realtime_ago(age),
+            None => clock.realtime(),
+        }
+    }
+
+    /// How long ago, in nanoseconds, the last bytes read reached this host, if the kernel
+    /// stamped them and the age is plausible (see the module comment).
+    pub fn age_ns(&self) -> Option<i64> {
+        let stamped = self.last_ns.load(Ordering::Relaxed);
+        if stamped == 0 {
+            return None;
+        }
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).ok()?;
+        let age = i64::try_from(now.as_nanos()).ok()? - stamped;
+        (0..=MAX_AGE_NS).contains(&age).then_some(age)
+    }
+}
+
+/// A TCP stream whose reads record the kernel's receive stamp in an [`RxStamp`].
+pub struct RxStamped {
+    inner: TcpStream,
+    stamp: Arc<RxStamp>,
+    /// Room for one `SCM_TIMESTAMPNS` control message, reused by every read.
+    cmsg: Vec<u8>,
+}
+
+impl RxStamped {
+    /// Ask the kernel to stamp what `stream` receives. If the socket refuses (not a
+    /// platform that has `SO_TIMESTAMPNS`), the stream still works and its stamp stays empty,
+    /// so receive times fall back to user-space readings; the error is returned for logging.
+    pub fn new(stream: TcpStream) -> (Self, Arc<RxStamp>, Option<io::Error>) {
+        keep_stamping_on();
+        let refused = setsockopt(&stream, sockopt::ReceiveTimestampns, &true)
+            .err()
+            .map(io::Error::from);
+        let stamp = Arc::new(RxStamp::default());
+        let io = RxStamped {
+            inner: stream,
+            stamp: stamp.clone(),
+            cmsg: nix::cmsg_space!(TimeSpec),
+        };
+        (io, stamp, refused)
+    }
+
+    /// The stream inside.
+    pub fn get_ref(&self) -> &TcpStream {
+        &self.inner
+    }
+}
+
+/// One `recvmsg` into `dst`: the bytes read and the kernel's stamp, if it gave one.
+fn recv_stamped(
+    stream: &TcpStream,
+    dst: &mut [u8],
+    cmsg: &mut Vec<u8>,
+) -> io::Result<(usize, Option<i64>)> {
+    let mut iov = [IoSliceMut::new(dst)];
+    let msg = recvmsg::<()>(
+        stream.as_raw_fd(),
+        &mut iov,
+        Some(cmsg),
+        MsgFlags::MSG_DONTWAIT,
+    )?;
+    let mut stamp = None;
+    // A truncated control message (ENOBUFS) only loses the stamp, never data.
+    if let Ok(cmsgs) = msg.cmsgs() {
+        for c in cmsgs {
+            if let ControlMessageOwned::ScmTimestampns(ts) = c {
+                stamp = Some(ts.tv_sec() * 1_000_000_000 + ts.tv_nsec());
+            }
+        }
+    }
+    Ok((msg.bytes, stamp))
+}
+
+impl AsyncRead for RxStamped {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        loop {
+            ready!(this.inner.poll_read_ready(cx))?;
+            let dst = buf.initialize_unfilled();
+            let (inner, cmsg) = (&this.inner, &mut this.cmsg);
+            match inner.try_io(Interest::READABLE, || recv_stamped(inner, dst, cmsg)) {
+                Ok((n, stamp)) => {
+                    if n > 0 {
+                        this.stamp.set(stamp);
+                    }
+                    buf.advance(n);
+                    return Poll::Ready(Ok(()));
+                }
+                // Readiness was stale: `try_io` cleared it, so wait for the next.
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+    }
+}
+
+impl AsyncWrite for RxStamped {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+    }
+
+    crate::observe::forward_flush_and_shutdown!();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    #[tokio::test]
+    async fn reads_carry_the_kernels_receive_stamp() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut client = TcpStream::connect(addr).await.unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        let (mut server, stamp, refused) = RxStamped::new(server);
+        assert!(refused.is_none(), "{refused:?}");
+        assert_eq!(stamp.age_ns(), None, "nothing read yet");
+        // The kernel switches stamping on in a deferred work item (see `keep_stamping_on`).
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+
+        client.write_all(b"hello").await.unwrap();
+        // Let the bytes wait in the socket: their age must show it.
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        let mut buf = [0u8; 16];
+        let n = server.read(&mut buf).await.unwrap();
+        assert_eq!(&buf[..n], b"hello");
+        let age = stamp.age_ns().expect("a plausible stamp");
+        assert!(
+            (20_000_000..=MAX_AGE_NS).contains(&age),
+            "the bytes waited at least 20 ms, and not 50: age {age} ns"
+        );
+        // The receive time is on the given clock, a shifted one included.
+        let clock = crate::clock::ShiftedClock::new(crate::clock::SystemClock::shared(), 1 << 30);
+        let now = crate::clock::SystemClock.realtime().as_nanos() + (1 << 30);
+        let received = stamp.received(&clock).as_nanos();
+        assert!(
+            now - received >= 20_000_000 && now - received < 1_000_000_000,
+            "received {} ns before now on the shifted clock",
+            now - received
+        );
+
+        // Writing passes through; end of stream reads 0 and leaves the stamp alone.
+        server.write_all(b"back").await.unwrap();
+        let n = client.read(&mut buf).await.unwrap();
+        assert_eq!(&buf[..n], b"back");
+        drop(client);
+        assert_eq!(server.read(&mut buf).await.unwrap(), 0);
+    }
+
+    #[test]
+    fn an_implausible_stamp_is_not_used() {
+        let stamp = RxStamp::default();
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as i64;
+        // In the future (clock stepped back, or a faked clock running behind).
+        stamp.set(Some(now + 1_000_000_000));
+        assert_eq!(stamp.age_ns(), None);
+        // Too old (a faked clock running ahead, as with FAKETIME=+0.25).
+        stamp.set(Some(now - 250_000_000));
+        assert_eq!(stamp.age_ns(), None);
+        stamp.set(Some(now - 1_000));
+        assert!(stamp.age_ns().is_some_and(|a| a >= 1_000));
+        // Bytes read without a stamp forget the earlier one.
+        stamp.set(None);
+        assert_eq!(stamp.age_ns(), None);
+    }
+}
