@@ -483,3 +483,24 @@ async fn connection_close_and_http10_keep_alive() {
         .await
         .is_empty());
 }
+
+/// The server's `rt` is when the request reached the host (the kernel's receive stamp), not
+/// when the server got round to reading it: here the server's only thread is kept busy for
+/// a while after the request has gone out.
+#[tokio::test]
+async fn rt_is_when_the_request_arrived_not_when_the_server_read_it() {
+    let srv = start_on_system_clock(config()).await;
+    let mut s = TcpStream::connect(srv.addr).await.unwrap();
+    let request = "GET /?1 HTTP/1.1\r\nHost: t\r\n\r\n";
+    // The first request lets the server accept the connection; the kernel switches packet
+    // stamping on in a deferred work item, so give it a moment.
+    assert_eq!(exchange(&mut s, request, false).await.status, 200);
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+
+    let sent = unix_now();
+    s.write_all(request.as_bytes()).await.unwrap();
+    // This test and the server share one thread: it cannot read the request until this ends.
+    std::thread::sleep(std::time::Duration::from_secs_f64(BUSY_SECS));
+    assert_rt_is_the_arrival(&read_response(&mut s, false).await.json(), sent);
+    srv.stop_within(std::time::Duration::from_secs(2)).await;
+}

@@ -936,3 +936,21 @@ async fn a_client_that_never_reads_its_replies_is_dropped() {
     assert!(result.is_err());
     srv.stop_within(Duration::from_secs(2)).await;
 }
+
+/// As over HTTP: a message's `rt` is when it reached the host, not when the session read it
+/// (here the server's only thread is kept busy after the message has gone out).
+#[tokio::test]
+async fn rt_is_when_the_message_arrived_not_when_the_session_read_it() {
+    let srv = start_on_system_clock(config()).await;
+    let mut ws = ws(srv.addr).await;
+    ask(&mut ws, "1").await;
+    // Packet stamping is switched on in a deferred work item: give it a moment.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+
+    let sent = unix_now();
+    ws.send(Message::text("1")).await.unwrap();
+    std::thread::sleep(Duration::from_secs_f64(BUSY_SECS));
+    let reply = serde_json::from_str(&reply(&mut ws).await).unwrap();
+    assert_rt_is_the_arrival(&reply, sent);
+    srv.stop_within(WAIT).await;
+}

@@ -183,6 +183,42 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn on_tcp_t4_is_when_the_reply_arrived_not_when_it_was_read() {
+        use crate::clock::{Clock, SystemClock};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (mut server, _) = listener.accept().await.unwrap();
+        let (client, rx, refused) = crate::rxstamp::RxStamped::new(client);
+        assert!(refused.is_none());
+        let (mut io, stamps) = stamped(client, SystemClock::shared(), Some(rx));
+        // Packet stamping is switched on in a deferred work item: give it a moment.
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+
+        stamps.arm();
+        io.write_all(b"ask").await.unwrap();
+        let mut buf = [0u8; 8];
+        server.read_exact(&mut buf[..3]).await.unwrap();
+        let replied = SystemClock.realtime();
+        server.write_all(b"reply").await.unwrap();
+        // Busy for 40 ms: the reply waits in the socket.
+        std::thread::sleep(std::time::Duration::from_millis(40));
+        assert!(io.read(&mut buf).await.unwrap() > 0);
+        let (t1, t4) = stamps.take().unwrap();
+        let late = t4.real.nanos_since(replied);
+        assert!(
+            (0..10_000_000).contains(&late),
+            "t4 is the reply's arrival, {late} ns after it was sent"
+        );
+        let round_trip = t4.mono_ns - t1.mono_ns;
+        assert!(
+            (0..20_000_000).contains(&round_trip),
+            "the round trip leaves out the 40 ms the reply waited: {round_trip} ns"
+        );
+    }
+
+    #[tokio::test]
     async fn bytes_read_before_the_request_left_are_not_the_reply() {
         let clock = Arc::new(ManualClock::new(Timestamp::from_secs(1)));
         let (client, mut server) = tokio::io::duplex(64);

@@ -541,3 +541,35 @@ pub async fn start_connect_proxy() -> (SocketAddr, Arc<std::sync::atomic::Atomic
     });
     (addr, tunnels)
 }
+
+/// A server on the system's clocks (no leap list), for tests of real timing.
+pub async fn start_on_system_clock(config: ServerConfig) -> TestServer {
+    start_with(config, SystemClock::shared(), Arc::new(LeapStore::empty())).await
+}
+
+/// How long the tests of `rt` keep the server's only thread busy after sending, in seconds.
+pub const BUSY_SECS: f64 = 0.040;
+
+/// Check a reply to a request sent at `sent` while the server was kept busy for
+/// [`BUSY_SECS`]: `st` after the busy spell, `rt` at the request's arrival, long before it.
+pub fn assert_rt_is_the_arrival(reply: &serde_json::Value, sent: f64) {
+    let (rt, st) = (reply["rt"].as_f64().unwrap(), reply["st"].as_f64().unwrap());
+    assert!(
+        st - sent >= BUSY_SECS - 0.001,
+        "st {st} comes after the busy spell that began at {sent}"
+    );
+    assert!(
+        (rt - sent).abs() < BUSY_SECS / 2.0,
+        "rt {rt} is the arrival, within {} s of the sending at {sent} (st - sent = {:.6} s)",
+        BUSY_SECS / 2.0,
+        st - sent
+    );
+}
+
+/// The system's realtime clock, in seconds since 1970.
+pub fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
