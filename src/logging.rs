@@ -2,16 +2,33 @@
 //! fields (SOURCE_URL, OFFSET_NS, DELAY_NS... from each event's fields) when running under
 //! systemd. `RUST_LOG`, when set, overrides the configured level.
 
+use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
-use tracing_subscriber::EnvFilter;
 
 use crate::config::LogTarget;
 
-fn filter(level: &str) -> EnvFilter {
-    EnvFilter::try_from_default_env()
-        .or_else(|_| EnvFilter::try_new(level))
-        .unwrap_or_else(|_| EnvFilter::new("info"))
+/// `RUST_LOG` when it is set (`debug`, or per target: `webntpd::client=debug,info`), else
+/// `level`. A `RUST_LOG` that does not parse is reported on stderr, naming what was used
+/// instead. tracing-subscriber's `Targets` does the parsing: its `EnvFilter` would also take
+/// span and field filters, at the price of a regex engine in the binary and a regex compiled
+/// at every start (BENCHMARKS.md, memory).
+fn filter(level: &str) -> Targets {
+    let fallback = || {
+        level
+            .parse::<Targets>()
+            .unwrap_or_else(|_| Targets::new().with_default(LevelFilter::INFO))
+    };
+    match std::env::var("RUST_LOG") {
+        Ok(spec) if !spec.trim().is_empty() => spec.parse().unwrap_or_else(|e| {
+            eprintln!(
+                "webntpd: RUST_LOG={spec:?} is not a log filter ({e}); logging at {level:?} \
+                 instead. Examples: RUST_LOG=debug, RUST_LOG=webntpd::client=debug,info"
+            );
+            fallback()
+        }),
+        _ => fallback(),
+    }
 }
 
 fn stderr_layer<S>() -> impl tracing_subscriber::Layer<S>

@@ -17,15 +17,12 @@
 //! unusually long; then the stamp is not used and the user-space reading stands.
 
 use std::io::{self, IoSliceMut};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::task::{ready, Context, Poll};
 use std::time::{SystemTime, UNIX_EPOCH};
-
-use std::os::fd::OwnedFd;
-use std::sync::OnceLock;
 
 use nix::sys::socket::{
     recvmsg, setsockopt, socket, sockopt, AddressFamily, ControlMessageOwned, MsgFlags, SockFlag,
@@ -124,11 +121,6 @@ impl RxStamped {
         };
         (io, stamp, refused)
     }
-
-    /// The stream inside.
-    pub fn get_ref(&self) -> &TcpStream {
-        &self.inner
-    }
 }
 
 /// One `recvmsg` into `dst`: the bytes read and the kernel's stamp, if it gave one.
@@ -183,19 +175,20 @@ impl AsyncRead for RxStamped {
                 }
                 Ok(())
             });
-            if let Some((n, stamp)) = got {
-                if n > 0 {
-                    this.stamp.set(stamp);
+            match (got, res) {
+                (Some((n, stamp)), _) => {
+                    if n > 0 {
+                        this.stamp.set(stamp);
+                    }
+                    buf.advance(n);
+                    return Poll::Ready(Ok(()));
                 }
-                buf.advance(n);
-                return Poll::Ready(Ok(()));
-            }
-            match res {
-                // Readiness was stale: `try_io` cleared it, so wait for the next.
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                Err(e) => return Poll::Ready(Err(e)),
-                // `got` is set whenever the closure succeeds.
-                Ok(()) => continue,
+                (None, Err(e)) if e.kind() != io::ErrorKind::WouldBlock => {
+                    return Poll::Ready(Err(e))
+                }
+                // Readiness was stale: `try_io` cleared it, so wait for the next. (`got` is
+                // always set when the closure succeeds.)
+                (None, _) => continue,
             }
         }
     }

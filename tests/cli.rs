@@ -131,3 +131,29 @@ fn sigterm_stops_the_server_with_0() {
         "{log}"
     );
 }
+
+#[test]
+fn a_rust_log_that_does_not_parse_is_reported_and_the_level_used_instead() {
+    // A serve that fails at once (a certificate that does not exist) still logs first.
+    let o = Command::new(binary())
+        .args([
+            "--log-level",
+            "warn",
+            "serve",
+            "--tls-listen",
+            "127.0.0.1:0",
+            "--tls-cert",
+            "/nonexistent/cert.pem",
+            "--tls-key",
+            "/nonexistent/key.pem",
+        ])
+        .env("RUST_LOG", "=[bad")
+        .output()
+        .unwrap();
+    let err = stderr(&o);
+    assert!(
+        err.contains("RUST_LOG=\"=[bad\" is not a log filter") && err.contains("\"warn\""),
+        "{err}"
+    );
+    assert_ne!(o.status.code(), Some(0));
+}

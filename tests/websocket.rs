@@ -809,10 +809,11 @@ async fn idle_connection_closes_with_1000_after_the_idle_timeout() {
     assert_eq!(idle, Duration::from_millis(600));
     let srv = frozen(ServerConfig { limits, ..config() }).await;
     let mut ws = ws(srv.addr).await;
-    // Messages every 200 ms for 1.2 s, twice the idle time: each one restarts the clock.
-    for _ in 0..6 {
+    // Messages every 100 ms for 1.2 s, twice the idle time: each one restarts the clock. (At
+    // 200 ms apart a loaded CI machine once stalled the test long enough to hit the timeout.)
+    for _ in 0..12 {
         ask(&mut ws, "1.5").await;
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
     // Taken before the last message goes out: the server's idle clock starts after it has
     // answered, so the close cannot come sooner than 600 ms after this.
