@@ -370,10 +370,7 @@ pub(crate) async fn open_stamped(
     clock: &SharedClock,
 ) -> Result<(Box<dyn Io>, std::sync::Arc<stamp::Stamps>), ClientError> {
     let tcp = connect::open_tcp(target, &opts.connect).await?;
-    let (tcp, rx, refused) = crate::rxstamp::RxStamped::new(tcp);
-    if let Some(e) = refused {
-        tracing::debug!(target: "webntpd::client", "{}: no kernel receive timestamps ({e}); t4 is read in user space", target.authority());
-    }
+    let (tcp, rx) = crate::rxstamp::RxStamped::new(tcp);
     let (io, stamps) = stamp::stamped(tcp, clock.clone(), Some(rx));
     let io: Box<dyn Io> = if target.scheme.is_tls() {
         Box::new(connect::tls_handshake(io, target, &opts.connect, &[b"http/1.1"]).await?)

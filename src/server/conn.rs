@@ -236,10 +236,7 @@ pub(crate) async fn serve(
 ) {
     // Replies are one small write each: send them now, not after Nagle's delay.
     let _ = stream.set_nodelay(true);
-    let (stream, rx, refused) = RxStamped::new(stream);
-    if let Some(e) = refused {
-        tracing::debug!(target: "webntpd::server", "{peer}: no kernel receive timestamps ({e}); rt is read in user space");
-    }
+    let (stream, rx) = RxStamped::new(stream);
     let activity = Arc::new(Activity::new(permit, rx));
     let io: Tracked<RxStamped> = Observed {
         inner: stream,
