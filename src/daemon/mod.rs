@@ -132,8 +132,6 @@ impl Daemon {
             None => None,
         };
         let (status_tx, status_rx) = watch::channel(Arc::new(Status::default()));
-        let status_server = StatusServer::start(&config.status.socket, status_rx)
-            .map_err(|e| (e.to_string(), exit::CANTCREAT))?;
         let (reports_tx, reports) = mpsc::channel(REPORT_QUEUE);
         let mut daemon = Daemon {
             clock,
@@ -145,7 +143,7 @@ impl Daemon {
             outputs,
             server,
             status_tx,
-            status_server: Some(status_server),
+            status_server: None,
             combined: None,
             selection_error: None,
             selected_leap: None,
@@ -160,7 +158,12 @@ impl Daemon {
             daemon.config.summary(),
             daemon.config.path.display()
         );
+        // The status socket opens once the status lists every source: a `webntpd status`
+        // right after start must not report a daemon without sources.
         daemon.publish();
+        let status_server = StatusServer::start(&daemon.config.status.socket, status_rx)
+            .map_err(|e| (e.to_string(), exit::CANTCREAT))?;
+        daemon.status_server = Some(status_server);
         notify::ready(&daemon.status_line());
         Ok(daemon)
     }
