@@ -10,24 +10,22 @@
 //! system clock the kernel used.
 //!
 //! The age, not the kernel's stamp itself, is what is applied: it is subtracted from a reading
-//! of the program's [`Clock`](crate::clock::Clock), so a shifted test clock stays shifted. An
-//! age outside `0..=MAX_AGE_NS` means the stamp is not on the program's time scale (the clock
-//! was stepped in between, or the process runs under a time-faking library such as
-//! libfaketime, which fakes `clock_gettime` but not the kernel's stamps), or the bytes waited
-//! unusually long; then the stamp is not used and the user-space reading stands.
+//! of the program's [`Clock`](crate::clock::Clock), so a shifted test clock stays shifted.
+//! Under a time-faking library such as libfaketime the process's clock is not the kernel's;
+//! the difference is measured once ([`clock_skew_ns`]) and taken out of every age. An age
+//! outside `0..=MAX_AGE_NS` means the stamp is not on the program's time scale (the clock was
+//! stepped in between) or the bytes waited unusually long; then the stamp is not used and the
+//! user-space reading stands.
 
 use std::io::{self, IoSliceMut};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, RawFd};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{ready, Context, Poll};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use nix::sys::socket::{
-    recvmsg, setsockopt, socket, sockopt, AddressFamily, ControlMessageOwned, MsgFlags, SockFlag,
-    SockType,
-};
+use nix::sys::socket::{recvmsg, setsockopt, sockopt, ControlMessageOwned, MsgFlags};
 use nix::sys::time::TimeSpec;
 use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
 use tokio::net::TcpStream;
@@ -41,26 +39,93 @@ const READ_CHUNK: usize = 16 * 1024;
 /// The oldest bytes whose kernel stamp is used: 100 ms.
 pub const MAX_AGE_NS: i64 = 100_000_000;
 
-/// Keep the kernel's packet stamping switched on for the life of the process.
+/// Clocks closer than this are one clock (the difference is the calibration's own noise).
+const SAME_CLOCK_NS: i64 = 10_000_000;
+
+/// Calibration attempts before the clocks are taken to agree without a measurement.
+const CALIBRATION_ATTEMPTS: u32 = 1_000;
+
+/// The process's own socket, stamped and connected to itself.
 ///
-/// Linux stamps incoming packets only while some socket asks for stamps, and switches this
-/// on and off in a deferred work item as the first such socket opens and the last one
-/// closes: the first packets after a switch-on go unstamped. A client opening one connection
-/// per burst would flip it every burst; one unbound UDP socket asking for stamps, held here
-/// and never used, keeps it on.
-fn keep_stamping_on() {
-    static HOLDER: OnceLock<Option<OwnedFd>> = OnceLock::new();
-    HOLDER.get_or_init(|| {
-        let fd = socket(
-            AddressFamily::Inet,
-            SockType::Datagram,
-            SockFlag::SOCK_CLOEXEC,
-            None,
-        )
-        .ok()?;
-        setsockopt(&fd, sockopt::ReceiveTimestampns, &true).ok()?;
-        Some(fd)
-    });
+/// It keeps the kernel's packet stamping switched on for the life of the process: Linux
+/// stamps incoming packets only while some socket asks for stamps, and switches this on and
+/// off in a deferred work item as the first such socket opens and the last one closes, so the
+/// first packets after a switch-on go unstamped (a client opening one connection per burst
+/// would flip it every burst). And it measures the [skew](clock_skew_ns): one datagram to
+/// itself, stamped by the kernel inside the `send`.
+struct Holder {
+    socket: std::net::UdpSocket,
+    /// Serializes calibrations, so that each reads back its own datagram.
+    calibrating: Mutex<Vec<u8>>,
+}
+
+fn holder() -> Option<&'static Holder> {
+    static HOLDER: OnceLock<Option<Holder>> = OnceLock::new();
+    HOLDER
+        .get_or_init(|| {
+            let socket = std::net::UdpSocket::bind("127.0.0.1:0").ok()?;
+            socket.connect(socket.local_addr().ok()?).ok()?;
+            socket.set_nonblocking(true).ok()?;
+            setsockopt(&socket, sockopt::ReceiveTimestampns, &true).ok()?;
+            Some(Holder {
+                socket,
+                calibrating: Mutex::new(nix::cmsg_space!(TimeSpec)),
+            })
+        })
+        .as_ref()
+}
+
+/// "Not measured yet" in [`SKEW_NS`].
+const UNKNOWN: i64 = i64::MIN;
+
+/// The process's realtime clock minus the kernel's (see [`clock_skew_ns`]).
+static SKEW_NS: AtomicI64 = AtomicI64::new(UNKNOWN);
+
+/// The process's realtime clock minus the kernel's, in nanoseconds: 0 on any normal system,
+/// where both are the same clock; the shift under a time-faking library such as libfaketime,
+/// which fakes `clock_gettime` but not the kernel's stamps. Measured once, by sending a
+/// datagram to ourselves between two readings of the process's clock; `None` until a
+/// measurement succeeds (the kernel may not stamp the very first packets).
+fn clock_skew_ns() -> Option<i64> {
+    static ATTEMPTS: AtomicU32 = AtomicU32::new(0);
+    let known = SKEW_NS.load(Ordering::Relaxed);
+    if known != UNKNOWN {
+        return Some(known);
+    }
+    if ATTEMPTS.fetch_add(1, Ordering::Relaxed) >= CALIBRATION_ATTEMPTS {
+        tracing::debug!(target: "webntpd::rxstamp", "no clock calibration after {CALIBRATION_ATTEMPTS} attempts: taking the process's clock to be the kernel's");
+        SKEW_NS.store(0, Ordering::Relaxed);
+        return Some(0);
+    }
+    let holder = holder()?;
+    let mut cmsg = holder.calibrating.try_lock().ok()?;
+    let before = system_now_ns()?;
+    holder.socket.send(&[0]).ok()?;
+    let after = system_now_ns()?;
+    let mut byte = [0u8; 1];
+    let (_, stamp) = recv_stamped(holder.socket.as_raw_fd(), &mut byte, &mut cmsg).ok()?;
+    let skew = skew_from(before, after, stamp?);
+    if skew != 0 {
+        tracing::info!(target: "webntpd::rxstamp", "this process's clock is {:.6} s off the kernel's (a time-faking library?): kernel receive stamps are shifted to match", skew as f64 / 1e9);
+    }
+    SKEW_NS.store(skew, Ordering::Relaxed);
+    Some(skew)
+}
+
+/// The skew from a kernel stamp taken between two readings of the process's clock.
+fn skew_from(before_ns: i64, after_ns: i64, kernel_ns: i64) -> i64 {
+    let skew = before_ns + (after_ns - before_ns) / 2 - kernel_ns;
+    if skew.abs() < SAME_CLOCK_NS {
+        0
+    } else {
+        skew
+    }
+}
+
+/// The process's realtime clock, in nanoseconds since 1970.
+fn system_now_ns() -> Option<i64> {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).ok()?;
+    i64::try_from(now.as_nanos()).ok()
 }
 
 /// The kernel's receive stamp of the last bytes read from one socket.
@@ -93,8 +158,7 @@ impl RxStamp {
         if stamped == 0 {
             return None;
         }
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).ok()?;
-        let age = i64::try_from(now.as_nanos()).ok()? - stamped;
+        let age = system_now_ns()? - clock_skew_ns().unwrap_or(0) - stamped;
         (0..=MAX_AGE_NS).contains(&age).then_some(age)
     }
 }
@@ -113,7 +177,8 @@ impl RxStamped {
     /// so receive times are read in user space; the first refusal in the process is logged
     /// as a warning, later ones at debug level.
     pub fn new(stream: TcpStream) -> (Self, Arc<RxStamp>) {
-        keep_stamping_on();
+        // Keeps packet stamping on (see `Holder`).
+        let _ = holder();
         if let Err(e) = setsockopt(&stream, sockopt::ReceiveTimestampns, &true) {
             static WARNED: AtomicBool = AtomicBool::new(false);
             if WARNED.swap(true, Ordering::Relaxed) {
@@ -132,19 +197,10 @@ impl RxStamped {
     }
 }
 
-/// One `recvmsg` into `dst`: the bytes read and the kernel's stamp, if it gave one.
-fn recv_stamped(
-    stream: &TcpStream,
-    dst: &mut [u8],
-    cmsg: &mut Vec<u8>,
-) -> io::Result<(usize, Option<i64>)> {
+/// One `recvmsg` from `fd` into `dst`: the bytes read and the kernel's stamp, if it gave one.
+fn recv_stamped(fd: RawFd, dst: &mut [u8], cmsg: &mut Vec<u8>) -> io::Result<(usize, Option<i64>)> {
     let mut iov = [IoSliceMut::new(dst)];
-    let msg = recvmsg::<()>(
-        stream.as_raw_fd(),
-        &mut iov,
-        Some(cmsg),
-        MsgFlags::MSG_DONTWAIT,
-    )?;
+    let msg = recvmsg::<()>(fd, &mut iov, Some(cmsg), MsgFlags::MSG_DONTWAIT)?;
     let mut stamp = None;
     // A truncated control message (ENOBUFS) only loses the stamp, never data.
     if let Ok(cmsgs) = msg.cmsgs() {
@@ -173,7 +229,7 @@ impl AsyncRead for RxStamped {
             let (inner, cmsg) = (&this.inner, &mut this.cmsg);
             let mut got = None;
             let res = inner.try_io(Interest::READABLE, || {
-                let (n, stamp) = recv_stamped(inner, dst, cmsg)?;
+                let (n, stamp) = recv_stamped(inner.as_raw_fd(), dst, cmsg)?;
                 got = Some((n, stamp));
                 if n > 0 && n < asked {
                     // Fewer bytes than asked: the socket is drained. Reporting `WouldBlock`
@@ -310,6 +366,35 @@ mod tests {
             got.len(),
             data.len()
         );
+    }
+
+    #[test]
+    fn the_skew_is_zero_for_one_clock_and_the_shift_for_a_faked_one() {
+        let kernel = 1_795_000_000_000_000_000;
+        // The kernel stamps inside the send, between the process's two readings.
+        assert_eq!(skew_from(kernel - 3_000, kernel + 5_000, kernel), 0);
+        // A process clock 250 ms ahead (FAKETIME=+0.25), read 8 us apart around the stamp.
+        let ahead = 250_000_000;
+        let skew = skew_from(kernel + ahead - 3_000, kernel + ahead + 5_000, kernel);
+        assert_eq!(skew, ahead + 1_000);
+        assert_eq!(
+            skew_from(kernel - ahead, kernel - ahead + 2, kernel),
+            -ahead + 1
+        );
+    }
+
+    #[test]
+    fn this_process_runs_on_the_kernels_clock() {
+        // The first datagrams may go unstamped while the kernel switches stamping on.
+        let mut skew = None;
+        for _ in 0..200 {
+            skew = clock_skew_ns();
+            if skew.is_some() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert_eq!(skew, Some(0));
     }
 
     #[test]
