@@ -99,10 +99,12 @@ fn clock_skew_ns() -> Option<i64> {
     }
     let holder = holder()?;
     let mut cmsg = holder.calibrating.try_lock().ok()?;
+    let mut byte = [0u8; 1];
+    // A datagram left by an attempt that failed half-way would pass for this one's.
+    while recv_stamped(holder.socket.as_raw_fd(), &mut byte, &mut cmsg).is_ok() {}
     let before = system_now_ns()?;
     holder.socket.send(&[0]).ok()?;
     let after = system_now_ns()?;
-    let mut byte = [0u8; 1];
     let (_, stamp) = recv_stamped(holder.socket.as_raw_fd(), &mut byte, &mut cmsg).ok()?;
     let skew = skew_from(before, after, stamp?);
     if skew != 0 {
