@@ -548,7 +548,7 @@ pub async fn start_on_system_clock(config: ServerConfig) -> TestServer {
 }
 
 /// How long the tests of `rt` keep the server's only thread busy after sending, in seconds.
-pub const BUSY_SECS: f64 = 0.040;
+pub const BUSY_SECS: f64 = 0.025;
 
 /// Check a reply to a request sent at `sent` while the server was kept busy for
 /// [`BUSY_SECS`]: `st` after the busy spell, `rt` at the request's arrival, long before it.
