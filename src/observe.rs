@@ -35,6 +35,31 @@ macro_rules! forward_flush_and_shutdown {
 }
 pub(crate) use forward_flush_and_shutdown;
 
+/// Every `AsyncWrite` method of a wrapper with an `inner` stream, forwarded unchanged: for
+/// wrappers that only change how bytes are read.
+macro_rules! forward_writes {
+    () => {
+        fn poll_write(
+            self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+            buf: &[u8],
+        ) -> std::task::Poll<std::io::Result<usize>> {
+            std::pin::Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+        }
+
+        fn poll_write_vectored(
+            self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+            bufs: &[std::io::IoSlice<'_>],
+        ) -> std::task::Poll<std::io::Result<usize>> {
+            std::pin::Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+        }
+
+        crate::observe::forward_flush_and_shutdown!();
+    };
+}
+pub(crate) use forward_writes;
+
 /// What a stream reports to whoever watches it.
 pub(crate) trait Observer: Unpin {
     /// Taken just before bytes are handed to the inner stream; given back to
