@@ -22,10 +22,12 @@ pub trait Clock: Send + Sync + 'static {
     /// between two readings mean anything; it never jumps when the realtime clock is stepped.
     fn monotonic_ns(&self) -> i64;
 
-    /// The realtime clock as it read `age_ns` nanoseconds of real time ago: for bytes the
-    /// kernel stamped on arrival ([`crate::rxstamp`]). A clock that does not follow real time
-    /// ([`ManualClock`]) answers its current reading.
-    fn realtime_ago(&self, age_ns: i64) -> Timestamp {
+    /// The realtime clock as it read when the system's realtime clock read `at`, `age_ns`
+    /// nanoseconds of real time ago: for bytes the kernel stamped on arrival
+    /// ([`crate::rxstamp`]). The system clock answers `at` itself without reading the time
+    /// again; a clock that does not follow real time ([`ManualClock`]) answers its current
+    /// reading.
+    fn realtime_back_to(&self, _at: Timestamp, age_ns: i64) -> Timestamp {
         self.realtime().add_nanos(-i128::from(age_ns))
     }
 
@@ -69,6 +71,10 @@ impl Clock for SystemClock {
         let elapsed = Instant::now().saturating_duration_since(monotonic_base());
         i64::try_from(elapsed.as_nanos()).unwrap_or(i64::MAX)
     }
+
+    fn realtime_back_to(&self, at: Timestamp, _age_ns: i64) -> Timestamp {
+        at
+    }
 }
 
 /// A clock that reads another clock's realtime shifted by a fixed number of nanoseconds.
@@ -102,9 +108,9 @@ impl Clock for ShiftedClock {
         self.inner.monotonic_ns()
     }
 
-    fn realtime_ago(&self, age_ns: i64) -> Timestamp {
+    fn realtime_back_to(&self, at: Timestamp, age_ns: i64) -> Timestamp {
         self.inner
-            .realtime_ago(age_ns)
+            .realtime_back_to(at, age_ns)
             .add_nanos(i128::from(self.offset_ns))
     }
 
@@ -159,7 +165,7 @@ impl Clock for ManualClock {
     }
 
     /// Stands still: real time passing does not move it, backwards either.
-    fn realtime_ago(&self, _age_ns: i64) -> Timestamp {
+    fn realtime_back_to(&self, _at: Timestamp, _age_ns: i64) -> Timestamp {
         self.realtime()
     }
 
@@ -194,14 +200,27 @@ mod tests {
     #[test]
     fn looking_back_follows_real_time_except_on_a_manual_clock() {
         let manual = Arc::new(ManualClock::new(Timestamp::from_nanos(1_000)));
-        assert_eq!(manual.realtime_ago(300).as_nanos(), 1_000);
+        let at = Timestamp::from_nanos(500);
+        assert_eq!(manual.realtime_back_to(at, 300).as_nanos(), 1_000);
         assert_eq!(manual.monotonic_ago(300), 0);
         // A shifted system clock keeps its shift when looking back.
         let shifted = ShiftedClock::new(SystemClock::shared(), 250_000_000);
         let before = SystemClock.realtime().as_nanos();
-        let ago = shifted.realtime_ago(1_000_000).as_nanos();
-        let after = SystemClock.realtime().as_nanos();
-        assert!(ago >= before + 249_000_000 && ago <= after + 249_000_000);
+        let at = Timestamp::from_nanos(before - 1_000_000);
+        let ago = shifted.realtime_back_to(at, 1_000_000).as_nanos();
+        assert_eq!(ago, before + 249_000_000);
+        // A clock known only by its readings looks back by the age.
+        struct Reading(Timestamp);
+        impl Clock for Reading {
+            fn realtime(&self) -> Timestamp {
+                self.0
+            }
+            fn monotonic_ns(&self) -> i64 {
+                0
+            }
+        }
+        let r = Reading(Timestamp::from_nanos(10_000));
+        assert_eq!(r.realtime_back_to(at, 4_000).as_nanos(), 6_000);
         let mono = SystemClock.monotonic_ns();
         assert!(shifted.monotonic_ago(1_000_000) <= mono);
     }

@@ -147,8 +147,8 @@ impl RxStamp {
     /// When the last bytes read reached this host, on `clock`: `clock`'s time now, moved back
     /// by their [age](RxStamp::age_ns) when known.
     pub fn received(&self, clock: &dyn Clock) -> Timestamp {
-        match self.age_ns() {
-            Some(age) => clock.realtime_ago(age),
+        match self.arrival() {
+            Some((at, age)) => clock.realtime_back_to(at, age),
             None => clock.realtime(),
         }
     }
@@ -156,12 +156,21 @@ impl RxStamp {
     /// How long ago, in nanoseconds, the last bytes read reached this host, if the kernel
     /// stamped them and the age is plausible (see the module comment).
     pub fn age_ns(&self) -> Option<i64> {
+        self.arrival().map(|(_, age)| age)
+    }
+
+    /// When the last bytes read arrived, on the process's realtime clock, and how long ago
+    /// that is, in nanoseconds; `None` as for [`age_ns`](RxStamp::age_ns). One clock reading.
+    pub fn arrival(&self) -> Option<(Timestamp, i64)> {
         let stamped = self.last_ns.load(Ordering::Relaxed);
         if stamped == 0 {
             return None;
         }
-        let age = system_now_ns()? - clock_skew_ns().unwrap_or(0) - stamped;
-        (0..=MAX_AGE_NS).contains(&age).then_some(age)
+        let at = stamped + clock_skew_ns().unwrap_or(0);
+        let age = system_now_ns()? - at;
+        (0..=MAX_AGE_NS)
+            .contains(&age)
+            .then(|| (Timestamp::from_nanos(i128::from(at)), age))
     }
 }
 

@@ -132,9 +132,9 @@ impl Observer for StampObserver {
             .stamps
             .with(|s| s.armed && s.t1.is_some() && s.t4.is_none());
         if wants {
-            let edge = match self.rx.as_ref().and_then(|rx| rx.age_ns()) {
-                Some(age) => Edge {
-                    real: self.clock.realtime_ago(age),
+            let edge = match self.rx.as_ref().and_then(|rx| rx.arrival()) {
+                Some((at, age)) => Edge {
+                    real: self.clock.realtime_back_to(at, age),
                     mono_ns: self.clock.monotonic_ago(age),
                 },
                 None => self.edge(),
