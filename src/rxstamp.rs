@@ -11,8 +11,11 @@
 //!
 //! The age, not the kernel's stamp itself, is what is applied: it is subtracted from a reading
 //! of the program's [`Clock`](crate::clock::Clock), so a shifted test clock stays shifted.
-//! Under a time-faking library such as libfaketime the process's clock is not the kernel's;
-//! the difference is measured once ([`clock_skew_ns`]) and taken out of every age. An age
+//! Under a time-faking library such as libfaketime the process's clock is not the kernel's:
+//! the difference is measured once ([`clock_skew_ns`]), and if there is one the stamps are
+//! not used at all. (Taking it out of every age was tried: the measurement's own error of a
+//! few microseconds then went into `rt` unseen, and a client's error bound no longer held
+//! the true offset.) An age
 //! outside `0..=MAX_AGE_NS` means the stamp is not on the program's time scale (the clock was
 //! stepped in between) or the bytes waited unusually long; then the stamp is not used and the
 //! user-space reading stands.
@@ -108,7 +111,7 @@ fn clock_skew_ns() -> Option<i64> {
     let (_, stamp) = recv_stamped(holder.socket.as_raw_fd(), &mut byte, &mut cmsg).ok()?;
     let skew = skew_from(before, after, stamp?);
     if skew != 0 {
-        tracing::info!(target: "webntpd::rxstamp", "this process's clock is {:.6} s off the kernel's (a time-faking library?): kernel receive stamps are shifted to match", skew as f64 / 1e9);
+        tracing::warn!(target: "webntpd::rxstamp", "this process's clock is {:.6} s off the kernel's (a time-faking library?): kernel receive stamps are not used, and receive times include the program's wake-up", skew as f64 / 1e9);
     }
     SKEW_NS.store(skew, Ordering::Relaxed);
     Some(skew)
@@ -166,7 +169,11 @@ impl RxStamp {
         if stamped == 0 {
             return None;
         }
-        let at = stamped + clock_skew_ns().unwrap_or(0);
+        if clock_skew_ns().unwrap_or(0) != 0 {
+            // Not on this process's time scale (see the module comment).
+            return None;
+        }
+        let at = stamped;
         let age = system_now_ns()? - at;
         (0..=MAX_AGE_NS)
             .contains(&age)
