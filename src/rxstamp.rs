@@ -9,24 +9,46 @@
 //! server's `rt` are then moved back by the *age* of those bytes, measured against the same
 //! system clock the kernel used.
 //!
-//! The age, not the kernel's stamp itself, is what is applied: it is subtracted from a reading
-//! of the program's [`Clock`](crate::clock::Clock), so a shifted test clock stays shifted.
-//! Under a time-faking library such as libfaketime the process's clock is not the kernel's:
-//! the difference is measured once ([`clock_skew_ns`]), and if there is one the stamps are
-//! not used at all. (Taking it out of every age was tried: the measurement's own error of a
-//! few microseconds then went into `rt` unseen, and a client's error bound no longer held
-//! the true offset.) An age
-//! outside `0..=MAX_AGE_NS` means the stamp is not on the program's time scale (the clock was
-//! stepped in between) or the bytes waited unusually long; then the stamp is not used and the
-//! user-space reading stands.
+//! # Two clocks that must be one
+//! The kernel stamps with its own realtime clock; the program's times (`st`, `t1`) come from
+//! the process's clock. They are the same clock on any normal system, but not under a
+//! time-faking library such as libfaketime, which shifts `clock_gettime` and not the kernel:
+//! mixing them then puts the shift into `rt` or `t4`, silently (a server's `rt` before its
+//! own `st` by the shift, a client's round trip negative). So stamps are used only while a
+//! *calibration* proves the two clocks agree to within [`AGREEMENT_NS`]:
+//!
+//! - A datagram sent to ourselves over an `AF_UNIX` pair is stamped by the kernel inside
+//!   `send` (late in it, about 0.7 us before it returns; a UDP datagram is stamped half-way
+//!   through a send twice as long). The process's clock read just before and just after the
+//!   `send` brackets the stamp, so the process clock minus the kernel's lies in
+//!   `[before - stamp, after - stamp]`. [`ROUNDS`] rounds are intersected: on this project's
+//!   2-core test machines the interval is about [-1.8, +0.7] us wide, loaded or not.
+//! - The clocks agree when that interval contains 0 and lies within +-[`AGREEMENT_NS`] (3 us).
+//!   A skew of a few microseconds or more is then seen for what it is (0.1 ms is 30 times
+//!   the bound), and below the bound it cannot move `rt` or `t4` by more than the bound, an
+//!   allowance every error bound carries ([`crate::sample::TIMESTAMP_SLACK_NS`]).
+//! - A calibrator thread repeats this every [`RECALIBRATE`] (one second), so a skew that
+//!   appears later (libfaketime's offset file changed) stops the stamps within a second; the
+//!   first calibration runs before the first stamp is used, and until one succeeds no stamp
+//!   is used.
+//! - While they do not agree, or agreement cannot be shown, receive times are read in user
+//!   space, wake-up included: worse, but honest, since a late receive time lengthens the
+//!   measured delay by as much as it moves the offset, and so stays inside the error bound.
+//!   (Taking the measured skew out of every age was tried before: the calibration's own
+//!   error then went into `rt` unseen.)
+//!
+//! An age outside `0..=MAX_AGE_NS` means the stamp is not on the program's time scale (the
+//! clock was stepped in between) or the bytes waited unusually long; then the stamp is not
+//! used either and the user-space reading stands.
 
 use std::io::{self, IoSliceMut};
 use std::os::fd::{AsRawFd, RawFd};
+use std::os::unix::net::UnixDatagram;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::task::{ready, Context, Poll};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use nix::sys::socket::{recvmsg, setsockopt, sockopt, ControlMessageOwned, MsgFlags};
 use nix::sys::time::TimeSpec;
@@ -42,89 +64,195 @@ const READ_CHUNK: usize = 16 * 1024;
 /// The oldest bytes whose kernel stamp is used: 100 ms.
 pub const MAX_AGE_NS: i64 = 100_000_000;
 
-/// Clocks closer than this are one clock (the difference is the calibration's own noise).
-const SAME_CLOCK_NS: i64 = 10_000_000;
+/// Kernel stamps are used only while the process's clock is proven to be within this of the
+/// kernel's: 3 us.
+pub const AGREEMENT_NS: i64 = 3_000;
 
-/// Calibration attempts before the clocks are taken to agree without a measurement.
-const CALIBRATION_ATTEMPTS: u32 = 1_000;
+/// Datagrams per calibration; their intervals are intersected.
+pub const ROUNDS: usize = 16;
 
-/// The process's own socket, stamped and connected to itself.
-///
-/// It keeps the kernel's packet stamping switched on for the life of the process: Linux
-/// stamps incoming packets only while some socket asks for stamps, and switches this on and
-/// off in a deferred work item as the first such socket opens and the last one closes, so the
-/// first packets after a switch-on go unstamped (a client opening one connection per burst
-/// would flip it every burst). And it measures the [skew](clock_skew_ns): one datagram to
-/// itself, stamped by the kernel inside the `send`.
-struct Holder {
-    socket: std::net::UdpSocket,
-    /// Serializes calibrations, so that each reads back its own datagram.
-    calibrating: Mutex<Vec<u8>>,
+/// How often the calibrator thread checks the clocks again.
+pub const RECALIBRATE: Duration = Duration::from_secs(1);
+
+/// The process's own UDP socket with stamping on, held for the life of the process: Linux
+/// stamps incoming TCP and UDP packets only while some such socket asks for stamps, and
+/// switches this on and off in a deferred work item as the first one opens and the last one
+/// closes, so the first packets after a switch-on go unstamped (a client opening one
+/// connection per burst would flip it every burst). (`AF_UNIX` sockets do not count.)
+fn keep_stamping_on() {
+    static HOLDER: OnceLock<Option<std::net::UdpSocket>> = OnceLock::new();
+    HOLDER.get_or_init(|| {
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0").ok()?;
+        setsockopt(&socket, sockopt::ReceiveTimestampns, &true).ok()?;
+        Some(socket)
+    });
 }
 
-fn holder() -> Option<&'static Holder> {
-    static HOLDER: OnceLock<Option<Holder>> = OnceLock::new();
-    HOLDER
-        .get_or_init(|| {
-            let socket = std::net::UdpSocket::bind("127.0.0.1:0").ok()?;
-            socket.connect(socket.local_addr().ok()?).ok()?;
-            socket.set_nonblocking(true).ok()?;
-            setsockopt(&socket, sockopt::ReceiveTimestampns, &true).ok()?;
-            Some(Holder {
-                socket,
-                calibrating: Mutex::new(nix::cmsg_space!(TimeSpec)),
-            })
+/// What the last calibration showed about the process's clock against the kernel's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Agreement {
+    /// No calibration has succeeded yet (or the last one saw the clock jump).
+    Unknown,
+    /// The same clock: the process's minus the kernel's is within `bound_ns` of 0
+    /// (at most [`AGREEMENT_NS`]).
+    Agree {
+        /// The largest skew the calibration could not rule out.
+        bound_ns: i64,
+    },
+    /// The interval the skew lies in does not contain 0: another clock (a time-faking
+    /// library), `skew_ns` (the interval's middle) off.
+    Differ {
+        /// Process clock minus kernel clock, about.
+        skew_ns: i64,
+    },
+    /// The interval contains 0 but is wider than [`AGREEMENT_NS`] allows: agreement cannot
+    /// be shown (very slow clock reads, a heavily loaded machine).
+    Unproven {
+        /// The largest skew the calibration could not rule out.
+        bound_ns: i64,
+    },
+}
+
+impl Agreement {
+    /// What an interval `[low_ns, high_ns]` for the skew says; an empty interval (the clock
+    /// moved during the calibration) says nothing.
+    pub fn from_interval(low_ns: i64, high_ns: i64) -> Agreement {
+        if low_ns > high_ns {
+            return Agreement::Unknown;
+        }
+        if low_ns > 0 || high_ns < 0 {
+            return Agreement::Differ {
+                skew_ns: low_ns + (high_ns - low_ns) / 2,
+            };
+        }
+        let bound_ns = low_ns.saturating_abs().max(high_ns);
+        if bound_ns <= AGREEMENT_NS {
+            Agreement::Agree { bound_ns }
+        } else {
+            Agreement::Unproven { bound_ns }
+        }
+    }
+
+    fn code(self) -> u8 {
+        match self {
+            Agreement::Unknown => 0,
+            Agreement::Agree { .. } => 1,
+            Agreement::Differ { .. } => 2,
+            Agreement::Unproven { .. } => 3,
+        }
+    }
+}
+
+/// The calibrator's verdict, read on every stamped receive: [`Agreement::code`].
+static VERDICT: AtomicU8 = AtomicU8::new(0);
+
+/// Whether kernel stamps may be used now (the last calibration proved agreement).
+pub fn stamps_usable() -> bool {
+    VERDICT.load(Ordering::Relaxed) == 1
+}
+
+/// The calibration pair: a datagram from `tx` arrives at `rx` stamped by the kernel.
+struct Pair {
+    tx: UnixDatagram,
+    rx: UnixDatagram,
+    cmsg: Vec<u8>,
+}
+
+impl Pair {
+    fn new() -> io::Result<Pair> {
+        let (tx, rx) = UnixDatagram::pair()?;
+        rx.set_nonblocking(true)?;
+        tx.set_nonblocking(true)?;
+        setsockopt(&rx, sockopt::ReceiveTimestampns, &true).map_err(io::Error::from)?;
+        Ok(Pair {
+            tx,
+            rx,
+            cmsg: nix::cmsg_space!(TimeSpec),
         })
-        .as_ref()
+    }
+
+    /// One calibration: the skew's interval from [`ROUNDS`] bracketed stamps; `None` when
+    /// the kernel gave no stamp or a call failed.
+    fn interval(&mut self) -> Option<(i64, i64)> {
+        let mut byte = [0u8; 1];
+        // A datagram left by a calibration that failed half-way would pass for this one's.
+        while recv_stamped(self.rx.as_raw_fd(), &mut byte, &mut self.cmsg).is_ok() {}
+        let (mut low, mut high) = (i64::MIN, i64::MAX);
+        for _ in 0..ROUNDS {
+            let before = system_now_ns()?;
+            self.tx.send(&[0]).ok()?;
+            let after = system_now_ns()?;
+            let (_, stamp) = recv_stamped(self.rx.as_raw_fd(), &mut byte, &mut self.cmsg).ok()?;
+            let stamp = stamp?;
+            low = low.max(before - stamp);
+            high = high.min(after - stamp);
+        }
+        Some((low, high))
+    }
 }
 
-/// "Not measured yet" in [`SKEW_NS`].
-const UNKNOWN: i64 = i64::MIN;
-
-/// The process's realtime clock minus the kernel's (see [`clock_skew_ns`]).
-static SKEW_NS: AtomicI64 = AtomicI64::new(UNKNOWN);
-
-/// The process's realtime clock minus the kernel's, in nanoseconds: 0 on any normal system,
-/// where both are the same clock; the shift under a time-faking library such as libfaketime,
-/// which fakes `clock_gettime` but not the kernel's stamps. Measured once, by sending a
-/// datagram to ourselves between two readings of the process's clock; `None` until a
-/// measurement succeeds (the kernel may not stamp the very first packets).
-fn clock_skew_ns() -> Option<i64> {
-    static ATTEMPTS: AtomicU32 = AtomicU32::new(0);
-    let known = SKEW_NS.load(Ordering::Relaxed);
-    if known != UNKNOWN {
-        return Some(known);
+/// Calibrate once and publish the verdict, logging a change.
+fn calibrate(pair: &mut Pair) -> Agreement {
+    let now = match pair.interval() {
+        Some((low, high)) => Agreement::from_interval(low, high),
+        None => Agreement::Unknown,
+    };
+    let before = VERDICT.swap(now.code(), Ordering::Relaxed);
+    if before != now.code() {
+        report_change(before, now);
     }
-    if ATTEMPTS.fetch_add(1, Ordering::Relaxed) >= CALIBRATION_ATTEMPTS {
-        tracing::debug!(target: "webntpd::rxstamp", "no clock calibration after {CALIBRATION_ATTEMPTS} attempts: taking the process's clock to be the kernel's");
-        SKEW_NS.store(0, Ordering::Relaxed);
-        return Some(0);
-    }
-    let holder = holder()?;
-    let mut cmsg = holder.calibrating.try_lock().ok()?;
-    let mut byte = [0u8; 1];
-    // A datagram left by an attempt that failed half-way would pass for this one's.
-    while recv_stamped(holder.socket.as_raw_fd(), &mut byte, &mut cmsg).is_ok() {}
-    let before = system_now_ns()?;
-    holder.socket.send(&[0]).ok()?;
-    let after = system_now_ns()?;
-    let (_, stamp) = recv_stamped(holder.socket.as_raw_fd(), &mut byte, &mut cmsg).ok()?;
-    let skew = skew_from(before, after, stamp?);
-    if skew != 0 {
-        tracing::warn!(target: "webntpd::rxstamp", "this process's clock is {:.6} s off the kernel's (a time-faking library?): kernel receive stamps are not used, and receive times include the program's wake-up", skew as f64 / 1e9);
-    }
-    SKEW_NS.store(skew, Ordering::Relaxed);
-    Some(skew)
+    now
 }
 
-/// The skew from a kernel stamp taken between two readings of the process's clock.
-fn skew_from(before_ns: i64, after_ns: i64, kernel_ns: i64) -> i64 {
-    let skew = before_ns + (after_ns - before_ns) / 2 - kernel_ns;
-    if skew.abs() < SAME_CLOCK_NS {
-        0
-    } else {
-        skew
+/// One log line per change of verdict.
+fn report_change(before: u8, now: Agreement) {
+    const TARGET: &str = "webntpd::rxstamp";
+    match now {
+        Agreement::Differ { skew_ns } => tracing::warn!(target: TARGET,
+            "this process's clock is {:+.6} s off the kernel's (a time-faking library?): kernel \
+             receive stamps are not used while it is, and receive times include the program's \
+             wake-up", skew_ns as f64 / 1e9),
+        Agreement::Unproven { bound_ns } => tracing::warn!(target: TARGET,
+            "cannot show that this process's clock is the kernel's (the calibration only bounds \
+             their difference by {:.1} us, more than the {:.1} us allowed): kernel receive \
+             stamps are not used until it can, and receive times include the program's wake-up",
+            bound_ns as f64 / 1e3, AGREEMENT_NS as f64 / 1e3),
+        Agreement::Agree { bound_ns } if before != 0 => tracing::info!(target: TARGET,
+            "this process's clock agrees with the kernel's again (within {:.1} us): kernel \
+             receive stamps are used", bound_ns as f64 / 1e3),
+        Agreement::Agree { .. } => {}
+        Agreement::Unknown => tracing::debug!(target: TARGET,
+            "no clock calibration this time (no kernel stamp, or the clock moved)"),
     }
+}
+
+/// Start the calibrator once per process: the first calibration runs now, on the caller's
+/// thread (about 50 us), so no stamp is used before a verdict; a thread named
+/// `webntpd-rxclock` repeats it every [`RECALIBRATE`].
+fn start_calibrator() {
+    static STARTED: OnceLock<()> = OnceLock::new();
+    STARTED.get_or_init(|| {
+        let mut pair = match Pair::new() {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(target: "webntpd::rxstamp", "cannot calibrate the clock against kernel receive stamps ({e}): they are not used");
+                return;
+            }
+        };
+        calibrate(&mut pair);
+        let spawned = std::thread::Builder::new()
+            .name("webntpd-rxclock".into())
+            .stack_size(64 * 1024)
+            .spawn(move || loop {
+                std::thread::sleep(RECALIBRATE);
+                calibrate(&mut pair);
+            });
+        if let Err(e) = spawned {
+            // Without re-checks a skew appearing later would go unseen: use no stamps.
+            VERDICT.store(0, Ordering::Relaxed);
+            tracing::warn!(target: "webntpd::rxstamp", "cannot start the clock calibrator ({e}): kernel receive stamps are not used");
+        }
+    });
 }
 
 /// The process's realtime clock, in nanoseconds since 1970.
@@ -169,8 +297,8 @@ impl RxStamp {
         if stamped == 0 {
             return None;
         }
-        if clock_skew_ns().unwrap_or(0) != 0 {
-            // Not on this process's time scale (see the module comment).
+        if !stamps_usable() {
+            // Not proven to be on this process's time scale (see the module comment).
             return None;
         }
         let at = stamped;
@@ -195,8 +323,8 @@ impl RxStamped {
     /// so receive times are read in user space; the first refusal in the process is logged
     /// as a warning, later ones at debug level.
     pub fn new(stream: TcpStream) -> (Self, Arc<RxStamp>) {
-        // Keeps packet stamping on (see `Holder`).
-        let _ = holder();
+        keep_stamping_on();
+        start_calibrator();
         if let Err(e) = setsockopt(&stream, sockopt::ReceiveTimestampns, &true) {
             static WARNED: AtomicBool = AtomicBool::new(false);
             if WARNED.swap(true, Ordering::Relaxed) {
@@ -371,36 +499,73 @@ mod tests {
     }
 
     #[test]
-    fn the_skew_is_zero_for_one_clock_and_the_shift_for_a_faked_one() {
-        let kernel = 1_795_000_000_000_000_000;
-        // The kernel stamps inside the send, between the process's two readings.
-        assert_eq!(skew_from(kernel - 3_000, kernel + 5_000, kernel), 0);
-        // A process clock 250 ms ahead (FAKETIME=+0.25), read 8 us apart around the stamp.
-        let ahead = 250_000_000;
-        let skew = skew_from(kernel + ahead - 3_000, kernel + ahead + 5_000, kernel);
-        assert_eq!(skew, ahead + 1_000);
+    fn the_verdict_follows_the_interval_the_skew_lies_in() {
+        // One clock: the stamp lies between the two readings (as measured here: 1.8 us
+        // after the first, 0.7 us before the second).
         assert_eq!(
-            skew_from(kernel - ahead, kernel - ahead + 2, kernel),
-            -ahead + 1
+            Agreement::from_interval(-1_800, 700),
+            Agreement::Agree { bound_ns: 1_800 }
         );
+        // A process clock ahead or behind by more than the bracket: another clock, at every
+        // magnitude the tests inject (0.1 ms to 1 s) and down to a few microseconds.
+        for skew in [
+            2_000i64,
+            5_000,
+            100_000,
+            5_000_000,
+            250_000_000,
+            1_000_000_000,
+        ] {
+            for sign in [1, -1] {
+                let s = sign * skew;
+                assert!(
+                    matches!(
+                        Agreement::from_interval(s - 1_800, s + 700),
+                        Agreement::Differ { skew_ns } if (skew_ns - s).abs() < 1_000
+                    ),
+                    "skew {s} ns"
+                );
+            }
+        }
+        assert_eq!(
+            Agreement::from_interval(4_200, 6_700),
+            Agreement::Differ { skew_ns: 5_450 }
+        );
+        // Wide enough to hide a skew above the allowance: not proven.
+        assert_eq!(
+            Agreement::from_interval(-9_000, 500),
+            Agreement::Unproven { bound_ns: 9_000 }
+        );
+        assert_eq!(
+            Agreement::from_interval(-100, AGREEMENT_NS + 1),
+            Agreement::Unproven {
+                bound_ns: AGREEMENT_NS + 1
+            }
+        );
+        // Empty: the clock was stepped during the calibration.
+        assert_eq!(Agreement::from_interval(10, -10), Agreement::Unknown);
     }
 
     #[test]
     fn this_process_runs_on_the_kernels_clock() {
-        // The first datagrams may go unstamped while the kernel switches stamping on.
-        let mut skew = None;
-        for _ in 0..200 {
-            skew = clock_skew_ns();
-            if skew.is_some() {
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(5));
-        }
-        assert_eq!(skew, Some(0));
+        start_calibrator();
+        let mut pair = Pair::new().unwrap();
+        let (low, high) = pair
+            .interval()
+            .expect("AF_UNIX datagrams are always stamped");
+        assert!(low <= 0 && high >= 0, "skew interval [{low}, {high}] ns");
+        assert!(
+            matches!(
+                Agreement::from_interval(low, high),
+                Agreement::Agree { .. } | Agreement::Unproven { .. }
+            ),
+            "[{low}, {high}]"
+        );
     }
 
     #[test]
     fn an_implausible_stamp_is_not_used() {
+        start_calibrator();
         let stamp = RxStamp::default();
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)

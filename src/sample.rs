@@ -20,12 +20,37 @@
 //! Of several exchanges the one with the smallest delay suffered the least queueing, and its
 //! offset is the best estimate (NTP's clock-filter idea); go-webntp averages instead, which
 //! mixes in the delayed ones. The spread of the others around it is the jitter.
+//!
+//! # What a burst may claim
+//! Each exchange says the true offset lies within `offset +- (delay / 2 + slack)`: the path
+//! can hide at most half the round trip, and [`TIMESTAMP_SLACK_NS`] covers what the
+//! timestamps themselves may be off. A server that answers honestly is consistent with
+//! itself, so two exchanges of one burst must agree within their intervals, widened by how
+//! far either clock may have been slewed between them ([`MAX_SLEW_PPM`]). A burst in which
+//! two exchanges contradict each other is refused ([`BurstError::Inconsistent`]): the server
+//! lies on some replies, or its clock jumped, and nothing says which reply is the true one.
+//! A burst that passes is stated with an error bound that covers every near-minimum-delay
+//! exchange's interval (the hull, seen from the chosen offset), not only the chosen one's:
+//! if any of them is right, the true offset is within the bound.
 
 use crate::wire::Timestamp;
 
 /// Server times are sent with microsecond resolution: allow this much rounding slack when
 /// checking them against our own nanosecond measurements.
 pub const SERVER_ROUNDING_NS: i64 = 1_000;
+
+/// What the four timestamps of an exchange may be off by, beyond the path's asymmetry, as
+/// it goes into the offset: the server's microsecond rounding of `rt` and `st` (0.5 us, with
+/// room: [`SERVER_ROUNDING_NS`]) and, at each end, a kernel receive stamp taken on a clock
+/// proven within [`crate::rxstamp::AGREEMENT_NS`] of the program's (half of it each on the
+/// offset). 4 us; every error bound includes it.
+pub const TIMESTAMP_SLACK_NS: i64 = SERVER_ROUNDING_NS + crate::rxstamp::AGREEMENT_NS;
+
+/// The fastest either clock may be slewed between two exchanges of a burst: chrony's default
+/// `maxslewrate`, 83,333 ppm (1/12 s per second), the fastest of the common time daemons
+/// (ntpd and the kernel stop at 500 ppm). Honest exchanges taken while a clock is slewed that
+/// fast drift apart by up to this much of the time between them.
+pub const MAX_SLEW_PPM: i64 = 83_333;
 
 /// Offsets beyond this (a century) are not a clock error but nonsense.
 const MAX_OFFSET_NS: i128 = 100 * 366 * 86_400 * 1_000_000_000;
@@ -151,8 +176,8 @@ pub struct Estimate {
     pub jitter_ns: i64,
     /// Samples the burst produced.
     pub samples: usize,
-    /// Samples with a delay within twice the minimum (plus a microsecond), the ones the
-    /// jitter is computed over.
+    /// Samples with a delay within twice the minimum (plus a microsecond): the ones the
+    /// jitter and the error bound are computed over.
     pub kept: usize,
     /// The chosen sample.
     pub best: Sample,
@@ -162,19 +187,63 @@ pub struct Estimate {
 }
 
 impl Estimate {
-    /// An honest bound on the offset's error. For a burst: half the delay (the most any
-    /// asymmetry of the path can hide) plus the jitter, plus the server's microsecond
-    /// rounding. For a Date-header measurement: half the final interval.
+    /// An honest bound on the offset's error. For a burst: the farthest any kept sample's
+    /// interval (its offset +- half its delay) reaches from the chosen offset, plus
+    /// [`TIMESTAMP_SLACK_NS`]; for the chosen sample alone that is half its delay plus the
+    /// slack. For a Date-header measurement: half the final interval.
     pub fn error_bound_ns(&self) -> i64 {
         self.error_ns
     }
 }
 
-/// Pick the minimum-delay sample of a burst; `None` for an empty burst.
-pub fn filter(samples: &[Sample]) -> Option<Estimate> {
+/// Why a burst gives no estimate.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BurstError {
+    /// No exchange produced a sample.
+    #[error("no sample")]
+    Empty,
+    /// Two exchanges of the burst contradict each other.
+    #[error(
+        "the server's replies contradict each other: one says {:+.6} s (delay {:.6} s), another          {:.3} s later {:+.6} s (delay {:.6} s), more apart than their delays and any clock          slewing allow; it lies on some replies or its clock jumped, so none is used",
+        first.offset_ns as f64 / 1e9, first.delay_ns as f64 / 1e9,
+        second.at.nanos_since(first.at) as f64 / 1e9,
+        second.offset_ns as f64 / 1e9, second.delay_ns as f64 / 1e9
+    )]
+    Inconsistent {
+        /// The earlier of the two.
+        first: Sample,
+        /// The later.
+        second: Sample,
+    },
+}
+
+/// Half a sample's interval: half its delay plus the timestamps' slack.
+fn half_width(s: &Sample) -> i128 {
+    i128::from(s.delay_ns / 2) + i128::from(TIMESTAMP_SLACK_NS)
+}
+
+/// Whether two samples of one burst can both be honest: their intervals, widened by the
+/// most either clock can have been slewed in between, overlap.
+fn consistent(a: &Sample, b: &Sample) -> bool {
+    let apart = a.at.nanos_since(b.at).abs();
+    let slew = apart.saturating_mul(i128::from(MAX_SLEW_PPM)) / 1_000_000;
+    let gap = (i128::from(a.offset_ns) - i128::from(b.offset_ns)).abs();
+    gap <= half_width(a) + half_width(b) + slew
+}
+
+/// Pick the minimum-delay sample of a burst, after checking that no two samples contradict
+/// each other.
+pub fn filter(samples: &[Sample]) -> Result<Estimate, BurstError> {
     let best = *samples
         .iter()
-        .min_by_key(|s| (s.delay_ns, s.offset_ns.unsigned_abs()))?;
+        .min_by_key(|s| (s.delay_ns, s.offset_ns.unsigned_abs()))
+        .ok_or(BurstError::Empty)?;
+    for (i, a) in samples.iter().enumerate() {
+        if let Some(b) = samples[i + 1..].iter().find(|b| !consistent(a, b)) {
+            let (first, second) = if b.at < a.at { (*b, *a) } else { (*a, *b) };
+            return Err(BurstError::Inconsistent { first, second });
+        }
+    }
     let limit = best.delay_ns.saturating_mul(2).saturating_add(1_000);
     let kept: Vec<&Sample> = samples.iter().filter(|s| s.delay_ns <= limit).collect();
     let sum_sq: u128 = kept
@@ -190,16 +259,20 @@ pub fn filter(samples: &[Sample]) -> Option<Estimate> {
         0
     };
     let jitter_ns = i64::try_from(jitter).unwrap_or(i64::MAX);
-    Some(Estimate {
+    // The hull of the kept samples' intervals, seen from the chosen offset.
+    let reach = kept
+        .iter()
+        .map(|s| (i128::from(s.offset_ns) - i128::from(best.offset_ns)).abs() + half_width(s))
+        .max()
+        .unwrap_or_else(|| half_width(&best));
+    Ok(Estimate {
         offset_ns: best.offset_ns,
         delay_ns: best.delay_ns,
         jitter_ns,
         samples: samples.len(),
         kept: kept.len(),
         best,
-        error_ns: (best.delay_ns / 2)
-            .saturating_add(jitter_ns)
-            .saturating_add(SERVER_ROUNDING_NS),
+        error_ns: i64::try_from(reach).unwrap_or(i64::MAX),
     })
 }
 
@@ -312,23 +385,29 @@ mod tests {
         assert_eq!(compute(&x).unwrap().server_ns, 0);
     }
 
-    fn sample(offset_ns: i64, delay_ns: i64) -> Sample {
+    /// A sample taken `at_ms` into the burst.
+    fn sample_at(offset_ns: i64, delay_ns: i64, at_ms: i128) -> Sample {
         Sample {
             offset_ns,
             delay_ns,
             server_ns: 0,
-            at: ts(BASE),
+            at: ts(BASE + at_ms * 1_000_000),
         }
+    }
+
+    fn sample(offset_ns: i64, delay_ns: i64) -> Sample {
+        sample_at(offset_ns, delay_ns, 0)
     }
 
     #[test]
     fn the_burst_keeps_the_minimum_delay_sample() {
         let burst = [
-            sample(900, 400_000),
-            sample(40, 100_000),
-            sample(-60, 150_000),
-            sample(5_000_000, 2_000_000), // a spike: not kept for the jitter
-            sample(140, 120_000),
+            sample_at(900, 400_000, 0),
+            sample_at(40, 100_000, 25),
+            sample_at(-60, 150_000, 50),
+            // A spike: its interval (+-1 ms) still reaches the others'; not kept.
+            sample_at(1_000_000, 2_000_000, 75),
+            sample_at(140, 120_000, 100),
         ];
         let e = filter(&burst).unwrap();
         assert_eq!(e.offset_ns, 40);
@@ -337,8 +416,88 @@ mod tests {
         assert_eq!(e.kept, 3);
         // RMS of (0, -100, 100) over n - 1 = 2: sqrt(20000 / 2) = 100.
         assert_eq!(e.jitter_ns, 100);
-        assert_eq!(e.error_bound_ns(), 50_000 + 100 + SERVER_ROUNDING_NS);
-        assert_eq!(filter(&[]), None);
-        assert_eq!(filter(&[sample(7, 1)]).unwrap().jitter_ns, 0);
+        // The hull of the kept: the one at -60 reaches 100 + 75 us from the chosen offset.
+        assert_eq!(e.error_bound_ns(), 100 + 75_000 + TIMESTAMP_SLACK_NS);
+        assert_eq!(filter(&[]), Err(BurstError::Empty));
+        let one = filter(&[sample(7, 1_000)]).unwrap();
+        assert_eq!(one.jitter_ns, 0);
+        assert_eq!(one.error_bound_ns(), 500 + TIMESTAMP_SLACK_NS);
+    }
+
+    #[test]
+    fn a_server_that_lies_on_every_other_reply_is_refused_at_every_magnitude() {
+        // Loopback-like delays (20 us), exchanges 25 ms apart, every other reply shifted.
+        for shift in [1_000_000_000i64, 250_000_000, 5_000_000, -5_000_000] {
+            let burst: Vec<Sample> = (0..8)
+                .map(|i| sample_at(if i % 2 == 1 { shift } else { 0 }, 20_000, 25 * i as i128))
+                .collect();
+            assert!(
+                matches!(filter(&burst), Err(BurstError::Inconsistent { .. })),
+                "shift {shift} ns: {:?}",
+                filter(&burst)
+            );
+        }
+        // Below what the exchanges can tell apart (25 ms of slewing allows 2.1 ms), a lie is
+        // not refused, but the error bound covers it, whichever reply is chosen.
+        for shift in [1_000_000i64, 50_000, -300_000] {
+            let burst: Vec<Sample> = (0..8)
+                .map(|i| sample_at(if i % 2 == 1 { shift } else { 0 }, 20_000, 25 * i as i128))
+                .collect();
+            let e = filter(&burst).unwrap();
+            let truth = 0i64;
+            assert!(
+                (e.offset_ns - truth).abs() <= e.error_bound_ns(),
+                "shift {shift}: offset {} +- {}",
+                e.offset_ns,
+                e.error_bound_ns()
+            );
+            assert!(e.error_bound_ns() >= shift.abs(), "shift {shift}: {e:?}");
+        }
+    }
+
+    #[test]
+    fn honest_exchanges_while_a_clock_is_slewed_fast_are_consistent() {
+        // chrony slewing at its maximum: 1/12 s per second, on a 1 ms path.
+        let burst: Vec<Sample> = (0..8)
+            .map(|i| sample_at(-(30 * i as i64) * 1_000_000 / 12, 1_000_000, 30 * i as i128))
+            .collect();
+        assert!(filter(&burst).is_ok(), "{:?}", filter(&burst));
+        // One reply 3 ms off in 30 ms is not slewing.
+        let mut burst = burst;
+        burst[4].offset_ns += 3_000_000;
+        assert!(matches!(
+            filter(&burst),
+            Err(BurstError::Inconsistent { .. })
+        ));
+    }
+
+    #[test]
+    fn the_contradiction_is_named_in_order() {
+        let burst = [
+            sample_at(1_000_000_000, 30_000, 40),
+            sample_at(0, 30_000, 10),
+        ];
+        let Err(e @ BurstError::Inconsistent { first, second }) = filter(&burst) else {
+            panic!("not refused");
+        };
+        assert_eq!((first.offset_ns, second.offset_ns), (0, 1_000_000_000));
+        let text = e.to_string();
+        assert!(
+            text.contains("+0.000000 s") && text.contains("+1.000000 s"),
+            "{text}"
+        );
+        assert!(text.contains("0.030 s later"), "{text}");
+    }
+
+    #[test]
+    fn extreme_samples_do_not_overflow() {
+        let burst = [
+            sample_at(i64::MAX, i64::MAX, 0),
+            sample_at(i64::MIN, 0, 1),
+            sample_at(0, i64::MAX, i128::from(i64::MAX)),
+        ];
+        let _ = filter(&burst);
+        let e = filter(&[sample(i64::MAX, i64::MAX)]).unwrap();
+        assert!(e.error_bound_ns() > 0);
     }
 }

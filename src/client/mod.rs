@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use crate::clock::SharedClock;
 use crate::leap::LeapInfo;
-use crate::sample::{self, Estimate, Exchange, Sample, SampleError};
+use crate::sample::{self, BurstError, Estimate, Exchange, Sample, SampleError};
 use crate::wire::reply::ReplyError;
 use crate::wire::Timestamp;
 
@@ -143,6 +143,9 @@ pub enum ClientError {
     /// The timestamps make no sense.
     #[error(transparent)]
     Sample(#[from] SampleError),
+    /// The burst's samples contradict each other.
+    #[error(transparent)]
+    Burst(BurstError),
     /// HTTP-level failure.
     #[error("HTTP: {0}")]
     Http(String),
@@ -298,8 +301,10 @@ pub async fn measure(
             }
         }
     }
-    let Some(estimate) = sample::filter(&samples) else {
-        return Err(fail(last_error.unwrap_or(ClientError::NoStamps)));
+    let estimate = match sample::filter(&samples) {
+        Ok(e) => e,
+        Err(BurstError::Empty) => return Err(fail(last_error.unwrap_or(ClientError::NoStamps))),
+        Err(e) => return Err(fail(ClientError::Burst(e))),
     };
     let leap = samples
         .iter()

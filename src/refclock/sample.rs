@@ -228,7 +228,7 @@ mod tests {
         assert_eq!(s.offset_ns, 250_000_000);
         assert_eq!(s.clock(), at.add_nanos(250_000_000));
         assert_eq!(s.leap, Leap::InsertSecond);
-        // 20 us + 1 us rounding: 2^-15 s = 30.5 us.
+        // 20 us + 4 us of timestamp slack: 2^-15 s = 30.5 us.
         assert_eq!(s.precision, -15);
         // The leap day is judged on the reference time: 100 s before the event locally but
         // 200 s after it on the reference clock, no warning.
