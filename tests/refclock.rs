@@ -447,6 +447,20 @@ impl Chronyd {
     }
 }
 
+/// What `shmtool show UNIT` prints, by field name; `None` when there is no segment.
+fn segment(unit: u8) -> Option<HashMap<String, String>> {
+    let out = Command::new(shmtool())
+        .args(["show", &unit.to_string()])
+        .output()
+        .unwrap();
+    let words: Vec<String> = text(&out.stdout)
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
+    let fields = words.chunks(2).map(|kv| (kv[0].clone(), kv[1].clone()));
+    out.status.success().then(|| fields.collect())
+}
+
 // ---------------------------------------------------------------------------------------
 // The tests.
 
@@ -926,4 +940,59 @@ fn the_daemon_with_the_demo_config_feeds_chronyd_over_shm() {
         "{}",
         daemon.log()
     );
+}
+
+#[test]
+fn a_zombie_webntpd_does_not_hold_its_unit() {
+    if !in_own_namespace() {
+        return;
+    }
+    let (srv, url) = shifted_server();
+    run_shmtool(&["create", "2", &shm::SIZE.to_string(), "666"]);
+    // A running webntpd's mark is respected (the server is one).
+    let live = srv.child.id().to_string();
+    run_shmtool(&["mark", "2", &live]);
+    let err = refused(None, &["--shm", "2"], 69);
+    assert!(
+        err.contains(&format!("already written by another webntpd (pid {live})")),
+        "{err}"
+    );
+    // A webntpd that exited and was not reaped by its parent (this test): a zombie, which
+    // still answers kill(pid, 0) and still has its name.
+    let mut zombie = Command::new(binary())
+        .arg("--version")
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = zombie.id();
+    wait_for(
+        Duration::from_secs(10),
+        "the child is a zombie",
+        || fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default(),
+        || {
+            let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            let state = stat
+                .rsplit_once(')')?
+                .1
+                .split_whitespace()
+                .next()?
+                .to_string();
+            (state == "Z").then_some(())
+        },
+    );
+    assert_eq!(
+        fs::read_to_string(format!("/proc/{pid}/comm")).unwrap(),
+        "webntpd\n"
+    );
+    run_shmtool(&["mark", "2", &pid.to_string()]);
+    let w = feed(&url, &["--shm", "2"]);
+    // Taken over: the sample is in the segment, which query released on exit.
+    let seg = segment(2).unwrap();
+    assert_eq!(seg["receive"], w.receive.to_nanos_string(), "{seg:?}");
+    assert_eq!(seg["clock"], w.clock.to_nanos_string(), "{seg:?}");
+    assert_eq!(
+        (seg["mark"].as_str(), seg["valid"].as_str()),
+        ("574e5452", "1")
+    );
+    zombie.wait().unwrap();
 }

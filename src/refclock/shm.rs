@@ -245,7 +245,9 @@ fn occupant(found: &ShmTime, now: Timestamp, alive: impl Fn(i32) -> bool) -> Occ
 }
 
 /// Whether `pid` is another live process running the same program as this one (so a
-/// recycled process id is not mistaken for a writer).
+/// recycled process id is not mistaken for a writer). A zombie (a webntpd that exited but
+/// was not yet reaped by its parent) still answers `kill(pid, 0)` and still has its `comm`,
+/// but writes nothing: it is not alive.
 fn same_program_alive(pid: i32) -> bool {
     use nix::errno::Errno;
     use nix::sys::signal::kill;
@@ -257,12 +259,35 @@ fn same_program_alive(pid: i32) -> bool {
         Ok(()) | Err(Errno::EPERM) => {}
         Err(_) => return false,
     }
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok();
+    if stat.as_deref().and_then(process_state).is_some_and(is_dead) {
+        return false;
+    }
     let comm = |p: &str| std::fs::read_to_string(format!("/proc/{p}/comm")).ok();
     match (comm(&pid.to_string()), comm("self")) {
         (Some(theirs), Some(ours)) => theirs == ours,
         // Cannot tell: assume it is a writer rather than risk two.
         _ => true,
     }
+}
+
+/// The state letter of a process from the text of its `/proc/PID/stat`: `PID (COMM) S ...`.
+/// COMM is the program's name as the process set it and may hold spaces and parentheses, so
+/// the state is the first field after the *last* `)`.
+fn process_state(stat: &str) -> Option<char> {
+    let (_, rest) = stat.rsplit_once(')')?;
+    let mut fields = rest.split_ascii_whitespace();
+    let state = fields.next()?;
+    let mut chars = state.chars();
+    match (chars.next(), chars.next()) {
+        (Some(c), None) if c.is_ascii_alphabetic() => Some(c),
+        _ => None,
+    }
+}
+
+/// A zombie (Z: exited, not yet reaped) or a process being torn down (X: dead).
+fn is_dead(state: char) -> bool {
+    matches!(state, 'Z' | 'X' | 'x')
 }
 
 /// The units this process has open: a second writer in the same process is refused before
@@ -636,6 +661,36 @@ mod tests {
             Occupant::Nobody
         );
         assert_eq!(occupant(&ShmTime::default(), now, alive), Occupant::Nobody);
+    }
+
+    #[test]
+    fn the_process_state_is_the_field_after_the_last_parenthesis() {
+        let stat = |comm: &str, state: &str| format!("4242 ({comm}) {state} 1 4242 4242 0 -1");
+        assert_eq!(process_state(&stat("webntpd", "S")), Some('S'));
+        assert_eq!(process_state(&stat("webntpd", "Z")), Some('Z'));
+        // A name with spaces and parentheses, even one that looks like a state.
+        assert_eq!(process_state(&stat("a) R (b", "Z")), Some('Z'));
+        assert_eq!(process_state(&stat(") X ) ", "R")), Some('R'));
+        assert_eq!(process_state(&stat("", "X")), Some('X'));
+        // Nothing after the name, no name at all, or a state that is not one letter.
+        assert_eq!(process_state("4242 (webntpd)"), None);
+        assert_eq!(process_state("4242 (webntpd) "), None);
+        assert_eq!(process_state("4242 webntpd S 1"), None);
+        assert_eq!(process_state("4242 (webntpd) SZ 1"), None);
+        assert_eq!(process_state("4242 (webntpd) 7 1"), None);
+        assert_eq!(process_state(""), None);
+        assert!(is_dead('Z') && is_dead('X') && is_dead('x'));
+        for alive in ['R', 'S', 'D', 'T', 't', 'I', 'P', 'W'] {
+            assert!(!is_dead(alive), "{alive}");
+        }
+    }
+
+    #[test]
+    fn this_thread_reads_as_running_and_this_process_is_not_another_writer() {
+        // The thread reading is running; the process's main thread may be asleep.
+        let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap();
+        assert_eq!(process_state(&stat), Some('R'), "{stat}");
+        assert!(!same_program_alive(std::process::id() as i32));
     }
 
     #[test]
