@@ -10,6 +10,8 @@
  *   shmtool show UNIT              print the segment's id, size and fields:
  *                                  `id I size S mode M count C valid V receive SEC.NSEC
  *                                  clock SEC.NSEC leap L precision P mark HEX holder PID`
+ *   shmtool replace UNIT SIZE PERM remove unit UNIT's segment and create a new one at once,
+ *                                  as a restarting reader does; print the new id
  *   shmtool stress UNIT READS MIN BASE
  *                                  read at least READS times, alternating chrony's and
  *                                  ntpd's protocol (as in their refclock_shm.c), and on
@@ -223,6 +225,29 @@ static int show(int unit) {
     return 0;
 }
 
+/* A writer may create the segment again between the removal and the creation: remove
+ * that one too, a few times. */
+static int replace(int unit, size_t size, int perm) {
+    for (int i = 0; i < 10; i++) {
+        int old = shmget(KEY(unit), 0, 0);
+        if (old >= 0 && shmctl(old, IPC_RMID, NULL) < 0) {
+            fprintf(stderr, "shmtool: remove unit %d: %s\n", unit, strerror(errno));
+            return 2;
+        }
+        int id = shmget(KEY(unit), size, IPC_CREAT | IPC_EXCL | perm);
+        if (id >= 0) {
+            printf("%d\n", id);
+            return 0;
+        }
+        if (errno != EEXIST) {
+            fprintf(stderr, "shmtool: create unit %d: %s\n", unit, strerror(errno));
+            return 2;
+        }
+    }
+    fprintf(stderr, "shmtool: unit %d kept being created again\n", unit);
+    return 2;
+}
+
 static int stress(int unit, long long reads, long long min, long long base) {
     struct shmTime *shm = attach(unit);
     long long accepted[2] = {0, 0}, clashes = 0, busy = 0, empty = 0, torn = 0, naive_torn = 0;
@@ -277,9 +302,12 @@ int main(int argc, char **argv) {
         return mark(atoi(argv[2]), atoi(argv[3]));
     if (argc == 3 && !strcmp(argv[1], "show"))
         return show(atoi(argv[2]));
+    if (argc == 5 && !strcmp(argv[1], "replace"))
+        return replace(atoi(argv[2]), strtoul(argv[3], NULL, 10), (int)strtol(argv[4], NULL, 8));
     if (argc == 6 && !strcmp(argv[1], "stress"))
         return stress(atoi(argv[2]), atoll(argv[3]), atoll(argv[4]), atoll(argv[5]));
     fprintf(stderr, "usage: shmtool layout | create UNIT SIZE PERM | write UNIT | "
-                    "mark UNIT PID | show UNIT | stress UNIT READS MIN BASE\n");
+                    "mark UNIT PID | show UNIT | replace UNIT SIZE PERM | "
+                    "stress UNIT READS MIN BASE\n");
     return 64;
 }
