@@ -1194,3 +1194,52 @@ fn the_daemon_follows_its_segment_when_it_is_removed_replaced_or_resized() {
         daemon.log()
     );
 }
+
+#[test]
+fn the_daemon_reports_chronyds_socket_going_away_once_and_recovers() {
+    let srv = ChildServer::start(&[]);
+    let url = format!("http://{}/", srv.authority());
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("chrony.sock");
+    let bind = || {
+        let l = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
+        l.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        l
+    };
+    let received = |l: &std::os::unix::net::UnixDatagram| {
+        let mut got = [0u8; 64];
+        let n = l.recv(&mut got).expect("a sample arrives");
+        assert_eq!(n, webntpd::refclock::sock::SIZE);
+        f64::from_ne_bytes(got[16..24].try_into().unwrap())
+    };
+    let listener = bind();
+    let config = format!(
+        "{}[[output]]\ntype = \"sock\"\npath = \"{}\"\n",
+        quick_source(&url),
+        path.display()
+    );
+    let daemon = Daemon::start(dir.path(), &config);
+    assert!(received(&listener).abs() < 0.01);
+
+    // chronyd killed: its socket file stays, no one reads it.
+    drop(listener);
+    failing_quietly(&daemon, "Connection refused");
+    assert!(daemon
+        .log()
+        .contains("nothing reads it (chronyd stopped or crashed)"));
+    // chronyd stopped cleanly: the file is gone too.
+    fs::remove_file(&path).unwrap();
+    let stuck = failing_quietly(&daemon, "No such file or directory");
+    assert!(daemon
+        .log()
+        .contains(&format!("start it with `refclock SOCK {}`", path.display())));
+
+    // chronyd back: delivered again, by itself.
+    let listener = bind();
+    assert!(received(&listener).abs() < 0.01);
+    let s = daemon.wait_status(Duration::from_secs(10), "the error cleared", |s| {
+        writes_and_polls(s).0 > stuck && output_and_source(s).0["last_error"].is_null()
+    });
+    let again = format!("output SOCK {}: writing again", path.display());
+    assert_eq!(daemon.lines_with(&again), 1, "{s:#}\n{}", daemon.log());
+}

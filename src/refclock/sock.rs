@@ -127,8 +127,12 @@ pub struct SockError {
 fn remedy(kind: SockFailure, path: &Path) -> String {
     let p = path.display();
     match kind {
-        SockFailure::NoSocket | SockFailure::Refused => format!(
+        SockFailure::NoSocket => format!(
             "chronyd is not listening there; start it with `refclock SOCK {p}` in chrony.conf"
+        ),
+        SockFailure::Refused => format!(
+            "the socket is there but nothing reads it (chronyd stopped or crashed); start \
+             chronyd with `refclock SOCK {p}` in chrony.conf"
         ),
         SockFailure::PermissionDenied => format!(
             "chronyd creates the socket writable by root only; run webntpd as root (or \
@@ -273,6 +277,11 @@ mod tests {
         let e = w.write(&sample()).unwrap_err();
         assert_eq!(e.kind, SockFailure::Refused);
         assert!(!e.repeated, "a different failure is news");
+        let m = e.to_string();
+        assert!(
+            m.contains("nothing reads it (chronyd stopped or crashed)"),
+            "{m}"
+        );
 
         // chronyd back: delivered, and a later failure is news again.
         std::fs::remove_file(&path).unwrap();
