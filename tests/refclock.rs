@@ -447,6 +447,151 @@ impl Chronyd {
     }
 }
 
+/// What `shmtool show UNIT` prints, by field name; `None` when there is no segment.
+fn segment(unit: u8) -> Option<HashMap<String, String>> {
+    let out = Command::new(shmtool())
+        .args(["show", &unit.to_string()])
+        .output()
+        .unwrap();
+    let words: Vec<String> = text(&out.stdout)
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
+    let fields = words.chunks(2).map(|kv| (kv[0].clone(), kv[1].clone()));
+    out.status.success().then(|| fields.collect())
+}
+
+/// Whether `seg` holds a sample process `pid` wrote just now (valid, the last 10 s, an
+/// offset under 10 ms as client and server share a clock) and is marked as held by it.
+fn fresh_sample_by(seg: &HashMap<String, String>, pid: u64) -> bool {
+    let at = |k: &str| seg.get(k).and_then(|v| Timestamp::parse(v).ok());
+    let (Some(receive), Some(clock)) = (at("receive"), at("clock")) else {
+        return false;
+    };
+    let age_ns = SystemClock.realtime().nanos_since(receive);
+    seg["mark"] == "574e5448"
+        && seg["holder"] == pid.to_string()
+        && seg["mode"] == "1"
+        && seg["valid"] == "1"
+        && (0..10_000_000_000).contains(&age_ns)
+        && clock.nanos_since(receive).abs() < 10_000_000
+}
+
+// ---------------------------------------------------------------------------------------
+// webntpd run.
+
+/// `webntpd run -c DIR/webntpd.toml`, without clock rights, logging to `DIR/webntpd.log`,
+/// killed on drop; its status read with `webntpd status --json`.
+struct Daemon {
+    peer: Peer,
+    config: PathBuf,
+}
+
+impl Daemon {
+    /// Start it with `config` plus a status socket in `dir` (and, unless `config` has a
+    /// `[log]`, logging to stderr); return once the status answers.
+    fn start(dir: &Path, config: &str) -> Daemon {
+        let mut config = config.to_string();
+        if !config.contains("[status]") {
+            let socket = dir.join("status.sock");
+            config.push_str(&format!("\n[status]\nsocket = \"{}\"\n", socket.display()));
+        }
+        if !config.contains("[log]") {
+            config.push_str("\n[log]\ntarget = \"stderr\"\n");
+        }
+        let path = dir.join("webntpd.toml");
+        fs::write(&path, config).unwrap();
+        let peer = Peer::start_without_clock_rights(
+            &format!("exec {} run -c {}", binary().display(), path.display()),
+            dir.join("webntpd.log"),
+        );
+        let daemon = Daemon { peer, config: path };
+        wait_for(
+            Duration::from_secs(10),
+            "the daemon's status",
+            || daemon.log(),
+            || daemon.status(),
+        );
+        daemon
+    }
+
+    fn log(&self) -> String {
+        self.peer.log()
+    }
+
+    /// How many lines of the log contain `what`.
+    fn lines_with(&self, what: &str) -> usize {
+        self.log().lines().filter(|l| l.contains(what)).count()
+    }
+
+    /// `webntpd status --json`; `None` while the daemon does not answer.
+    fn status(&self) -> Option<serde_json::Value> {
+        let out = Command::new(binary())
+            .args(["status", "--json", "-c"])
+            .arg(&self.config)
+            .output()
+            .ok()?;
+        out.status
+            .success()
+            .then(|| serde_json::from_slice(&out.stdout).ok())
+            .flatten()
+    }
+
+    /// Poll the status until `done` holds for it; the status then.
+    fn wait_status(
+        &self,
+        within: Duration,
+        what: &str,
+        done: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        wait_for(
+            within,
+            what,
+            || format!("{:#?}\n{}", self.status(), self.log()),
+            || self.status().filter(|s| done(s)),
+        )
+    }
+}
+
+/// A `[[source]]` polling `url` every 2 s, a burst of 2 samples.
+fn quick_source(url: &str) -> String {
+    format!("[[source]]\nurl = \"{url}\"\npoll = \"2s\"\nsamples = 2\ntimeout = \"300ms\"\n\n")
+}
+
+/// The status of the daemon's only output, and of its only source.
+fn output_and_source(s: &serde_json::Value) -> (&serde_json::Value, &serde_json::Value) {
+    (&s["outputs"][0], &s["sources"][0])
+}
+
+/// Writes counted and bursts done, from a status.
+fn writes_and_polls(s: &serde_json::Value) -> (u64, u64) {
+    let (o, src) = output_and_source(s);
+    (
+        o["writes"].as_u64().unwrap_or(0),
+        src["polls"].as_u64().unwrap_or(0),
+    )
+}
+
+/// While the output fails with `error`: wait for three more bursts, then check that no write
+/// was counted, the status still shows `error`, and the log said it exactly once. Returns the
+/// writes counted.
+fn failing_quietly(daemon: &Daemon, error: &str) -> u64 {
+    let s = daemon.wait_status(Duration::from_secs(20), error, |s| {
+        output_and_source(s).0["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains(error))
+    });
+    let (writes, polls) = writes_and_polls(&s);
+    let later = daemon.wait_status(Duration::from_secs(30), "three more bursts", |s| {
+        writes_and_polls(s).1 >= polls + 3
+    });
+    assert_eq!(writes_and_polls(&later).0, writes, "{later:#}");
+    let still = output_and_source(&later).0["last_error"].as_str();
+    assert!(still.is_some_and(|e| e.contains(error)), "{later:#}");
+    assert_eq!(daemon.lines_with(error), 1, "{}", daemon.log());
+    writes
+}
+
 // ---------------------------------------------------------------------------------------
 // The tests.
 
@@ -497,7 +642,7 @@ fn concurrent_readers_never_accept_a_torn_sample() {
         std::thread::spawn(move || {
             let mut i = 0;
             while !stop.load(Ordering::Relaxed) {
-                writer.write(&stress_sample(BASE, i));
+                writer.write(&stress_sample(BASE, i)).unwrap();
                 i += 1;
             }
             i
@@ -600,7 +745,7 @@ fn chronyd_ignores_a_leap_3_sample() {
     };
     // Twelve fresh, valid samples saying "not synchronised" over three of chronyd's polls.
     for _ in 0..12 {
-        writer.write(&sample(Leap::Unsynchronised));
+        writer.write(&sample(Leap::Unsynchronised)).unwrap();
         std::thread::sleep(Duration::from_millis(250));
     }
     assert_eq!(
@@ -615,7 +760,7 @@ fn chronyd_ignores_a_leap_3_sample() {
         "chronyd takes leap-0 samples",
         || format!("{:?}", chronyd.sourcestats()),
         || {
-            writer.write(&sample(Leap::NoWarning));
+            writer.write(&sample(Leap::NoWarning)).unwrap();
             (chronyd.samples("WSHM") >= 1).then_some(())
         },
     );
@@ -886,22 +1031,7 @@ fn the_daemon_with_the_demo_config_feeds_chronyd_over_shm() {
         &format!("socket = \"{}\"", status.display()),
     );
     assert_ne!(config, demo, "the demo's [status] socket line moved");
-    let config_path = dir.path().join("demo.toml");
-    fs::write(&config_path, config).unwrap();
-    let daemon = Peer::start_without_clock_rights(
-        &format!(
-            "exec {} run -c {}",
-            binary().display(),
-            config_path.display()
-        ),
-        dir.path().join("webntpd.log"),
-    );
-    wait_for(
-        Duration::from_secs(10),
-        "the daemon's status socket",
-        || daemon.log(),
-        || status.exists().then_some(()),
-    );
+    let daemon = Daemon::start(dir.path(), &config);
     // chronyd attaches to the segment the daemon created (root's, 0600: chronyd runs as
     // root). The daemon writes about once a second here (three sources every 4 s), so a
     // filter of 1 takes each poll's latest sample.
@@ -926,4 +1056,190 @@ fn the_daemon_with_the_demo_config_feeds_chronyd_over_shm() {
         "{}",
         daemon.log()
     );
+}
+
+#[test]
+fn a_zombie_webntpd_does_not_hold_its_unit() {
+    if !in_own_namespace() {
+        return;
+    }
+    let (srv, url) = shifted_server();
+    run_shmtool(&["create", "2", &shm::SIZE.to_string(), "666"]);
+    // A running webntpd's mark is respected (the server is one).
+    let live = srv.child.id().to_string();
+    run_shmtool(&["mark", "2", &live]);
+    let err = refused(None, &["--shm", "2"], 69);
+    assert!(
+        err.contains(&format!("already written by another webntpd (pid {live})")),
+        "{err}"
+    );
+    // A webntpd that exited and was not reaped by its parent (this test): a zombie, which
+    // still answers kill(pid, 0) and still has its name.
+    let mut zombie = Command::new(binary())
+        .arg("--version")
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = zombie.id();
+    wait_for(
+        Duration::from_secs(10),
+        "the child is a zombie",
+        || fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default(),
+        || {
+            let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            let state = stat
+                .rsplit_once(')')?
+                .1
+                .split_whitespace()
+                .next()?
+                .to_string();
+            (state == "Z").then_some(())
+        },
+    );
+    assert_eq!(
+        fs::read_to_string(format!("/proc/{pid}/comm")).unwrap(),
+        "webntpd\n"
+    );
+    run_shmtool(&["mark", "2", &pid.to_string()]);
+    let w = feed(&url, &["--shm", "2"]);
+    // Taken over: the sample is in the segment, which query released on exit.
+    let seg = segment(2).unwrap();
+    assert_eq!(seg["receive"], w.receive.to_nanos_string(), "{seg:?}");
+    assert_eq!(seg["clock"], w.clock.to_nanos_string(), "{seg:?}");
+    assert_eq!(
+        (seg["mark"].as_str(), seg["valid"].as_str()),
+        ("574e5452", "1")
+    );
+    zombie.wait().unwrap();
+}
+
+#[test]
+fn the_daemon_follows_its_segment_when_it_is_removed_replaced_or_resized() {
+    if !in_own_namespace() {
+        return;
+    }
+    let srv = ChildServer::start(&[]);
+    let url = format!("http://{}/", srv.authority());
+    let dir = tempfile::tempdir().unwrap();
+    let config = format!(
+        "{}[[output]]\ntype = \"shm\"\nunit = 2\n",
+        quick_source(&url)
+    );
+    let daemon = Daemon::start(dir.path(), &config);
+    let pid = daemon.status().unwrap()["pid"].as_u64().unwrap();
+    let fed = |what: &str| {
+        wait_for(
+            Duration::from_secs(20),
+            what,
+            || format!("{:?}\n{}", segment(2), daemon.log()),
+            || segment(2).filter(|seg| fresh_sample_by(seg, pid)),
+        )
+    };
+    let first = fed("the daemon's first sample");
+    let before = daemon.wait_status(Duration::from_secs(5), "a write counted", |s| {
+        writes_and_polls(s).0 >= 1
+    });
+
+    // A reader restarting removes the segment and makes its own (root's, 0600).
+    let id = run_shmtool(&["replace", "2", &shm::SIZE.to_string(), "600"]);
+    let seg = fed("a sample in the reader's new segment");
+    assert_eq!(seg["id"], id.trim());
+    assert_ne!(seg["id"], first["id"]);
+    assert_eq!(
+        daemon.lines_with("was removed (ipcrm, or a reader that made its own) and a new one is at the key; the segment is owned by root (uid 0), mode 0600"),
+        1,
+        "{}",
+        daemon.log()
+    );
+    assert!(daemon.log().contains("; attaching the new one"));
+
+    // ipcrm: nothing at the key, so the daemon makes it again (0666: unit 2).
+    let rm = Command::new(program("ipcrm", "util-linux"))
+        .args(["-M", "0x4e545032"])
+        .status()
+        .unwrap();
+    assert!(rm.success());
+    let again = fed("a sample in a segment created again");
+    assert_ne!(again["id"], seg["id"]);
+    assert_eq!(
+        daemon.lines_with("was removed (ipcrm?) and none is at the key; creating it again"),
+        1,
+        "{}",
+        daemon.log()
+    );
+    let s = daemon.status().unwrap();
+    assert!(
+        writes_and_polls(&s).0 > writes_and_polls(&before).0
+            && s["outputs"][0]["last_error"].is_null(),
+        "{s:#}"
+    );
+
+    // A reader built for 32-bit time_t replaces it with 80 bytes: an error, shown and
+    // logged once; no write counted while it lasts.
+    run_shmtool(&["replace", "2", "80", "666"]);
+    let stuck = failing_quietly(&daemon, "SHM unit 2 (key 0x4e545032) is 80 bytes");
+    assert_eq!(segment(2).unwrap()["size"], "80");
+
+    // A right-sized segment back: written again, by itself.
+    let id = run_shmtool(&["replace", "2", &shm::SIZE.to_string(), "666"]);
+    let seg = fed("a sample once the size is right");
+    assert_eq!(seg["id"], id.trim());
+    let s = daemon.wait_status(Duration::from_secs(10), "the error cleared", |s| {
+        writes_and_polls(s).0 > stuck && output_and_source(s).0["last_error"].is_null()
+    });
+    assert_eq!(
+        daemon.lines_with("output SHM unit 2: writing again"),
+        1,
+        "{s:#}\n{}",
+        daemon.log()
+    );
+}
+
+#[test]
+fn the_daemon_reports_chronyds_socket_going_away_once_and_recovers() {
+    let srv = ChildServer::start(&[]);
+    let url = format!("http://{}/", srv.authority());
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("chrony.sock");
+    let bind = || {
+        let l = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
+        l.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        l
+    };
+    let received = |l: &std::os::unix::net::UnixDatagram| {
+        let mut got = [0u8; 64];
+        let n = l.recv(&mut got).expect("a sample arrives");
+        assert_eq!(n, webntpd::refclock::sock::SIZE);
+        f64::from_ne_bytes(got[16..24].try_into().unwrap())
+    };
+    let listener = bind();
+    let config = format!(
+        "{}[[output]]\ntype = \"sock\"\npath = \"{}\"\n",
+        quick_source(&url),
+        path.display()
+    );
+    let daemon = Daemon::start(dir.path(), &config);
+    assert!(received(&listener).abs() < 0.01);
+
+    // chronyd killed: its socket file stays, no one reads it.
+    drop(listener);
+    failing_quietly(&daemon, "Connection refused");
+    assert!(daemon
+        .log()
+        .contains("nothing reads it (chronyd stopped or crashed)"));
+    // chronyd stopped cleanly: the file is gone too.
+    fs::remove_file(&path).unwrap();
+    let stuck = failing_quietly(&daemon, "No such file or directory");
+    assert!(daemon
+        .log()
+        .contains(&format!("start it with `refclock SOCK {}`", path.display())));
+
+    // chronyd back: delivered again, by itself.
+    let listener = bind();
+    assert!(received(&listener).abs() < 0.01);
+    let s = daemon.wait_status(Duration::from_secs(10), "the error cleared", |s| {
+        writes_and_polls(s).0 > stuck && output_and_source(s).0["last_error"].is_null()
+    });
+    let again = format!("output SOCK {}: writing again", path.display());
+    assert_eq!(daemon.lines_with(&again), 1, "{s:#}\n{}", daemon.log());
 }

@@ -10,6 +10,11 @@
 //! [`Output`] puts them behind one type so a caller can feed several at once, for example
 //! SHM unit 2 for ntpd and SOCK for chrony. A sample is written only after a good
 //! measurement: when measuring fails nothing is written, and readers see the source go stale.
+//!
+//! Outputs outlive their readers: a write checks that the segment or socket is still there,
+//! returns an error (not fatal) when it is not, and recovers by itself at a later write once
+//! it is back. [`OutputError::is_repeat`] tells a caller which failures it has reported
+//! already, so a daemon logs each change once, not every write.
 
 pub mod sample;
 pub mod shm;
@@ -19,8 +24,33 @@ use std::fmt;
 use std::path::PathBuf;
 
 pub use sample::{leap_warning, precision_log2, Leap, RefSample};
-pub use shm::{ShmError, ShmWriter};
+pub use shm::{ShmError, ShmWriteError, ShmWriter};
 pub use sock::{SockError, SockFailure, SockWriter};
+
+/// How an output's last write failed, if it did: tells a new failure from the same one
+/// again, so each is reported once.
+#[derive(Debug, Clone, Copy)]
+struct LastFailure<K>(Option<K>);
+
+impl<K: Copy + PartialEq> LastFailure<K> {
+    fn none() -> Self {
+        LastFailure(None)
+    }
+
+    /// A write succeeded.
+    fn ok(&mut self) {
+        self.0 = None;
+    }
+
+    /// A write failed as `kind`; whether the previous one failed the same way.
+    fn failed(&mut self, kind: K) -> bool {
+        self.0.replace(kind) == Some(kind)
+    }
+
+    fn is_failing(&self) -> bool {
+        self.0.is_some()
+    }
+}
 
 /// Where to write samples.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,6 +93,10 @@ pub enum OutputError {
     /// SHM: the segment cannot be used.
     #[error(transparent)]
     Shm(#[from] ShmError),
+    /// SHM: a sample was not written (the segment went away and the one at its key now
+    /// cannot be used).
+    #[error(transparent)]
+    ShmWrite(#[from] ShmWriteError),
     /// SOCK: a sample was not delivered.
     #[error(transparent)]
     Sock(#[from] SockError),
@@ -81,6 +115,7 @@ impl OutputError {
     pub fn exit_code(&self) -> u8 {
         match self {
             OutputError::Shm(e) => e.exit_code(),
+            OutputError::ShmWrite(e) => e.exit_code(),
             OutputError::Sock(e) => e.exit_code(),
             OutputError::Socket { .. } => crate::exit::OSERR,
         }
@@ -89,7 +124,11 @@ impl OutputError {
     /// The previous write to this output failed the same way, so the failure has been
     /// reported already: a daemon logs an error once, not at every poll.
     pub fn is_repeat(&self) -> bool {
-        matches!(self, OutputError::Sock(e) if e.repeated)
+        match self {
+            OutputError::ShmWrite(e) => e.repeated,
+            OutputError::Sock(e) => e.repeated,
+            OutputError::Shm(_) | OutputError::Socket { .. } => false,
+        }
     }
 }
 
@@ -113,10 +152,7 @@ impl Output {
     /// Write one sample.
     pub fn write(&mut self, sample: &RefSample) -> Result<(), OutputError> {
         match self {
-            Output::Shm(w) => {
-                w.write(sample);
-                Ok(())
-            }
+            Output::Shm(w) => Ok(w.write(sample)?),
             Output::Sock(w) => Ok(w.write(sample)?),
         }
     }

@@ -7,7 +7,9 @@
 //!   and 1 readable and writable by its own user only (0600) and units 2 and up by everyone
 //!   (0666), unless told otherwise: with 0666 any local user can feed the reader a time.
 //! - The segment is attached once, taken over (`mode` 1, `leap` 3 "not synchronised",
-//!   `nsamples` 3, `valid` 0 until the first measurement) and detached on drop.
+//!   `nsamples` 3, `valid` 0 until the first measurement) and detached on drop. Each write
+//!   checks that it is still the segment at the key; one removed under webntpd (`ipcrm`, a
+//!   reader recreating it) is let go and the unit attached again (see [`ShmWriter`]).
 //! - Each sample is stored with gpsd's mode-1 protocol plus a "busy" mode while the data is
 //!   half written, which ntpd's reader needs (see `sys::Mapping::store`); the system calls
 //!   and volatile stores are in `sys`, the project's only unsafe code.
@@ -25,6 +27,7 @@ use std::sync::Mutex;
 use libc::{c_int, c_uint, time_t};
 
 use super::sample::{split, RefSample};
+use super::LastFailure;
 use crate::clock::{Clock, SystemClock};
 use crate::wire::Timestamp;
 
@@ -245,7 +248,9 @@ fn occupant(found: &ShmTime, now: Timestamp, alive: impl Fn(i32) -> bool) -> Occ
 }
 
 /// Whether `pid` is another live process running the same program as this one (so a
-/// recycled process id is not mistaken for a writer).
+/// recycled process id is not mistaken for a writer). A zombie (a webntpd that exited but
+/// was not yet reaped by its parent) still answers `kill(pid, 0)` and still has its `comm`,
+/// but writes nothing: it is not alive.
 fn same_program_alive(pid: i32) -> bool {
     use nix::errno::Errno;
     use nix::sys::signal::kill;
@@ -257,12 +262,35 @@ fn same_program_alive(pid: i32) -> bool {
         Ok(()) | Err(Errno::EPERM) => {}
         Err(_) => return false,
     }
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok();
+    if stat.as_deref().and_then(process_state).is_some_and(is_dead) {
+        return false;
+    }
     let comm = |p: &str| std::fs::read_to_string(format!("/proc/{p}/comm")).ok();
     match (comm(&pid.to_string()), comm("self")) {
         (Some(theirs), Some(ours)) => theirs == ours,
         // Cannot tell: assume it is a writer rather than risk two.
         _ => true,
     }
+}
+
+/// The state letter of a process from the text of its `/proc/PID/stat`: `PID (COMM) S ...`.
+/// COMM is the program's name as the process set it and may hold spaces and parentheses, so
+/// the state is the first field after the *last* `)`.
+fn process_state(stat: &str) -> Option<char> {
+    let (_, rest) = stat.rsplit_once(')')?;
+    let mut fields = rest.split_ascii_whitespace();
+    let state = fields.next()?;
+    let mut chars = state.chars();
+    match (chars.next(), chars.next()) {
+        (Some(c), None) if c.is_ascii_alphabetic() => Some(c),
+        _ => None,
+    }
+}
+
+/// A zombie (Z: exited, not yet reaped) or a process being torn down (X: dead).
+fn is_dead(state: char) -> bool {
+    matches!(state, 'Z' | 'X' | 'x')
 }
 
 /// The units this process has open: a second writer in the same process is refused before
@@ -435,13 +463,73 @@ impl ShmError {
     }
 }
 
-/// A writer attached to one SHM unit, from [`ShmWriter::open`] until dropped.
+/// A sample that was not written.
+#[derive(Debug, thiserror::Error)]
+#[error("{error}; this sample was not written")]
+pub struct ShmWriteError {
+    /// Why.
+    pub error: ShmError,
+    /// The previous write failed the same way: the caller has reported this already.
+    pub repeated: bool,
+}
+
+impl ShmWriteError {
+    /// The sysexits code a command exits with for this error.
+    pub fn exit_code(&self) -> u8 {
+        self.error.exit_code()
+    }
+}
+
+/// What a write failure is, for telling a new failure from the same one again (the
+/// messages hold details that change at every write, such as a sample's age).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Failure {
+    PermissionDenied,
+    WrongSize(usize),
+    InUse,
+    Os(&'static str, Option<i32>),
+}
+
+impl Failure {
+    fn of(e: &ShmError) -> Failure {
+        match e {
+            ShmError::PermissionDenied { .. } => Failure::PermissionDenied,
+            ShmError::WrongSize { found, .. } => Failure::WrongSize(*found),
+            ShmError::InUse { .. } => Failure::InUse,
+            ShmError::Os { what, source, .. } => Failure::Os(what, source.raw_os_error()),
+        }
+    }
+}
+
+/// A segment webntpd has taken over.
+#[derive(Debug)]
+struct Attached {
+    /// Its id: the segment at the unit's key has this id for as long as it is the one.
+    id: i32,
+    /// The mapping.
+    mapping: sys::Mapping,
+}
+
+/// A writer for one SHM unit, from [`ShmWriter::open`] until dropped.
+///
+/// The segment can be taken away while webntpd runs: `ipcrm`, or a reader that removes it
+/// and makes a new one when it starts (of another size, if it was built for another ABI).
+/// A removed segment lives on, detached from its key, until the last process detaches, so
+/// samples written to it reach no one. Every write therefore first checks that the segment
+/// at the key is still the attached one (one `shmget`, and another after the sample, so a
+/// sample counted as written is one a reader can see); if it is not, the orphan is detached
+/// and the unit attached again by the rules of [`ShmWriter::open`].
 #[derive(Debug)]
 pub struct ShmWriter {
     /// The unit.
     unit: u8,
-    /// The attached segment.
-    mapping: sys::Mapping,
+    /// The permissions a segment is created with.
+    perm: u32,
+    /// The segment written to; `None` after it went away and the one at the key could not
+    /// be taken over (each write tries again).
+    attached: Option<Attached>,
+    /// How the last write failed, if it did.
+    last_failure: LastFailure<Failure>,
     /// This process's claim on the unit; released after the mapping is detached.
     _claim: Claim,
 }
@@ -453,50 +541,12 @@ impl ShmWriter {
     pub fn open(unit: u8, perm: Option<u32>) -> Result<ShmWriter, ShmError> {
         let perm = perm.unwrap_or_else(|| default_perm(unit)) & 0o777;
         let claim = Claim::take(unit)?;
-        let key = key(unit);
-        let (id, created) = find_or_create(unit, perm)?;
-        let stat = sys::stat(id).map_err(|e| ShmError::os(unit, "shmctl(IPC_STAT)", e))?;
-        if stat.size != SIZE {
-            return Err(ShmError::WrongSize {
-                unit,
-                found: stat.size,
-                owner: describe_segment(key, false),
-            });
-        }
-        let mut mapping = sys::Mapping::attach(id).map_err(|e| ShmError::os(unit, "shmat", e))?;
-        if !created {
-            let found = mapping.read();
-            let now = SystemClock.realtime();
-            match occupant(&found, now, same_program_alive) {
-                Occupant::Nobody => {}
-                Occupant::Webntpd(pid) => {
-                    return Err(ShmError::InUse {
-                        unit,
-                        by: format!("another webntpd (pid {pid})"),
-                    })
-                }
-                Occupant::Other { age_s } => {
-                    return Err(ShmError::InUse {
-                        unit,
-                        by: format!(
-                            "another program (last sample {age_s} s ago{})",
-                            describe_segment(key, true)
-                        ),
-                    })
-                }
-            }
-            if stat.mode & 0o022 & !perm != 0 {
-                tracing::warn!(
-                    "SHM unit {unit} (key {key:#x}) is mode {:04o}: users other than its owner \
-                     can write samples to it and set this machine's clock",
-                    stat.mode
-                );
-            }
-        }
-        mapping.initialise(&initial(Mark::Held(std::process::id() as i32).encode()));
+        let attached = take_over(unit, perm)?;
         Ok(ShmWriter {
             unit,
-            mapping,
+            perm,
+            attached: Some(attached),
+            last_failure: LastFailure::none(),
             _claim: claim,
         })
     }
@@ -506,17 +556,130 @@ impl ShmWriter {
         self.unit
     }
 
-    /// Store one sample; readers pick it up at their next poll.
-    pub fn write(&mut self, sample: &RefSample) {
-        self.mapping.store(&Fields::of(sample));
+    /// Store one sample; readers pick it up at their next poll. On an error nothing reached
+    /// a reader; the next write tries again, so the writer recovers by itself when a usable
+    /// segment is back at the key.
+    pub fn write(&mut self, sample: &RefSample) -> Result<(), ShmWriteError> {
+        let Err(error) = self.store_checked(&Fields::of(sample)) else {
+            self.last_failure.ok();
+            return Ok(());
+        };
+        let repeated = self.last_failure.failed(Failure::of(&error));
+        Err(ShmWriteError { error, repeated })
+    }
+
+    fn store_checked(&mut self, f: &Fields) -> Result<(), ShmError> {
+        // A segment replaced again while this sample was stored is chased once, not forever.
+        for _ in 0..2 {
+            let attached = self.current()?;
+            attached.mapping.store(f);
+            let id = attached.id;
+            if self.at_key()? == Some(id) {
+                return Ok(());
+            }
+        }
+        Err(ShmError::Os {
+            unit: self.unit,
+            what: "shmget",
+            source: io::Error::other(
+                "the segment was replaced twice while a sample was written to it",
+            ),
+        })
+    }
+
+    /// The id of the segment at the unit's key now.
+    fn at_key(&self) -> Result<Option<i32>, ShmError> {
+        sys::lookup(key(self.unit)).map_err(|e| ShmError::os(self.unit, "shmget", e))
+    }
+
+    /// The segment at the unit's key, taken over: the attached one while it is still there,
+    /// otherwise whatever is at the key now (created if nothing is), by the rules of
+    /// [`ShmWriter::open`]. Logs once when the attached segment is found gone.
+    fn current(&mut self) -> Result<&mut Attached, ShmError> {
+        let at_key = self.at_key()?;
+        let attached = match self.attached.take() {
+            Some(a) if Some(a.id) == at_key => a,
+            old => {
+                if old.is_some() {
+                    let unit = self.unit;
+                    let key = key(unit);
+                    match at_key {
+                        Some(_) => tracing::warn!(
+                            "SHM unit {unit} (key {key:#x}): the segment webntpd was writing \
+                             was removed (ipcrm, or a reader that made its own) and a new one \
+                             is at the key{}; attaching the new one",
+                            describe_segment(key, false)
+                        ),
+                        None => tracing::warn!(
+                            "SHM unit {unit} (key {key:#x}): the segment webntpd was writing \
+                             was removed (ipcrm?) and none is at the key; creating it again"
+                        ),
+                    }
+                }
+                // The orphan is detached first: the kernel frees it once no one is attached.
+                drop(old);
+                take_over(self.unit, self.perm)?
+            }
+        };
+        Ok(self.attached.insert(attached))
     }
 }
 
 impl Drop for ShmWriter {
     fn drop(&mut self) {
         // The last sample stays valid for readers; the mark says no webntpd holds the unit.
-        self.mapping.set_mark(Mark::Released.encode());
+        if let Some(a) = &mut self.attached {
+            a.mapping.set_mark(Mark::Released.encode());
+        }
     }
+}
+
+/// Find or create `unit`'s segment and take it over: refuse a segment of the wrong size, one
+/// this user may not write, and one another writer is feeding; warn about one others may
+/// write; mark it as this process's, "not synchronised", no sample.
+fn take_over(unit: u8, perm: u32) -> Result<Attached, ShmError> {
+    let key = key(unit);
+    let (id, created) = find_or_create(unit, perm)?;
+    let stat = sys::stat(id).map_err(|e| ShmError::os(unit, "shmctl(IPC_STAT)", e))?;
+    if stat.size != SIZE {
+        return Err(ShmError::WrongSize {
+            unit,
+            found: stat.size,
+            owner: describe_segment(key, false),
+        });
+    }
+    let mut mapping = sys::Mapping::attach(id).map_err(|e| ShmError::os(unit, "shmat", e))?;
+    if !created {
+        let found = mapping.read();
+        let now = SystemClock.realtime();
+        match occupant(&found, now, same_program_alive) {
+            Occupant::Nobody => {}
+            Occupant::Webntpd(pid) => {
+                return Err(ShmError::InUse {
+                    unit,
+                    by: format!("another webntpd (pid {pid})"),
+                })
+            }
+            Occupant::Other { age_s } => {
+                return Err(ShmError::InUse {
+                    unit,
+                    by: format!(
+                        "another program (last sample {age_s} s ago{})",
+                        describe_segment(key, true)
+                    ),
+                })
+            }
+        }
+        if stat.mode & 0o022 & !perm != 0 {
+            tracing::warn!(
+                "SHM unit {unit} (key {key:#x}) is mode {:04o}: users other than its owner \
+                 can write samples to it and set this machine's clock",
+                stat.mode
+            );
+        }
+    }
+    mapping.initialise(&initial(Mark::Held(std::process::id() as i32).encode()));
+    Ok(Attached { id, mapping })
 }
 
 /// The id of `unit`'s segment and whether this call created it.
@@ -636,6 +799,36 @@ mod tests {
             Occupant::Nobody
         );
         assert_eq!(occupant(&ShmTime::default(), now, alive), Occupant::Nobody);
+    }
+
+    #[test]
+    fn the_process_state_is_the_field_after_the_last_parenthesis() {
+        let stat = |comm: &str, state: &str| format!("4242 ({comm}) {state} 1 4242 4242 0 -1");
+        assert_eq!(process_state(&stat("webntpd", "S")), Some('S'));
+        assert_eq!(process_state(&stat("webntpd", "Z")), Some('Z'));
+        // A name with spaces and parentheses, even one that looks like a state.
+        assert_eq!(process_state(&stat("a) R (b", "Z")), Some('Z'));
+        assert_eq!(process_state(&stat(") X ) ", "R")), Some('R'));
+        assert_eq!(process_state(&stat("", "X")), Some('X'));
+        // Nothing after the name, no name at all, or a state that is not one letter.
+        assert_eq!(process_state("4242 (webntpd)"), None);
+        assert_eq!(process_state("4242 (webntpd) "), None);
+        assert_eq!(process_state("4242 webntpd S 1"), None);
+        assert_eq!(process_state("4242 (webntpd) SZ 1"), None);
+        assert_eq!(process_state("4242 (webntpd) 7 1"), None);
+        assert_eq!(process_state(""), None);
+        assert!(is_dead('Z') && is_dead('X') && is_dead('x'));
+        for alive in ['R', 'S', 'D', 'T', 't', 'I', 'P', 'W'] {
+            assert!(!is_dead(alive), "{alive}");
+        }
+    }
+
+    #[test]
+    fn this_thread_reads_as_running_and_this_process_is_not_another_writer() {
+        // The thread reading is running; the process's main thread may be asleep.
+        let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap();
+        assert_eq!(process_state(&stat), Some('R'), "{stat}");
+        assert!(!same_program_alive(std::process::id() as i32));
     }
 
     #[test]

@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use libc::{c_int, timeval};
 
 use super::sample::{split, RefSample};
+use super::LastFailure;
 
 /// `struct sock_sample` from chrony's refclock_sock.c.
 #[repr(C)]
@@ -126,8 +127,12 @@ pub struct SockError {
 fn remedy(kind: SockFailure, path: &Path) -> String {
     let p = path.display();
     match kind {
-        SockFailure::NoSocket | SockFailure::Refused => format!(
+        SockFailure::NoSocket => format!(
             "chronyd is not listening there; start it with `refclock SOCK {p}` in chrony.conf"
+        ),
+        SockFailure::Refused => format!(
+            "the socket is there but nothing reads it (chronyd stopped or crashed); start \
+             chronyd with `refclock SOCK {p}` in chrony.conf"
         ),
         SockFailure::PermissionDenied => format!(
             "chronyd creates the socket writable by root only; run webntpd as root (or \
@@ -162,7 +167,7 @@ pub struct SockWriter {
     /// stalling the caller.
     socket: UnixDatagram,
     /// How the last send failed, if it did.
-    last_failure: Option<SockFailure>,
+    last_failure: LastFailure<SockFailure>,
 }
 
 impl SockWriter {
@@ -173,7 +178,7 @@ impl SockWriter {
         Ok(SockWriter {
             path: path.to_path_buf(),
             socket,
-            last_failure: None,
+            last_failure: LastFailure::none(),
         })
     }
 
@@ -184,7 +189,7 @@ impl SockWriter {
 
     /// Whether the last send failed (so the next success is worth a "delivering again").
     pub fn failing(&self) -> bool {
-        self.last_failure.is_some()
+        self.last_failure.is_failing()
     }
 
     /// Send one sample.
@@ -198,22 +203,17 @@ impl SockWriter {
             ))),
             Err(e) => Err(e),
         };
-        match result {
-            Ok(()) => {
-                self.last_failure = None;
-                Ok(())
-            }
-            Err(source) => {
-                let kind = SockFailure::of(&source);
-                let repeated = self.last_failure.replace(kind) == Some(kind);
-                Err(SockError {
-                    path: self.path.clone(),
-                    kind,
-                    source,
-                    repeated,
-                })
-            }
-        }
+        let Err(source) = result else {
+            self.last_failure.ok();
+            return Ok(());
+        };
+        let kind = SockFailure::of(&source);
+        Err(SockError {
+            path: self.path.clone(),
+            kind,
+            source,
+            repeated: self.last_failure.failed(kind),
+        })
     }
 }
 
@@ -277,6 +277,11 @@ mod tests {
         let e = w.write(&sample()).unwrap_err();
         assert_eq!(e.kind, SockFailure::Refused);
         assert!(!e.repeated, "a different failure is news");
+        let m = e.to_string();
+        assert!(
+            m.contains("nothing reads it (chronyd stopped or crashed)"),
+            "{m}"
+        );
 
         // chronyd back: delivered, and a later failure is news again.
         std::fs::remove_file(&path).unwrap();

@@ -5,6 +5,13 @@
  *   shmtool layout                 print sizeof and every field's offsetof
  *   shmtool create UNIT SIZE PERM  create unit UNIT's segment with SIZE bytes, octal PERM
  *   shmtool write UNIT             write one sample as gpsd does (another writer)
+ *   shmtool mark UNIT PID          mark the unit as held by webntpd process PID (the
+ *                                  writer mark in dummy[0..2], see Mark in src/refclock/shm.rs)
+ *   shmtool show UNIT              print the segment's id, size and fields:
+ *                                  `id I size S mode M count C valid V receive SEC.NSEC
+ *                                  clock SEC.NSEC leap L precision P mark HEX holder PID`
+ *   shmtool replace UNIT SIZE PERM remove unit UNIT's segment and create a new one at once,
+ *                                  as a restarting reader does; print the new id
  *   shmtool stress UNIT READS MIN BASE
  *                                  read at least READS times, alternating chrony's and
  *                                  ntpd's protocol (as in their refclock_shm.c), and on
@@ -49,6 +56,7 @@ struct shmTime {
 };
 
 #define KEY(unit) (0x4E545030 + (unit))
+#define MARK_HELD 0x574E5448 /* "WNTH" */
 
 static struct shmTime *attach(int unit) {
     int id = shmget(KEY(unit), sizeof(struct shmTime), 0);
@@ -183,6 +191,63 @@ static int consistent(const struct got *g, long long base) {
            g->rnsec == e.rnsec && g->cnsec == e.cnsec;
 }
 
+static int mark(int unit, int pid) {
+    struct shmTime *shm = attach(unit);
+    shm->dummy[0] = MARK_HELD;
+    shm->dummy[1] = pid;
+    shmdt(shm);
+    return 0;
+}
+
+static int show(int unit) {
+    int id = shmget(KEY(unit), 0, 0);
+    struct shmid_ds ds;
+    if (id < 0 || shmctl(id, IPC_STAT, &ds) < 0) {
+        fprintf(stderr, "shmtool: unit %d: %s\n", unit, strerror(errno));
+        return 2;
+    }
+    if (ds.shm_segsz < sizeof(struct shmTime)) {
+        printf("id %d size %zu\n", id, (size_t)ds.shm_segsz);
+        return 0;
+    }
+    struct shmTime *shm = shmat(id, NULL, SHM_RDONLY);
+    if (shm == (void *)-1) {
+        fprintf(stderr, "shmtool: shmat unit %d: %s\n", unit, strerror(errno));
+        return 2;
+    }
+    struct shmTime t = *shm;
+    printf("id %d size %zu mode %d count %d valid %d receive %lld.%09u clock %lld.%09u leap %d "
+           "precision %d mark %x holder %d\n",
+           id, (size_t)ds.shm_segsz, t.mode, t.count, t.valid, (long long)t.receiveTimeStampSec,
+           t.receiveTimeStampNSec, (long long)t.clockTimeStampSec, t.clockTimeStampNSec, t.leap,
+           t.precision, (unsigned)t.dummy[0], t.dummy[1]);
+    shmdt(shm);
+    return 0;
+}
+
+/* A writer may create the segment again between the removal and the creation: remove
+ * that one too, a few times. */
+static int replace(int unit, size_t size, int perm) {
+    for (int i = 0; i < 10; i++) {
+        int old = shmget(KEY(unit), 0, 0);
+        if (old >= 0 && shmctl(old, IPC_RMID, NULL) < 0) {
+            fprintf(stderr, "shmtool: remove unit %d: %s\n", unit, strerror(errno));
+            return 2;
+        }
+        int id = shmget(KEY(unit), size, IPC_CREAT | IPC_EXCL | perm);
+        if (id >= 0) {
+            printf("%d\n", id);
+            return 0;
+        }
+        if (errno != EEXIST) {
+            fprintf(stderr, "shmtool: create unit %d: %s\n", unit, strerror(errno));
+            return 2;
+        }
+    }
+    fprintf(stderr, "shmtool: unit %d kept being created again\n", unit);
+    return 2;
+}
+
 static int stress(int unit, long long reads, long long min, long long base) {
     struct shmTime *shm = attach(unit);
     long long accepted[2] = {0, 0}, clashes = 0, busy = 0, empty = 0, torn = 0, naive_torn = 0;
@@ -233,9 +298,16 @@ int main(int argc, char **argv) {
         return create(atoi(argv[2]), strtoul(argv[3], NULL, 10), (int)strtol(argv[4], NULL, 8));
     if (argc == 3 && !strcmp(argv[1], "write"))
         return write_one(atoi(argv[2]));
+    if (argc == 4 && !strcmp(argv[1], "mark"))
+        return mark(atoi(argv[2]), atoi(argv[3]));
+    if (argc == 3 && !strcmp(argv[1], "show"))
+        return show(atoi(argv[2]));
+    if (argc == 5 && !strcmp(argv[1], "replace"))
+        return replace(atoi(argv[2]), strtoul(argv[3], NULL, 10), (int)strtol(argv[4], NULL, 8));
     if (argc == 6 && !strcmp(argv[1], "stress"))
         return stress(atoi(argv[2]), atoll(argv[3]), atoll(argv[4]), atoll(argv[5]));
     fprintf(stderr, "usage: shmtool layout | create UNIT SIZE PERM | write UNIT | "
+                    "mark UNIT PID | show UNIT | replace UNIT SIZE PERM | "
                     "stress UNIT READS MIN BASE\n");
     return 64;
 }
