@@ -37,6 +37,17 @@ pub trait Clock: Send + Sync + 'static {
     }
 }
 
+/// The realtime clock minus the monotonic one, in nanoseconds: constant while the clock
+/// runs or is slewed (slewing moves both alike), changed by exactly the step when it is
+/// stepped. Offsets measured on different sides of a step compare after moving one by the
+/// difference of their bases.
+pub fn step_base_ns(clock: &dyn Clock) -> i64 {
+    let mono = clock.monotonic_ns();
+    let real = clock.realtime();
+    let base = real.nanos_since(Timestamp::from_nanos(i128::from(mono)));
+    i64::try_from(base).unwrap_or(if base < 0 { i64::MIN } else { i64::MAX })
+}
+
 /// A shared, dynamically dispatched clock, as handed to servers and clients.
 pub type SharedClock = Arc<dyn Clock>;
 

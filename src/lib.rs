@@ -15,6 +15,8 @@
 //! - [`refclock`]: the outputs that hand offsets to ntpd, ntpsec and chrony: SHM and SOCK.
 //!   `refclock::shm::sys` holds the only unsafe code; everything else denies it.
 //! - [`sample`]: offset/delay from one exchange and the burst filter (pure maths).
+//! - [`sanity`]: what is never believed or written: the build-date floor, the panic
+//!   threshold and the startup step (pure).
 //! - [`server`]: the hyper-based WebNTP server: routing, WebSocket, TLS, limits, shutdown.
 //! - [`exit`]: sysexits codes shared by every command.
 
@@ -32,6 +34,7 @@ pub mod query;
 pub mod refclock;
 pub mod rxstamp;
 pub mod sample;
+pub mod sanity;
 pub mod select;
 pub mod server;
 pub mod wire;

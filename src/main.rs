@@ -133,6 +133,15 @@ struct QueryArgs {
     /// PATH). Repeatable.
     #[arg(long, value_name = "PATH")]
     sock: Vec<PathBuf>,
+
+    /// With --shm/--sock: an offset larger than this is not written (ntpd's panic gate).
+    #[arg(long, default_value = "1000s", value_name = "DURATION", value_parser = config::parse_duration)]
+    panic_threshold: Duration,
+
+    /// With --shm/--sock: write the result even beyond --panic-threshold (ntpd -g), to set a
+    /// clock that is far off. A time before this build was made is never written.
+    #[arg(long)]
+    allow_step: bool,
 }
 
 /// A timeout: a duration (`2s`, `500ms`) or plain seconds (`2`, `0.5`).
@@ -303,12 +312,18 @@ async fn query(args: QueryArgs) -> u8 {
                 .map(|path| OutputConfig::Sock { path }),
         )
         .collect();
+    let policy = webntpd::sanity::Policy {
+        floor: webntpd::sanity::floor(),
+        panic_ns: i64::try_from(args.panic_threshold.as_nanos()).unwrap_or(i64::MAX),
+        allow_startup_step: args.allow_step,
+    };
     let clock: SharedClock = SystemClock::shared();
     webntpd::query::run(
         &args.urls,
         &opts,
         args.json,
         &outputs,
+        policy,
         clock,
         &mut std::io::stdout(),
         &mut std::io::stderr(),

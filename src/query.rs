@@ -11,6 +11,7 @@ use crate::client::{measure, ClientOptions, MeasureError, Measurement};
 use crate::clock::SharedClock;
 use crate::exit;
 use crate::refclock::{Output, OutputConfig, RefSample};
+use crate::sanity::{Gate, Passed, Policy};
 use crate::wire::Timestamp;
 
 /// Seconds with six decimals and a sign only when negative, as go-webntp prints them.
@@ -85,15 +86,19 @@ fn corrected_time(now: Timestamp, offset_ns: i64) -> String {
 /// Measure every server (concurrently), print the results, write the best one (smallest
 /// error bound) to the reference-clock `outputs`, and return the exit code: 0 if at least one
 /// server answered and every output took the sample, [`exit::UNAVAILABLE`] if no server
-/// answered (nothing is written then), or the first failed output's code.
+/// answered (nothing is written then), [`exit::DATAERR`] if the sanity rules (`policy`: the
+/// floor, the panic threshold, the startup step) refused to write the best result, or the
+/// first failed output's code.
 ///
 /// The outputs are opened before anything is measured, so a segment that cannot be used is
 /// reported at once.
+#[allow(clippy::too_many_arguments)]
 pub async fn run(
     urls: &[String],
     opts: &ClientOptions,
     json_output: bool,
     outputs: &[OutputConfig],
+    policy: Policy,
     clock: SharedClock,
     out: &mut dyn Write,
     err: &mut dyn Write,
@@ -108,18 +113,46 @@ pub async fn run(
             }
         }
     }
+    if !open.is_empty() && urls.len() == 1 {
+        let _ = writeln!(
+            err,
+            "webntpd: warning: one server decides alone: nothing checks it before its time is \
+             written; name two more servers"
+        );
+    }
     let results = join_all(urls.iter().map(|u| measure(u, opts, clock.clone()))).await;
     let best = results
         .iter()
         .filter_map(|r| r.as_ref().ok())
         .min_by_key(|m| m.estimate.error_bound_ns());
+    let mut gate = Gate::new(policy);
+    let mut refused = None;
     // Written first, while the receive time is fresh (ntpd refuses samples over 5 s old).
     let written = best.map(|m| {
         let sample = RefSample::from_estimate(&m.estimate, m.leap);
-        let results: Vec<_> = open
-            .iter_mut()
-            .map(|o| (o.to_string(), o.write(&sample)))
-            .collect();
+        let results: Vec<_> = if open.is_empty() {
+            Vec::new()
+        } else {
+            match gate.check(&sample) {
+                Ok(passed) => {
+                    if passed == Passed::StartupStep {
+                        let _ = writeln!(
+                            err,
+                            "webntpd: warning: writing an offset of {:+.6} s, beyond the panic \
+                             threshold, because --allow-step was given: the clock will be stepped",
+                            sample.offset_ns as f64 / 1e9
+                        );
+                    }
+                    open.iter_mut()
+                        .map(|o| (o.to_string(), o.write(&sample)))
+                        .collect()
+                }
+                Err(r) => {
+                    refused = Some(r);
+                    Vec::new()
+                }
+            }
+        };
         (sample, results)
     });
     for result in &results {
@@ -166,6 +199,10 @@ pub async fn run(
             best.url,
             secs6(best.estimate.offset_ns)
         );
+    }
+    if let Some(r) = refused {
+        let _ = writeln!(err, "webntpd: nothing written: {r}");
+        return exit::DATAERR;
     }
     let mut code = exit::OK;
     for (name, result) in &outs {

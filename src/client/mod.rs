@@ -83,6 +83,9 @@ pub struct ClientOptions {
     /// Use the server's receive time `rt` when it sends one (default). Off: `st` only, as
     /// go-webntp estimates, for comparing the two.
     pub use_rt: bool,
+    /// A server time before this is refused ([`crate::sanity::floor`]; the daemon raises it
+    /// to its leap-seconds list's date).
+    pub floor: Timestamp,
 }
 
 impl Default for ClientOptions {
@@ -95,6 +98,7 @@ impl Default for ClientOptions {
             connect: ConnectOptions::default(),
             max_body: 4096,
             use_rt: true,
+            floor: crate::sanity::floor(),
         }
     }
 }
@@ -143,6 +147,9 @@ pub enum ClientError {
     /// The timestamps make no sense.
     #[error(transparent)]
     Sample(#[from] SampleError),
+    /// The server's time is before this build was made.
+    #[error(transparent)]
+    BeforeFloor(#[from] crate::sanity::BeforeFloor),
     /// The burst's samples contradict each other.
     #[error(transparent)]
     Burst(BurstError),
@@ -265,7 +272,9 @@ pub async fn measure(
     let transport = AnyTransport::new(target, opts, clock.clone()).map_err(fail)?;
     let mut transport = match (opts.mode, transport) {
         (Mode::Date, AnyTransport::Http(http)) => {
-            return measure_date(url, *http, clock).await.map_err(fail)
+            return measure_date(url, *http, clock, opts.floor)
+                .await
+                .map_err(fail)
         }
         (_, t) => t,
     };
@@ -283,7 +292,9 @@ pub async fn measure(
             if !opts.use_rt {
                 r.exchange.rt = None;
             }
-            Ok((sample::compute(&r.exchange)?, r.leap))
+            let s = sample::compute(&r.exchange)?;
+            crate::sanity::check_server_time(s.at.add_nanos(i128::from(s.offset_ns)), opts.floor)?;
+            Ok((s, r.leap))
         });
         match result {
             Ok((s, leap)) => {
@@ -325,6 +336,7 @@ async fn measure_date(
     url: &str,
     http: http::HttpTransport,
     clock: SharedClock,
+    floor: Timestamp,
 ) -> Result<Measurement, ClientError> {
     let mut prober = http::DateAdapter(http);
     let result = date::measure(&mut prober, clock.as_ref(), &date::DateOptions::default())
@@ -343,6 +355,7 @@ async fn measure_date(
         server_ns: 0,
         at: result.measured_at,
     };
+    crate::sanity::check_server_time(best.at.add_nanos(i128::from(best.offset_ns)), floor)?;
     Ok(Measurement {
         url: url.to_string(),
         estimate: Estimate {

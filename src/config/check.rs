@@ -17,7 +17,8 @@ use super::locate::{self, Doc, Location};
 use super::value::{self, show};
 use super::{
     BurstSettings, Config, ConfigError, Diagnostic, Loaded, LogConfig, OutputConfig, Poll,
-    SelectionConfig, ServerSettings, ShmOutput, SockOutput, SourceConfig, StatusConfig,
+    SanityConfig, SelectionConfig, ServerSettings, ShmOutput, SockOutput, SourceConfig,
+    StatusConfig,
 };
 
 /// The whole file, as written.
@@ -31,6 +32,8 @@ struct File {
     server: Option<ServerSettings>,
     #[serde(default)]
     selection: SelectionConfig,
+    #[serde(default)]
+    sanity: SanityConfig,
     #[serde(default)]
     log: LogConfig,
     #[serde(default)]
@@ -234,6 +237,7 @@ impl Check<'_, '_> {
             outputs: outputs.into_iter().map(|(_, o)| o).collect(),
             server: file.server,
             selection: file.selection,
+            sanity: file.sanity,
             log: file.log,
             status: file.status,
         }

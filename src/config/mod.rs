@@ -44,6 +44,10 @@
 //! min_sources = 1
 //! max_error = "1s"
 //!
+//! [sanity]
+//! panic_threshold = "1000s"       # no larger offset is ever written
+//! allow_startup_step = false      # true: the first sample may exceed it
+//!
 //! [log]
 //! level = "info"                  # error, warn, info, debug, trace
 //! target = "auto"                 # auto, journald, stderr
@@ -93,6 +97,8 @@ pub struct Config {
     pub server: Option<ServerSettings>,
     /// How sources are combined.
     pub selection: SelectionConfig,
+    /// What is never written.
+    pub sanity: SanityConfig,
     /// Logging.
     pub log: LogConfig,
     /// The status socket.
@@ -279,6 +285,38 @@ impl Default for SelectionConfig {
         SelectionConfig {
             min_sources: 1,
             max_error: Duration::from_secs(1),
+        }
+    }
+}
+
+/// `[sanity]`: what is never written, whatever the sources say (see [`crate::sanity`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SanityConfig {
+    /// No combined offset larger than this is written (default 1000 s, ntpd's panic gate).
+    #[serde(deserialize_with = "value::duration")]
+    pub panic_threshold: Duration,
+    /// The first sample after start may exceed `panic_threshold` (default false; ntpd's
+    /// `-g`), for a host whose clock starts out far off (no battery-backed clock).
+    pub allow_startup_step: bool,
+}
+
+impl Default for SanityConfig {
+    fn default() -> Self {
+        SanityConfig {
+            panic_threshold: Duration::from_secs(1000),
+            allow_startup_step: false,
+        }
+    }
+}
+
+impl SanityConfig {
+    /// The policy with `floor` as the earliest possible time.
+    pub fn policy(&self, floor: crate::wire::Timestamp) -> crate::sanity::Policy {
+        crate::sanity::Policy {
+            floor,
+            panic_ns: i64::try_from(self.panic_threshold.as_nanos()).unwrap_or(i64::MAX),
+            allow_startup_step: self.allow_startup_step,
         }
     }
 }

@@ -27,8 +27,10 @@ use crate::clock::{SharedClock, SystemClock};
 use crate::config::{Config, OutputConfig, SourceConfig};
 use crate::exit;
 use crate::refclock::{self, leap_warning, precision_log2, Leap, Output, RefSample};
-use crate::select::{self, Candidate};
+use crate::sanity::{Gate, Passed, Policy};
+use crate::select::{self, Candidate, Offer};
 use crate::server::RunningServer;
+use crate::wire::Timestamp;
 use signals::{SignalEvent, Signals};
 use source::{Report, SourceState, Verdict};
 use status::{Combined, LeapStatus, OutputStatus, SourceStatus, Status, StatusServer};
@@ -113,6 +115,11 @@ struct Daemon {
     selection_error: Option<String>,
     selected_leap: Option<crate::leap::LeapInfo>,
     indicator: Leap,
+    /// The sanity rules' last word before anything is written.
+    gate: Gate,
+    /// Why the last combined offset was not written (the rule and the message), while that
+    /// lasts.
+    write_refused: Option<(&'static str, String)>,
 }
 
 impl Daemon {
@@ -148,7 +155,10 @@ impl Daemon {
             selection_error: None,
             selected_leap: None,
             indicator: Leap::Unsynchronised,
+            gate: Gate::new(Policy::default()),
+            write_refused: None,
         };
+        daemon.gate.set_policy(daemon.policy());
         for s in daemon.config.sources.clone() {
             daemon.add_source(s);
         }
@@ -173,7 +183,8 @@ impl Daemon {
         let cancel = CancellationToken::new();
         let mut state = SourceState::new(self.next_id, config, cancel.clone());
         match state.config.burst.client_options() {
-            Ok(opts) => {
+            Ok(mut opts) => {
+                opts.floor = self.floor();
                 tokio::spawn(source::poll(
                     state.id,
                     state.config.clone(),
@@ -224,22 +235,37 @@ impl Daemon {
         }
     }
 
+    /// No time before this can be now: the build's floor, raised to the date of the
+    /// server's leap-seconds list when it has one.
+    fn floor(&self) -> Timestamp {
+        let list = self
+            .server
+            .as_ref()
+            .and_then(|s| s.leap().current())
+            .map_or(i64::MIN, |l| l.updated_unix());
+        crate::sanity::floor().max(Timestamp::from_secs(list))
+    }
+
+    /// The sanity policy the configuration asks for.
+    fn policy(&self) -> Policy {
+        self.config.sanity.policy(self.floor())
+    }
+
     fn on_report(&mut self, report: Report) {
         let Some(i) = self.sources.iter().position(|s| s.id == report.id) else {
             return; // A source removed by a reload, finishing its last burst.
         };
-        let success = report.result.is_ok();
         let src = &mut self.sources[i];
+        let url = src.config.url.clone();
         match &report.result {
             Ok(m) => tracing::info!(
-                source_url = %src.config.url,
+                source_url = %url,
                 offset_ns = m.estimate.offset_ns,
                 delay_ns = m.estimate.delay_ns,
                 jitter_ns = m.estimate.jitter_ns,
                 error_ns = m.estimate.error_bound_ns(),
                 samples_kept = m.estimate.kept,
-                "{}: offset {:+.6} s, delay {:.6} s",
-                src.config.url,
+                "{url}: offset {:+.6} s, delay {:.6} s",
                 m.estimate.offset_ns as f64 / 1e9,
                 m.estimate.delay_ns as f64 / 1e9,
             ),
@@ -247,34 +273,85 @@ impl Daemon {
                 let message = e.error.to_string();
                 let repeat = src.last_error.as_deref() == Some(message.as_str());
                 if repeat {
-                    tracing::debug!(source_url = %src.config.url, "{}: {message}", src.config.url);
+                    tracing::debug!(source_url = %url, "{url}: {message}");
                 } else {
                     tracing::warn!(
-                        source_url = %src.config.url,
-                        "{}: burst failed: {message}; retrying in {:?}",
-                        src.config.url,
+                        source_url = %url,
+                        "{url}: burst failed: {message}; retrying in {:?}",
                         report.next_poll
                     );
                 }
             }
         }
-        src.record(report);
-        self.select_and_write(success.then_some(i));
+        let error_ns = report
+            .result
+            .as_ref()
+            .map_or(0, |m| m.estimate.error_bound_ns());
+        let partial_before = src.partial_error.take();
+        let was_held = src.filter.held().is_some();
+        let offer = src.record(report);
+        match (&partial_before, &src.partial_error) {
+            (_, Some(now))
+                if partial_before.as_deref().map(source::failure_reason)
+                    != Some(source::failure_reason(now)) =>
+            {
+                tracing::warn!(source_url = %url, "{url}: {now}")
+            }
+            (Some(_), None) if offer.is_some() => {
+                tracing::info!(source_url = %url, "{url}: every exchange of the last burst worked")
+            }
+            _ => {}
+        }
+        let secs = |ns: i64| ns as f64 / 1e9;
+        match offer {
+            Some(Offer::Held { jump_ns }) if !was_held => tracing::warn!(
+                source_url = %url,
+                "{url}: offset jumped by {:+.6} s, beyond its error of {:.6} s: not used until \
+                 the next burst confirms or undoes the jump",
+                secs(jump_ns),
+                secs(error_ns)
+            ),
+            Some(Offer::Held { jump_ns }) => tracing::warn!(
+                source_url = %url,
+                "{url}: offset jumped again, by {:+.6} s: still not used",
+                secs(jump_ns)
+            ),
+            Some(Offer::Confirmed { jump_ns }) => tracing::warn!(
+                source_url = %url,
+                "{url}: the next burst confirms the jump of {:+.6} s: its new offset is used",
+                secs(jump_ns)
+            ),
+            Some(Offer::SpikeDropped { jump_ns }) => tracing::info!(
+                source_url = %url,
+                "{url}: back where it was: the jump of {:+.6} s was a spike and is dropped",
+                secs(jump_ns)
+            ),
+            Some(Offer::Accepted) | None => {}
+        }
+        let fresh = matches!(
+            offer,
+            Some(Offer::Accepted | Offer::SpikeDropped { .. } | Offer::Confirmed { .. })
+        );
+        self.select_and_write(fresh.then_some(i));
         self.publish();
     }
 
-    /// Select among the sources. `fresh` is the source whose burst just succeeded, if one
-    /// did: the result is written to the outputs only when that source is among the
-    /// survivors, so the outputs get new information, never an old estimate re-stamped
-    /// (a falseticker's or a `noselect` source's burst changes nothing that is written).
+    /// Select among the sources. `fresh` is the source whose burst just succeeded (and was
+    /// taken into its filter), if one did: the result is written to the outputs only when
+    /// that source is among the survivors, so the outputs get new information, never an old
+    /// estimate re-stamped (a falseticker's, a `noselect` source's or a held jump's burst
+    /// changes nothing that is written); and only when the sanity gate lets it through.
     fn select_and_write(&mut self, fresh: Option<usize>) {
         let now_mono = self.clock.monotonic_ns();
+        let now_base = crate::clock::step_base_ns(self.clock.as_ref());
+        let before: Vec<Verdict> = self.sources.iter().map(|s| s.verdict.clone()).collect();
         let mut candidates = Vec::new();
         let mut index = Vec::new();
         for (i, s) in self.sources.iter_mut().enumerate() {
-            let filtered = s.filtered(now_mono);
+            let filtered = s.filtered(now_mono, now_base);
             s.verdict = match (&filtered, s.polls) {
                 (_, 0) => Verdict::Pending,
+                _ if s.filter.held().is_some() => Verdict::Held,
                 (None, _) => Verdict::Unreachable,
                 (Some(_), _) => Verdict::Candidate,
             };
@@ -299,15 +376,7 @@ impl Daemon {
                     self.sources[index[c]].verdict = Verdict::Candidate;
                 }
                 for &c in &sel.falsetickers {
-                    let s = &mut self.sources[index[c]];
-                    if s.verdict != Verdict::Falseticker {
-                        tracing::warn!(
-                            source_url = %s.config.url,
-                            "{}: falseticker: its offset disagrees with the majority",
-                            s.config.url
-                        );
-                    }
-                    s.verdict = Verdict::Falseticker;
+                    self.sources[index[c]].verdict = Verdict::Falseticker;
                 }
                 self.selection_error = None;
                 self.selected_leap = sel.leap;
@@ -326,14 +395,16 @@ impl Daemon {
                         leap: leap_warning(sel.leap, now.add_nanos(i128::from(sel.offset_ns))),
                         precision: precision_log2(sel.error_ns),
                     };
-                    self.write_outputs(&sample);
-                    self.combined = Some(Combined {
-                        offset: sel.offset_ns as f64 / 1e9,
-                        error: sel.error_ns as f64 / 1e9,
-                        survivors: sel.survivors.len(),
-                        best,
-                        at: now.as_secs_f64(),
-                    });
+                    if self.pass_gate(&sample) {
+                        self.write_outputs(&sample);
+                        self.combined = Some(Combined {
+                            offset: sel.offset_ns as f64 / 1e9,
+                            error: sel.error_ns as f64 / 1e9,
+                            survivors: sel.survivors.len(),
+                            best,
+                            at: now.as_secs_f64(),
+                        });
+                    }
                 }
             }
             Err(e) => {
@@ -348,6 +419,57 @@ impl Daemon {
                     }
                 }
                 self.selection_error = Some(message);
+            }
+        }
+        self.log_verdict_changes(&before);
+    }
+
+    /// One line when a source becomes a falseticker, and one when it agrees again.
+    fn log_verdict_changes(&self, before: &[Verdict]) {
+        for (s, was) in self.sources.iter().zip(before) {
+            let url = &s.config.url;
+            match (was, &s.verdict) {
+                (Verdict::Falseticker, Verdict::Falseticker) => {}
+                (_, Verdict::Falseticker) => tracing::warn!(
+                    source_url = %url,
+                    "{url}: falseticker: its offset disagrees with the majority"
+                ),
+                (Verdict::Falseticker, Verdict::Selected) => tracing::info!(
+                    source_url = %url,
+                    "{url}: agrees with the majority again"
+                ),
+                _ => {}
+            }
+        }
+    }
+
+    /// The sanity gate: whether `sample` may be written, logging a refusal once per change
+    /// and a startup step beyond the panic threshold loudly.
+    fn pass_gate(&mut self, sample: &RefSample) -> bool {
+        match self.gate.check(sample) {
+            Ok(passed) => {
+                if passed == Passed::StartupStep {
+                    tracing::warn!(
+                        "writing a first offset of {:+.6} s, beyond the panic threshold of {} s, \
+                         because [sanity] allow_startup_step is set: the clock will be stepped",
+                        sample.offset_ns as f64 / 1e9,
+                        self.gate.policy().panic_ns / 1_000_000_000
+                    );
+                }
+                if self.write_refused.take().is_some() {
+                    tracing::info!(
+                        "the combined offset is within the sanity bounds again: writing"
+                    );
+                }
+                true
+            }
+            Err(refusal) => {
+                let message = refusal.to_string();
+                if self.write_refused.as_ref().map(|(rule, _)| *rule) != Some(refusal.rule()) {
+                    tracing::error!("combined offset refused: {message}");
+                }
+                self.write_refused = Some((refusal.rule(), message));
+                false
             }
         }
     }
@@ -466,6 +588,7 @@ impl Daemon {
             log,
             ..new
         };
+        self.gate.set_policy(self.policy());
         tracing::info!("configuration reloaded: {}", self.config.summary());
         Ok(())
     }
@@ -489,10 +612,27 @@ impl Daemon {
         tracing::info!("stopped");
     }
 
+    /// What is risky about the running configuration, for `webntpd status`.
+    fn warnings(&self) -> Vec<String> {
+        let selectable = self.sources.iter().filter(|s| !s.config.noselect).count();
+        let mut w = Vec::new();
+        if selectable == 1 && !self.outputs.is_empty() {
+            w.push(
+                "one source decides alone: nothing checks it, so a server that is wrong (within \
+                 the sanity rules) sets this clock; add two more [[source]] lines"
+                    .to_string(),
+            );
+        }
+        w
+    }
+
     /// One line for systemd's STATUS=.
     fn status_line(&self) -> String {
         let reachable = self.sources.iter().filter(|s| s.reach != 0).count();
         let head = format!("{reachable}/{} sources reachable", self.sources.len());
+        if let Some((_, refused)) = &self.write_refused {
+            return format!("{head}, nothing written: {refused}");
+        }
         match (&self.combined, &self.selection_error) {
             (_, Some(e)) => format!("{head}, no offset: {e}"),
             (Some(c), None) => format!("{head}, offset {:+.6} s via {}", c.offset, c.best),
@@ -503,12 +643,15 @@ impl Daemon {
     /// Publish the status to the socket and to systemd.
     fn publish(&self) {
         let now_mono = self.clock.monotonic_ns();
+        let now_base = crate::clock::step_base_ns(self.clock.as_ref());
         let secs = |ns: i64| ns as f64 / 1e9;
         let sources = self
             .sources
             .iter()
             .map(|s| {
-                let filtered = s.filtered(now_mono);
+                let filtered = (s.reach != 0)
+                    .then(|| s.filter.best(now_mono, now_base))
+                    .flatten();
                 let last = s.last.as_ref();
                 SourceStatus {
                     url: s.config.url.clone(),
@@ -524,6 +667,17 @@ impl Daemon {
                     age: last.map(|(_, at)| secs(now_mono - at)),
                     noselect: s.config.noselect,
                     last_error: s.last_error.clone(),
+                    partial_error: s.partial_error.clone(),
+                    held: s.filter.held().zip(filtered).map(|(h, f)| {
+                        format!(
+                            "its last burst jumped {:+.6} s away from what its filter holds; not \
+                             used until the next burst confirms or undoes it",
+                            secs(
+                                h.offset_ns.saturating_add(h.base_ns - now_base)
+                                    - f.burst.offset_ns
+                            )
+                        )
+                    }),
                 }
             })
             .collect();
@@ -555,6 +709,8 @@ impl Daemon {
             sources,
             combined: self.combined.clone(),
             selection_error: self.selection_error.clone(),
+            write_refused: self.write_refused.as_ref().map(|(_, m)| m.clone()),
+            warnings: self.warnings(),
             outputs,
             server,
             leap: LeapStatus {

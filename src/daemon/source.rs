@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 use crate::client::{self, ClientOptions, MeasureError, Measurement};
 use crate::clock::SharedClock;
 use crate::config::{Poll, SourceConfig};
-use crate::select::{Burst, ClockFilter, Filtered};
+use crate::select::{Burst, ClockFilter, Filtered, Offer};
 
 /// A burst's outcome, sent by a source's task to the supervisor.
 #[derive(Debug)]
@@ -23,6 +23,8 @@ pub struct Report {
     pub result: Result<Measurement, MeasureError>,
     /// Monotonic time when the burst ended, in nanoseconds.
     pub mono_ns: i64,
+    /// The local realtime clock minus the monotonic one then (see [`Burst::base_ns`]).
+    pub base_ns: i64,
     /// How long the task waits before the next burst.
     pub next_poll: Duration,
 }
@@ -83,6 +85,9 @@ pub enum Verdict {
     Candidate,
     /// Rejected: its interval does not agree with the majority.
     Falseticker,
+    /// Its last burst jumped away from what its filter holds: not used until the next burst
+    /// confirms or undoes the jump.
+    Held,
     /// None of the last eight bursts worked.
     Unreachable,
 }
@@ -94,6 +99,7 @@ impl Verdict {
             Verdict::Selected => "selected",
             Verdict::Candidate => "candidate",
             Verdict::Falseticker => "falseticker",
+            Verdict::Held => "held",
             Verdict::Unreachable => "unreachable",
         }
     }
@@ -114,6 +120,9 @@ pub struct SourceState {
     pub last: Option<(Measurement, i64)>,
     /// Why the last burst failed, if it did.
     pub last_error: Option<String>,
+    /// What went wrong in the last burst that still measured: some exchanges failed
+    /// ("2 of 8 exchanges failed: ..."), if any did.
+    pub partial_error: Option<String>,
     /// The wait before the next burst, as the task reported it.
     pub next_poll: Duration,
     pub verdict: Verdict,
@@ -132,44 +141,69 @@ impl SourceState {
             polls: 0,
             last: None,
             last_error: None,
+            partial_error: None,
             next_poll,
             verdict: Verdict::Pending,
             cancel,
         }
     }
 
-    /// Take a burst's outcome into the filter and the reachability register.
-    pub fn record(&mut self, report: Report) {
+    /// Take a burst's outcome into the filter and the reachability register; for a burst
+    /// that measured, what the filter made of it.
+    pub fn record(&mut self, report: Report) -> Option<Offer> {
         self.polls += 1;
         self.next_poll = report.next_poll;
         match report.result {
             Ok(m) => {
                 self.reach = (self.reach << 1) | 1;
-                self.filter.push(Burst {
+                let offer = self.filter.offer(Burst {
                     offset_ns: m.estimate.offset_ns,
                     delay_ns: m.estimate.delay_ns,
                     error_ns: m.estimate.error_bound_ns(),
                     mono_ns: report.mono_ns,
+                    base_ns: report.base_ns,
                     leap: m.leap,
                 });
                 self.last_error = None;
+                self.partial_error = partial_error(&m);
                 self.last = Some((m, report.mono_ns));
+                Some(offer)
             }
             Err(e) => {
                 self.reach <<= 1;
                 self.last_error = Some(e.error.to_string());
+                self.partial_error = None;
+                None
             }
         }
     }
 
     /// The filter's answer now, if the source may take part in selection: reachable within
-    /// its last eight bursts.
-    pub fn filtered(&self, now_ns: i64) -> Option<Filtered> {
-        if self.reach == 0 {
+    /// its last eight bursts, and not holding a jump.
+    pub fn filtered(&self, now_ns: i64, base_ns: i64) -> Option<Filtered> {
+        if self.reach == 0 || self.filter.held().is_some() {
             return None;
         }
-        self.filter.best(now_ns)
+        self.filter.best(now_ns, base_ns)
     }
+}
+
+/// The reason in a [`SourceState::partial_error`], without the counts: what tells a new
+/// trouble from the same one again.
+pub fn failure_reason(partial: &str) -> &str {
+    partial
+        .split_once(" failed: ")
+        .map_or(partial, |(_, reason)| reason)
+}
+
+/// "3 of 8 exchanges failed: <the last failure>" for a burst that measured despite failures.
+fn partial_error(m: &crate::client::Measurement) -> Option<String> {
+    let last = m.failures.last()?;
+    Some(format!(
+        "{} of {} exchanges failed: {last}",
+        m.failures.len(),
+        m.failures.len() + m.estimate.samples
+    ))
 }
 
 /// Poll one source until `cancel`: a burst, a report, a wait, and again. The first burst
@@ -211,6 +245,7 @@ pub async fn poll(
             id,
             result,
             mono_ns: clock.monotonic_ns(),
+            base_ns: crate::clock::step_base_ns(clock.as_ref()),
             next_poll: wait,
         };
         if reports.send(report).await.is_err() {

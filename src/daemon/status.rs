@@ -31,6 +31,12 @@ pub struct Status {
     pub combined: Option<Combined>,
     /// Why no estimate could be formed at the last selection, if it failed.
     pub selection_error: Option<String>,
+    /// Why the last combined offset was not written (the sanity rules), while that lasts.
+    #[serde(default)]
+    pub write_refused: Option<String>,
+    /// What is risky about the configuration (one source deciding alone, say).
+    #[serde(default)]
+    pub warnings: Vec<String>,
     pub outputs: Vec<OutputStatus>,
     /// The addresses the built-in server listens on (empty without `[server]`).
     pub server: Vec<String>,
@@ -58,6 +64,13 @@ pub struct SourceStatus {
     pub age: Option<f64>,
     pub noselect: bool,
     pub last_error: Option<String>,
+    /// Exchanges that failed in the last burst that still measured ("2 of 8 exchanges
+    /// failed: ...").
+    #[serde(default)]
+    pub partial_error: Option<String>,
+    /// Why the source is held (its offset jumped), while it is.
+    #[serde(default)]
+    pub held: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -321,6 +334,12 @@ pub fn render(status: &Status) -> String {
         if let Some(e) = &s.last_error {
             out.push_str(&format!("{:<12} last error: {e}\n", ""));
         }
+        if let Some(e) = &s.partial_error {
+            out.push_str(&format!("{:<12} last burst: {e}\n", ""));
+        }
+        if let Some(h) = &s.held {
+            out.push_str(&format!("{:<12} held: {h}\n", ""));
+        }
     }
     out.push('\n');
     match (&status.combined, &status.selection_error) {
@@ -330,6 +349,9 @@ pub fn render(status: &Status) -> String {
             c.offset, c.error, c.survivors, c.best
         )),
         (None, None) => out.push_str("Combined: none yet\n"),
+    }
+    if let Some(r) = &status.write_refused {
+        out.push_str(&format!("Not written: {r}\n"));
     }
     for o in &status.outputs {
         let last = o.last_write.map_or_else(
@@ -359,6 +381,9 @@ pub fn render(status: &Status) -> String {
     out.push('\n');
     if !status.server.is_empty() {
         out.push_str(&format!("Serving on {}\n", status.server.join(", ")));
+    }
+    for w in &status.warnings {
+        out.push_str(&format!("Warning: {w}\n"));
     }
     out
 }
