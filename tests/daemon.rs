@@ -4,14 +4,12 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::os::unix::net::UnixDatagram;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{binary, ChildServer};
+use common::{binary, ChildServer, Daemon};
 use nix::sys::signal::Signal;
 use serde_json::Value;
 
@@ -51,119 +49,12 @@ fn source(url: &str, extra: &str) -> String {
     )
 }
 
-/// A running `webntpd run`, killed on drop, its stderr collected.
-struct Daemon {
-    child: Child,
-    log: Arc<Mutex<Vec<String>>>,
-    config: PathBuf,
-}
-
-impl Daemon {
-    fn start(dir: &Path, config: &str, env: &[(&str, &str)]) -> Daemon {
-        let path = dir.join("webntpd.toml");
-        std::fs::write(&path, config).unwrap();
-        let mut cmd = Command::new(binary());
-        cmd.args(["run", "-c"])
-            .arg(&path)
-            .env_remove("RUST_LOG")
-            .env_remove("NOTIFY_SOCKET")
-            .env_remove("WATCHDOG_USEC")
-            .envs(env.iter().copied())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().expect("webntpd run starts");
-        let stderr = child.stderr.take().unwrap();
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let log2 = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                match line {
-                    Ok(l) => log2.lock().unwrap().push(l),
-                    Err(_) => break,
-                }
-            }
-        });
-        Daemon {
-            child,
-            log,
-            config: path,
-        }
-    }
-
-    fn log_text(&self) -> String {
-        self.log.lock().unwrap().join("\n")
-    }
-
-    fn signal(&self, sig: Signal) {
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.child.id() as i32), sig).unwrap();
-    }
-
-    /// `webntpd status --json -c CONFIG`, parsed; `None` while the daemon does not answer.
-    fn status(&self) -> Option<Value> {
-        let out = Command::new(binary())
-            .args(["status", "--json", "-c"])
-            .arg(&self.config)
-            .output()
-            .unwrap();
-        if !out.status.success() {
-            return None;
-        }
-        serde_json::from_slice(&out.stdout).ok()
-    }
-
-    /// Poll the status until `done` holds, failing after `within` with the last status and
-    /// the log.
-    fn wait_for(&self, within: Duration, what: &str, done: impl Fn(&Value) -> bool) -> Value {
-        let start = Instant::now();
-        let mut last = None;
-        while start.elapsed() < within {
-            if let Some(s) = self.status() {
-                if done(&s) {
-                    return s;
-                }
-                last = Some(s);
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
-        panic!(
-            "{what}: not within {within:?}; last status: {last:#?}\nlog:\n{}",
-            self.log_text()
-        );
-    }
-
-    fn wait_exit(&mut self, within: Duration) -> i32 {
-        let start = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status.code().unwrap_or(-1);
-            }
-            assert!(
-                start.elapsed() < within,
-                "webntpd run did not exit within {within:?}; log:\n{}",
-                self.log_text()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn sources(status: &Value) -> &Vec<Value> {
     status["sources"].as_array().unwrap()
 }
 
 fn state_of<'a>(status: &'a Value, url: &str) -> &'a Value {
-    sources(status)
-        .iter()
-        .find(|s| s["url"] == url)
-        .unwrap_or_else(|| panic!("{url} not in {status:#}"))
+    common::source_status(status, url)
 }
 
 fn status_socket(dir: &Path) -> String {

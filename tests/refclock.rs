@@ -480,77 +480,23 @@ fn fresh_sample_by(seg: &HashMap<String, String>, pid: u64) -> bool {
 // ---------------------------------------------------------------------------------------
 // webntpd run.
 
-/// `webntpd run -c DIR/webntpd.toml`, without clock rights, logging to `DIR/webntpd.log`,
-/// killed on drop; its status read with `webntpd status --json`.
-struct Daemon {
-    peer: Peer,
-    config: PathBuf,
-}
-
-impl Daemon {
-    /// Start it with `config` plus a status socket in `dir` (and, unless `config` has a
-    /// `[log]`, logging to stderr); return once the status answers.
-    fn start(dir: &Path, config: &str) -> Daemon {
-        let mut config = config.to_string();
-        if !config.contains("[status]") {
-            let socket = dir.join("status.sock");
-            config.push_str(&format!("\n[status]\nsocket = \"{}\"\n", socket.display()));
-        }
-        if !config.contains("[log]") {
-            config.push_str("\n[log]\ntarget = \"stderr\"\n");
-        }
-        let path = dir.join("webntpd.toml");
-        fs::write(&path, config).unwrap();
-        let peer = Peer::start_without_clock_rights(
-            &format!("exec {} run -c {}", binary().display(), path.display()),
-            dir.join("webntpd.log"),
-        );
-        let daemon = Daemon { peer, config: path };
-        wait_for(
-            Duration::from_secs(10),
-            "the daemon's status",
-            || daemon.log(),
-            || daemon.status(),
-        );
-        daemon
-    }
-
-    fn log(&self) -> String {
-        self.peer.log()
-    }
-
-    /// How many lines of the log contain `what`.
-    fn lines_with(&self, what: &str) -> usize {
-        self.log().lines().filter(|l| l.contains(what)).count()
-    }
-
-    /// `webntpd status --json`; `None` while the daemon does not answer.
-    fn status(&self) -> Option<serde_json::Value> {
-        let out = Command::new(binary())
-            .args(["status", "--json", "-c"])
-            .arg(&self.config)
-            .output()
-            .ok()?;
-        out.status
-            .success()
-            .then(|| serde_json::from_slice(&out.stdout).ok())
-            .flatten()
-    }
-
-    /// Poll the status until `done` holds for it; the status then.
-    fn wait_status(
-        &self,
-        within: Duration,
-        what: &str,
-        done: impl Fn(&serde_json::Value) -> bool,
-    ) -> serde_json::Value {
-        wait_for(
-            within,
-            what,
-            || format!("{:#?}\n{}", self.status(), self.log()),
-            || self.status().filter(|s| done(s)),
-        )
-    }
+/// `webntpd run` on `config` (plus a status socket in `dir`, logging to stderr) without
+/// clock rights, once its status answers.
+fn start_daemon(dir: &Path, config: &str) -> Daemon {
+    let path = Daemon::write_config(dir, config);
+    let mut cmd = Command::new(program("capsh", "libcap2-bin"));
+    cmd.args(["--drop=cap_sys_time", "--", "-c"])
+        .arg(format!(
+            "exec {} run -c {}",
+            binary().display(),
+            path.display()
+        ))
+        .env_remove("RUST_LOG")
+        .env_remove("NOTIFY_SOCKET")
+        .env_remove("WATCHDOG_USEC");
+    let daemon = Daemon::spawn(cmd, path);
+    daemon.wait_for(Duration::from_secs(10), "the daemon's status", |_| true);
+    daemon
 }
 
 /// A `[[source]]` polling `url` every 2 s, a burst of 2 samples.
@@ -576,19 +522,19 @@ fn writes_and_polls(s: &serde_json::Value) -> (u64, u64) {
 /// was counted, the status still shows `error`, and the log said it exactly once. Returns the
 /// writes counted.
 fn failing_quietly(daemon: &Daemon, error: &str) -> u64 {
-    let s = daemon.wait_status(Duration::from_secs(20), error, |s| {
+    let s = daemon.wait_for(Duration::from_secs(20), error, |s| {
         output_and_source(s).0["last_error"]
             .as_str()
             .is_some_and(|e| e.contains(error))
     });
     let (writes, polls) = writes_and_polls(&s);
-    let later = daemon.wait_status(Duration::from_secs(30), "three more bursts", |s| {
+    let later = daemon.wait_for(Duration::from_secs(30), "three more bursts", |s| {
         writes_and_polls(s).1 >= polls + 3
     });
     assert_eq!(writes_and_polls(&later).0, writes, "{later:#}");
     let still = output_and_source(&later).0["last_error"].as_str();
     assert!(still.is_some_and(|e| e.contains(error)), "{later:#}");
-    assert_eq!(daemon.lines_with(error), 1, "{}", daemon.log());
+    assert_eq!(daemon.lines_with(error), 1, "{}", daemon.log_text());
     writes
 }
 
@@ -1031,7 +977,7 @@ fn the_daemon_with_the_demo_config_feeds_chronyd_over_shm() {
         &format!("socket = \"{}\"", status.display()),
     );
     assert_ne!(config, demo, "the demo's [status] socket line moved");
-    let daemon = Daemon::start(dir.path(), &config);
+    let daemon = start_daemon(dir.path(), &config);
     // chronyd attaches to the segment the daemon created (root's, 0600: chronyd runs as
     // root). The daemon writes about once a second here (three sources every 4 s), so a
     // filter of 1 takes each poll's latest sample.
@@ -1042,7 +988,7 @@ fn the_daemon_with_the_demo_config_feeds_chronyd_over_shm() {
     wait_for(
         Duration::from_secs(40),
         "chronyd has 4 samples from the daemon",
-        || format!("{:?}\n{}", chronyd.sourcestats(), daemon.log()),
+        || format!("{:?}\n{}", chronyd.sourcestats(), daemon.log_text()),
         || (chronyd.samples("WNTP") >= 4).then_some(()),
     );
     // Client and server share one clock: the true offset is 0.
@@ -1052,9 +998,9 @@ fn the_daemon_with_the_demo_config_feeds_chronyd_over_shm() {
         "chronyd sees the daemon's offset as {offset} s"
     );
     assert!(
-        daemon.log().contains("output SHM unit 42 attached"),
+        daemon.log_text().contains("output SHM unit 42 attached"),
         "{}",
-        daemon.log()
+        daemon.log_text()
     );
 }
 
@@ -1125,18 +1071,18 @@ fn the_daemon_follows_its_segment_when_it_is_removed_replaced_or_resized() {
         "{}[[output]]\ntype = \"shm\"\nunit = 2\n",
         quick_source(&url)
     );
-    let daemon = Daemon::start(dir.path(), &config);
+    let daemon = start_daemon(dir.path(), &config);
     let pid = daemon.status().unwrap()["pid"].as_u64().unwrap();
     let fed = |what: &str| {
         wait_for(
             Duration::from_secs(20),
             what,
-            || format!("{:?}\n{}", segment(2), daemon.log()),
+            || format!("{:?}\n{}", segment(2), daemon.log_text()),
             || segment(2).filter(|seg| fresh_sample_by(seg, pid)),
         )
     };
     let first = fed("the daemon's first sample");
-    let before = daemon.wait_status(Duration::from_secs(5), "a write counted", |s| {
+    let before = daemon.wait_for(Duration::from_secs(5), "a write counted", |s| {
         writes_and_polls(s).0 >= 1
     });
 
@@ -1149,9 +1095,9 @@ fn the_daemon_follows_its_segment_when_it_is_removed_replaced_or_resized() {
         daemon.lines_with("was removed (ipcrm, or a reader that made its own) and a new one is at the key; the segment is owned by root (uid 0), mode 0600"),
         1,
         "{}",
-        daemon.log()
+        daemon.log_text()
     );
-    assert!(daemon.log().contains("; attaching the new one"));
+    assert!(daemon.log_text().contains("; attaching the new one"));
 
     // ipcrm: nothing at the key, so the daemon makes it again (0666: unit 2).
     let rm = Command::new(program("ipcrm", "util-linux"))
@@ -1165,7 +1111,7 @@ fn the_daemon_follows_its_segment_when_it_is_removed_replaced_or_resized() {
         daemon.lines_with("was removed (ipcrm?) and none is at the key; creating it again"),
         1,
         "{}",
-        daemon.log()
+        daemon.log_text()
     );
     let s = daemon.status().unwrap();
     assert!(
@@ -1184,14 +1130,14 @@ fn the_daemon_follows_its_segment_when_it_is_removed_replaced_or_resized() {
     let id = run_shmtool(&["replace", "2", &shm::SIZE.to_string(), "666"]);
     let seg = fed("a sample once the size is right");
     assert_eq!(seg["id"], id.trim());
-    let s = daemon.wait_status(Duration::from_secs(10), "the error cleared", |s| {
+    let s = daemon.wait_for(Duration::from_secs(10), "the error cleared", |s| {
         writes_and_polls(s).0 > stuck && output_and_source(s).0["last_error"].is_null()
     });
     assert_eq!(
         daemon.lines_with("output SHM unit 2: writing again"),
         1,
         "{s:#}\n{}",
-        daemon.log()
+        daemon.log_text()
     );
 }
 
@@ -1218,28 +1164,28 @@ fn the_daemon_reports_chronyds_socket_going_away_once_and_recovers() {
         quick_source(&url),
         path.display()
     );
-    let daemon = Daemon::start(dir.path(), &config);
+    let daemon = start_daemon(dir.path(), &config);
     assert!(received(&listener).abs() < 0.01);
 
     // chronyd killed: its socket file stays, no one reads it.
     drop(listener);
     failing_quietly(&daemon, "Connection refused");
     assert!(daemon
-        .log()
+        .log_text()
         .contains("nothing reads it (chronyd stopped or crashed)"));
     // chronyd stopped cleanly: the file is gone too.
     fs::remove_file(&path).unwrap();
     let stuck = failing_quietly(&daemon, "No such file or directory");
     assert!(daemon
-        .log()
+        .log_text()
         .contains(&format!("start it with `refclock SOCK {}`", path.display())));
 
     // chronyd back: delivered again, by itself.
     let listener = bind();
     assert!(received(&listener).abs() < 0.01);
-    let s = daemon.wait_status(Duration::from_secs(10), "the error cleared", |s| {
+    let s = daemon.wait_for(Duration::from_secs(10), "the error cleared", |s| {
         writes_and_polls(s).0 > stuck && output_and_source(s).0["last_error"].is_null()
     });
     let again = format!("output SOCK {}: writing again", path.display());
-    assert_eq!(daemon.lines_with(&again), 1, "{s:#}\n{}", daemon.log());
+    assert_eq!(daemon.lines_with(&again), 1, "{s:#}\n{}", daemon.log_text());
 }

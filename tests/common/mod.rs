@@ -573,3 +573,161 @@ pub fn unix_now() -> f64 {
         .unwrap()
         .as_secs_f64()
 }
+
+/// A running `webntpd run`, killed on drop, its stderr collected; its status read with
+/// `webntpd status --json -c CONFIG`.
+pub struct Daemon {
+    /// The process (for a daemon started through a wrapper such as capsh, the wrapper,
+    /// which `exec`s it).
+    pub child: Child,
+    log: Arc<std::sync::Mutex<Vec<String>>>,
+    /// The configuration file.
+    pub config: PathBuf,
+}
+
+impl Daemon {
+    /// Write `config` to `DIR/webntpd.toml`, adding a status socket in `dir` and logging to
+    /// stderr unless it says otherwise; the path.
+    pub fn write_config(dir: &std::path::Path, config: &str) -> PathBuf {
+        let mut config = config.to_string();
+        if !config.contains("[status]") {
+            let socket = dir.join("status.sock");
+            config.push_str(&format!("\n[status]\nsocket = \"{}\"\n", socket.display()));
+        }
+        if !config.contains("[log]") {
+            config.push_str("\n[log]\ntarget = \"stderr\"\n");
+        }
+        let path = dir.join("webntpd.toml");
+        std::fs::write(&path, config).unwrap();
+        path
+    }
+
+    /// `webntpd run -c PATH`, with no systemd or RUST_LOG in its environment.
+    pub fn command(config: &std::path::Path) -> Command {
+        let mut cmd = Command::new(binary());
+        cmd.args(["run", "-c"])
+            .arg(config)
+            .env_remove("RUST_LOG")
+            .env_remove("NOTIFY_SOCKET")
+            .env_remove("WATCHDOG_USEC")
+            .env_remove("JOURNAL_STREAM");
+        cmd
+    }
+
+    /// Start `webntpd run` on `config` (see [`Daemon::write_config`]) with `env` added.
+    pub fn start(dir: &std::path::Path, config: &str, env: &[(&str, &str)]) -> Daemon {
+        let path = Self::write_config(dir, config);
+        let mut cmd = Self::command(&path);
+        cmd.envs(env.iter().copied());
+        Self::spawn(cmd, path)
+    }
+
+    /// Spawn `cmd`, which runs the daemon on `config`, collecting its stderr.
+    pub fn spawn(mut cmd: Command, config: PathBuf) -> Daemon {
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("webntpd run starts");
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log2 = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                match line {
+                    Ok(l) => log2.lock().unwrap().push(l),
+                    Err(_) => break,
+                }
+            }
+        });
+        Daemon { child, log, config }
+    }
+
+    /// Everything logged so far.
+    pub fn log_text(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+
+    /// How many lines of the log contain `what`.
+    pub fn lines_with(&self, what: &str) -> usize {
+        self.log
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| l.contains(what))
+            .count()
+    }
+
+    /// Send `sig`.
+    pub fn signal(&self, sig: nix::sys::signal::Signal) {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.child.id() as i32), sig).unwrap();
+    }
+
+    /// `webntpd status --json -c CONFIG`, parsed; `None` while the daemon does not answer.
+    pub fn status(&self) -> Option<serde_json::Value> {
+        let out = Command::new(binary())
+            .args(["status", "--json", "-c"])
+            .arg(&self.config)
+            .output()
+            .ok()?;
+        if !out.status.success() {
+            return None;
+        }
+        serde_json::from_slice(&out.stdout).ok()
+    }
+
+    /// Poll the status every 200 ms until `done` holds, failing after `within` with the last
+    /// status and the log; the status then.
+    pub fn wait_for(
+        &self,
+        within: Duration,
+        what: &str,
+        done: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let start = std::time::Instant::now();
+        let mut last = None;
+        while start.elapsed() < within {
+            if let Some(s) = self.status() {
+                if done(&s) {
+                    return s;
+                }
+                last = Some(s);
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        panic!(
+            "{what}: not within {within:?}; last status: {last:#?}\nlog:\n{}",
+            self.log_text()
+        );
+    }
+
+    /// Wait for exit, failing after `within`; the exit code.
+    pub fn wait_exit(&mut self, within: Duration) -> i32 {
+        let start = std::time::Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code().unwrap_or(-1);
+            }
+            assert!(
+                start.elapsed() < within,
+                "webntpd run did not exit within {within:?}; log:\n{}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The status entry of the source polling `url`.
+pub fn source_status<'a>(status: &'a serde_json::Value, url: &str) -> &'a serde_json::Value {
+    status["sources"]
+        .as_array()
+        .and_then(|a| a.iter().find(|s| s["url"] == url))
+        .unwrap_or_else(|| panic!("{url} not in {status:#}"))
+}
