@@ -774,13 +774,12 @@ impl Check<'_, '_> {
                 self.error("server.tls_cert", e.to_string());
             }
         }
-        if let Err(e) = std::fs::File::open(&server.leap_seconds) {
+        if let Err(e) = crate::leap::store::read_list(&server.leap_seconds) {
             self.warn(
                 "server.leap_seconds",
                 format!(
-                    "cannot read {}: {e}; replies will carry no leap-second information until \
-                     it is there (install tzdata, or set leap_seconds)",
-                    server.leap_seconds.display()
+                    "{e}; replies will carry no leap-second information until a valid list is \
+                     there (install tzdata, or set leap_seconds)"
                 ),
             );
         }

@@ -970,6 +970,63 @@ fn a_missing_file_is_a_read_error_naming_it() {
 }
 
 #[test]
+fn a_file_that_is_not_utf8_names_the_line_and_column_of_the_first_bad_byte() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("webntpd.toml");
+    // Columns count characters: each "é" is two bytes, one column.
+    let mut bytes = format!("{SOURCE}# é=é?").into_bytes();
+    let at = bytes.len() - 1;
+    bytes[at] = 0xff;
+    std::fs::write(&path, &bytes).unwrap();
+    let e = Config::load(&path).unwrap_err();
+    assert_eq!(e.exit_code(), crate::exit::CONFIG);
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "{} line 3, column 6: not UTF-8 (byte 0xff): save the file as UTF-8",
+            path.display()
+        )
+    );
+    // The first bad byte on the first line, and a truncated sequence at the very end.
+    std::fs::write(&path, b"\xfe\n").unwrap();
+    assert!(Config::load(&path)
+        .unwrap_err()
+        .to_string()
+        .ends_with(" line 1, column 1: not UTF-8 (byte 0xfe): save the file as UTF-8"));
+    std::fs::write(&path, b"# ok\n\xc3").unwrap();
+    assert!(Config::load(&path)
+        .unwrap_err()
+        .to_string()
+        .contains(" line 2, column 1: not UTF-8 (byte 0xc3)"));
+}
+
+#[test]
+fn what_is_not_a_regular_file_is_refused_with_66_and_a_huge_file_with_78() {
+    let dir = tempfile::tempdir().unwrap();
+    for (path, what) in [
+        (Path::new("/dev/zero"), "a character device"),
+        (dir.path(), "a directory"),
+    ] {
+        let e = Config::load(path).unwrap_err();
+        assert_eq!(e.exit_code(), crate::exit::NOINPUT, "{e}");
+        assert!(e.to_string().contains(what), "{e}");
+    }
+    let huge = dir.path().join("huge.toml");
+    std::fs::File::create(&huge)
+        .unwrap()
+        .set_len(2 << 30)
+        .unwrap();
+    let e = Config::load(&huge).unwrap_err();
+    assert_eq!(e.exit_code(), crate::exit::CONFIG, "{e}");
+    assert!(
+        e.to_string().contains(
+            "is 2147483648 bytes, more than the 1 MiB webntpd reads from a configuration file"
+        ),
+        "{e}"
+    );
+}
+
+#[test]
 fn load_checks_the_files_the_configuration_names() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("webntpd.toml");
