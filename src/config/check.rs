@@ -13,28 +13,83 @@ use toml::de::DeValue;
 use crate::client::connect::{Proxy, ProxySetting, Target};
 use crate::client::{Mode, MAX_SAMPLES};
 
-use super::locate::{self, Doc, Location};
+use super::locate::{self, Doc};
+use super::read::{Dropped, Reader, TOP_LEVEL};
 use super::value::{self, show};
 use super::{
     BurstSettings, Config, ConfigError, Diagnostic, Loaded, LogConfig, OutputConfig, Poll,
     SelectionConfig, ServerSettings, ShmOutput, SockOutput, SourceConfig, StatusConfig,
 };
 
-/// The whole file, as written.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+/// The whole file, as written: each table and entry read on its own by [`Reader`], so that
+/// one error does not hide the others.
+#[derive(Default)]
 struct File {
-    #[serde(default)]
-    source: Vec<SourceFile>,
-    #[serde(default)]
-    output: Vec<OutputFile>,
+    /// Each `[[source]]` that could be read, with its index in the file.
+    source: Vec<(usize, SourceFile)>,
+    /// Each `[[output]]` that could be read, with its index in the file.
+    output: Vec<(usize, OutputFile)>,
     server: Option<ServerSettings>,
-    #[serde(default)]
     selection: SelectionConfig,
-    #[serde(default)]
     log: LogConfig,
-    #[serde(default)]
     status: StatusConfig,
+    /// What is written, read or not: `[[source]]` entries, `[[output]]` entries, `[server]`.
+    written: (usize, usize, bool),
+}
+
+/// Most errors printed: past them, one line says how many more there are.
+const MAX_ERRORS: usize = 100;
+
+impl File {
+    fn read(reader: &mut Reader<'_, '_>) -> File {
+        let mut root = reader.doc.root().into_inner();
+        let _ = reader.unknown_keys("", &mut root, &TOP_LEVEL);
+        let mut file = File::default();
+        for (key, value) in root {
+            match key.get_ref().as_ref() {
+                "source" => (file.source, file.written.0) = entries(reader, "source", value),
+                "output" => (file.output, file.written.1) = entries(reader, "output", value),
+                "server" => {
+                    file.written.2 = true;
+                    file.server = reader.read("server", value);
+                }
+                "selection" => file.selection = reader.read("selection", value).unwrap_or_default(),
+                "log" => file.log = reader.read("log", value).unwrap_or_default(),
+                "status" => file.status = reader.read("status", value).unwrap_or_default(),
+                _ => {} // Reported as unknown.
+            }
+        }
+        file
+    }
+}
+
+/// The entries of a list of tables (`[[source]]`) that can be read, each with its index, and
+/// how many are written.
+fn entries<'a, T: serde::de::DeserializeOwned>(
+    reader: &mut Reader<'_, 'a>,
+    at: &str,
+    value: toml::Spanned<DeValue<'a>>,
+) -> (Vec<(usize, T)>, usize) {
+    if !matches!(value.get_ref(), DeValue::Array(_)) {
+        // `[source]` with one bracket: serde's message, with the hint to write two.
+        return (
+            reader
+                .read::<Vec<T>>(at, value)
+                .map(|v| v.into_iter().enumerate().collect())
+                .unwrap_or_default(),
+            1,
+        );
+    }
+    let DeValue::Array(items) = value.into_inner() else {
+        return (Vec::new(), 0);
+    };
+    let written = items.len();
+    let read = items
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, item)| Some((i, reader.read(&format!("{at}.{i}"), item)?)))
+        .collect();
+    (read, written)
 }
 
 /// A `[[source]]` as written; defaults are filled in by [`Check::source`].
@@ -115,27 +170,34 @@ const OUTPUT_TYPES: [&str; 2] = ["shm", "sock"];
 
 /// Parse and check `text`; with `files`, also the files it names.
 pub(super) fn run(text: &str, path: &Path, files: bool) -> Result<Loaded, ConfigError> {
-    let fail = |message: String, location: Option<Location>| ConfigError::Invalid {
+    let doc = Doc::parse(text).map_err(|(message, location)| ConfigError::Invalid {
         errors: vec![Diagnostic {
             path: path.to_path_buf(),
             location,
             message,
         }],
         warnings: Vec::new(),
-    };
-    let doc = Doc::parse(text).map_err(|(m, l)| fail(m, l))?;
-    let file = File::deserialize(toml::de::Deserializer::from(doc.root())).map_err(|e| {
-        let (m, l) = locate::de_error(&doc, &e);
-        fail(m, l)
     })?;
-    let mut check = Check {
+    let mut reader = Reader {
         doc: &doc,
         path,
         errors: Vec::new(),
+        dropped: Dropped::default(),
+    };
+    let file = File::read(&mut reader);
+    let Reader {
+        errors, dropped, ..
+    } = reader;
+    let mut check = Check {
+        doc: &doc,
+        path,
+        errors,
         warnings: Vec::new(),
+        dropped,
     };
     let config = check.config(file);
-    // With errors, the entries' indexes no longer match the file's: stop here.
+    // The files are opened only for a configuration otherwise right: then every entry was
+    // read, and the indexes of `config`'s entries are the file's.
     if files && check.errors.is_empty() {
         check.files(&config);
     }
@@ -147,6 +209,15 @@ pub(super) fn run(text: &str, path: &Path, files: bool) -> Result<Loaded, Config
     let order = |d: &Diagnostic| d.location.map(|l| (l.line, l.column));
     errors.sort_by_key(order);
     warnings.sort_by_key(order);
+    if errors.len() > MAX_ERRORS {
+        let more = errors.len() - MAX_ERRORS;
+        errors.truncate(MAX_ERRORS);
+        errors.push(Diagnostic {
+            path: path.to_path_buf(),
+            location: None,
+            message: format!("{more} more errors not shown: fix these first"),
+        });
+    }
     if errors.is_empty() {
         Ok(Loaded { config, warnings })
     } else {
@@ -156,12 +227,11 @@ pub(super) fn run(text: &str, path: &Path, files: bool) -> Result<Loaded, Config
 
 /// Each entry that `check` accepts, with its index in the file (which messages need).
 fn valid_entries<T, U>(
-    entries: Vec<T>,
+    entries: Vec<(usize, T)>,
     mut check: impl FnMut(usize, T) -> Option<U>,
 ) -> Vec<(usize, U)> {
     entries
         .into_iter()
-        .enumerate()
         .filter_map(|(i, e)| Some((i, check(i, e)?)))
         .collect()
 }
@@ -172,6 +242,8 @@ struct Check<'c, 'a> {
     path: &'c Path,
     errors: Vec<Diagnostic>,
     warnings: Vec<Diagnostic>,
+    /// What [`Reader`] left out: checks that combine such a key with others are skipped.
+    dropped: Dropped,
 }
 
 impl Check<'_, '_> {
@@ -205,8 +277,15 @@ impl Check<'_, '_> {
     }
 
     fn config(&mut self, file: File) -> Config {
-        let has_sources = !file.source.is_empty();
-        let selectable = file.source.iter().filter(|s| !s.noselect).count();
+        let (written_sources, written_outputs, written_server) = file.written;
+        let has_sources = written_sources > 0;
+        // Known only when every entry was read, with its `noselect`.
+        let counted = file.source.len() == written_sources
+            && !file
+                .source
+                .iter()
+                .any(|(i, _)| self.dropped.contains(&format!("source.{i}.noselect")));
+        let selectable = counted.then(|| file.source.iter().filter(|(_, s)| !s.noselect).count());
         let sources = valid_entries(file.source, |i, s| self.source(i, s));
         self.duplicate_sources(&sources);
         let outputs = valid_entries(file.output, |i, o| self.output(i, o));
@@ -227,7 +306,7 @@ impl Check<'_, '_> {
                 ),
             );
         }
-        self.purpose(has_sources, file.server.is_some(), !outputs.is_empty());
+        self.purpose(has_sources, written_server, written_outputs > 0);
         Config {
             path: self.path.to_path_buf(),
             sources: sources.into_iter().map(|(_, s)| s).collect(),
@@ -360,6 +439,11 @@ impl Check<'_, '_> {
         let interval = s.poll.unwrap_or(Duration::from_secs(64));
         let min = s.poll_min.unwrap_or(interval);
         let max = s.poll_max.unwrap_or(interval * 16);
+        let keys = ["poll", "poll_min", "poll_max", "samples", "timeout", "mode"];
+        if self.dropped.any(&format!("source.{i}"), &keys) {
+            // A wrong value among them is reported; a default in its place proves nothing.
+            return Poll { interval, min, max };
+        }
         // Name a key the user wrote, so the message points at something they can change.
         let (min_key, max_key) = (
             if s.poll_min.is_some() {
@@ -446,6 +530,9 @@ impl Check<'_, '_> {
     fn duplicate_sources(&mut self, sources: &[(usize, SourceConfig)]) {
         let mut seen = HashMap::new();
         for (i, s) in sources {
+            if self.dropped.contains(&format!("source.{i}.mode")) {
+                continue;
+            }
             let t = &s.target;
             let mode = match (s.burst.mode, t.scheme.as_str()) {
                 (Mode::Auto, "ws" | "wss") => Mode::Ws,
@@ -487,6 +574,9 @@ impl Check<'_, '_> {
                     misplaced(self, "path", "shm", "`unit` and `perm`");
                 }
                 let Some(unit) = o.unit else {
+                    if self.dropped.contains(&at("unit")) {
+                        return None; // Its wrong value is reported.
+                    }
                     self.error(
                         &at("type"),
                         "missing key `unit` in this shm [[output]]: add unit = 2 (chrony: \
@@ -504,7 +594,9 @@ impl Check<'_, '_> {
                 };
                 let perm = o.perm.and_then(|p| self.perm(&at("perm"), p));
                 let shm = ShmOutput { unit, perm };
-                self.shm_warnings(i, shm);
+                if !self.dropped.contains(&at("perm")) {
+                    self.shm_warnings(i, shm);
+                }
                 Some(OutputConfig::Shm(shm))
             }
             "sock" => {
@@ -514,6 +606,9 @@ impl Check<'_, '_> {
                     }
                 }
                 let Some(path) = o.path else {
+                    if self.dropped.contains(&at("path")) {
+                        return None; // Its wrong value is reported.
+                    }
                     self.error(
                         &at("type"),
                         "missing key `path` in this sock [[output]]: add the socket of chrony's \
@@ -660,7 +755,9 @@ impl Check<'_, '_> {
     }
 
     fn server(&mut self, s: &ServerSettings) {
+        let tls_keys = ["tls_cert", "tls_key", "tls_listen"];
         match (&s.tls_cert, &s.tls_key) {
+            _ if self.dropped.any("server", &tls_keys) => {}
             (Some(_), None) => self.error(
                 "server.tls_cert",
                 "tls_cert without tls_key: add tls_key = \"/path/to/key.pem\"".to_owned(),
@@ -730,14 +827,23 @@ impl Check<'_, '_> {
         }
     }
 
-    fn selection(&mut self, sel: &SelectionConfig, selectable: usize) {
+    /// `selectable`: how many sources may be selected, when every `[[source]]` could be read.
+    fn selection(&mut self, sel: &SelectionConfig, selectable: Option<usize>) {
+        if self.dropped.contains("selection") || self.dropped.contains("selection.min_sources") {
+            return;
+        }
         if sel.min_sources == 0 {
             self.error(
                 "selection.min_sources",
                 "min_sources = 0 would write a time that no source vouches for: use 1 or more"
                     .to_owned(),
             );
-        } else if sel.min_sources > selectable {
+            return;
+        }
+        let Some(selectable) = selectable else {
+            return;
+        };
+        if sel.min_sources > selectable {
             self.error(
                 "selection.min_sources",
                 format!(

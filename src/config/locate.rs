@@ -103,6 +103,16 @@ impl<'a> Doc<'a> {
     }
 }
 
+/// The key of `table` whose key or value holds byte `offset`.
+pub(crate) fn key_at(table: &DeTable<'_>, offset: usize) -> Option<String> {
+    let mut path = Vec::new();
+    find_in_table(table, offset, &mut path);
+    match path.into_iter().next() {
+        Some(Step::Key(k)) => Some(k),
+        _ => None,
+    }
+}
+
 fn entry<'d, 'a>(
     table: &'d DeTable<'a>,
     key: &str,

@@ -8,6 +8,8 @@
 //!
 //! - `server`: the `[server]` table, shared with `webntpd serve`'s flags ([`ServerSettings`]).
 //! - `value`: durations and origins, written the same way in the file and on the command line.
+//! - `read`: from the parsed document to the file's tables, each table and entry on its own,
+//!   so that every unknown key and every wrong value is reported in one run.
 //! - `check`: from the file's tables to the validated types, with every semantic check.
 //! - `locate`: byte offsets to lines and columns, key paths to places in the file.
 //!
@@ -54,6 +56,7 @@
 
 mod check;
 mod locate;
+mod read;
 mod server;
 mod value;
 

@@ -263,6 +263,165 @@ fn bad_values_say_what_is_expected() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Every error in one run
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn every_error_is_reported_in_one_run_in_file_order() {
+    // An unknown key at the top level no longer hides those in tables; type errors in two
+    // tables, unknown keys in an entry and in a table, and a semantic check, all at once.
+    let text = "\
+verbose = true
+[[source]]
+url = \"https://a.example/\"
+timeout = 5
+samples = 65
+[[source]]
+url = \"https://b.example/\"
+sample = 3
+mode = \"websockets\"
+[[output]]
+type = \"shm\"
+unit = 300
+[server]
+listen = [\"127.0.0.1:80\", 81]
+port = 80
+max_connections = 0
+[log]
+colour = true
+level = 3
+";
+    let all = errors(text);
+    let places: Vec<(usize, usize)> = all.iter().map(|e| (e.0, e.1)).collect();
+    assert_eq!(
+        places,
+        [
+            (1, 1),
+            (4, 11),
+            (5, 11),
+            (8, 1),
+            (9, 8),
+            (12, 8),
+            (14, 27),
+            (15, 1),
+            (16, 19),
+            (18, 1),
+            (19, 9),
+        ],
+        "{all:#?}"
+    );
+    let expected = [
+        "unknown key `verbose` in the top level",
+        "`timeout` in [[source]]: invalid type: integer `5`",
+        "samples = 65: a burst takes 1 to 64 samples",
+        "unknown key `sample` in [[source]], expected `samples`",
+        "unknown mode `websockets`",
+        "unit = 300: SHM units are 0 to 255",
+        "`listen` in [server]",
+        "unknown key `port` in [server]",
+        "max_connections = 0: must be 1 to",
+        "unknown key `colour` in [log]",
+        "`level` in [log]: wanted string or table",
+    ];
+    for (got, want) in all.iter().zip(expected) {
+        assert!(got.2.contains(want), "`{want}` in: {}", got.2);
+    }
+}
+
+#[test]
+fn several_wrong_values_in_one_entry_are_each_reported() {
+    let all = errors(&format!(
+        "{SOURCE}timeout = 5\npoll = 64\nnoselect = \"yes\"\nweight = \"heavy\"\n"
+    ));
+    let keys: Vec<&str> = all
+        .iter()
+        .map(|e| e.2.split('`').nth(1).unwrap_or(""))
+        .collect();
+    assert_eq!(keys, ["timeout", "poll", "noselect", "weight"], "{all:#?}");
+    assert_eq!(all[0].0, 3);
+    assert_eq!(all[3].0, 6);
+}
+
+#[test]
+fn a_wrong_value_does_not_also_report_what_its_default_would_cause() {
+    // poll = 5 is wrong; its default (64 s) against poll_min = 100s would be "poll_min longer
+    // than poll", a message about a value the user never wrote.
+    fails(
+        &format!("{SOURCE}poll = 5\npoll_min = \"100s\"\n"),
+        3,
+        8,
+        &["`poll` in [[source]]", "a duration in quotes"],
+    );
+    // A wrong url is not also a missing one.
+    fails(
+        "[[source]]\nurl = 5\n",
+        2,
+        7,
+        &["`url` in [[source]]: invalid type"],
+    );
+    // Nor a wrong unit a missing one; nor a wrong perm the default's warning.
+    let text = format!("{SOURCE}[[output]]\ntype = \"shm\"\nunit = \"two\"\n");
+    fails(&text, 5, 8, &["`unit` in [[output]]"]);
+    let text = format!("{SOURCE}[[output]]\ntype = \"shm\"\nunit = 2\nperm = true\n");
+    let Err(ConfigError::Invalid { errors, warnings }) = Config::parse(&text, PATH) else {
+        panic!("perm = true is an error");
+    };
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    assert!(warnings.is_empty(), "{warnings:#?}");
+    // A source that cannot be read does not make min_sources unreachable.
+    fails(
+        &format!("{SOURCE}[[source]]\nurl = 1\n[selection]\nmin_sources = 2\n"),
+        4,
+        7,
+        &["`url` in [[source]]"],
+    );
+    // A wrong tls_listen is not "no TLS listener".
+    fails(
+        &format!(
+            "{SOURCE}[server]\ntls_listen = 443\ntls_cert = \"/c.pem\"\ntls_key = \"/k.pem\"\n"
+        ),
+        4,
+        14,
+        &["`tls_listen` in [server]"],
+    );
+    // A misspelt required key is one message, not also a missing one.
+    fails(
+        "[[output]]\ntyp = \"shm\"\nunit = 2\n[[source]]\nurl = \"https://a.example/\"\n",
+        2,
+        1,
+        &["unknown key `typ` in [[output]], expected `type`"],
+    );
+}
+
+#[test]
+fn a_table_that_is_not_a_table_is_one_error_and_the_rest_is_still_read() {
+    let all = errors(&format!(
+        "server = 5\nlog = \"debug\"\n{SOURCE}samples = 0\n"
+    ));
+    let places: Vec<(usize, usize)> = all.iter().map(|e| (e.0, e.1)).collect();
+    assert_eq!(places, [(1, 10), (2, 7), (5, 11)], "{all:#?}");
+    assert!(all[0].2.contains("`server`: invalid type"), "{}", all[0].2);
+}
+
+#[test]
+fn past_a_hundred_errors_one_line_says_how_many_more() {
+    let text: String = std::iter::once(SOURCE.to_owned())
+        .chain((0..150).map(|i| format!("bad{i} = 1\n")))
+        .collect();
+    let Err(ConfigError::Invalid { errors, .. }) = Config::parse(&text, PATH) else {
+        panic!("150 unknown keys are errors");
+    };
+    assert_eq!(errors.len(), 101);
+    assert_eq!(
+        errors[100].to_string(),
+        "/etc/webntpd.toml: 50 more errors not shown: fix these first"
+    );
+    // In file order: line 3 first, then line 4...
+    assert_eq!(errors[0].location.map(|l| l.line), Some(3));
+    assert_eq!(errors[99].location.map(|l| l.line), Some(102));
+}
+
+// ---------------------------------------------------------------------------------------------
 // Sources
 // ---------------------------------------------------------------------------------------------
 
