@@ -573,3 +573,35 @@ pub fn unix_now() -> f64 {
         .unwrap()
         .as_secs_f64()
 }
+
+/// Wait for `child` to exit, polling every 20 ms; its exit code (-1 for a signal), or `None`
+/// once `within` has passed with it still running.
+pub fn wait_exit_within(child: &mut Child, within: Duration) -> Option<i32> {
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some(status.code().unwrap_or(-1));
+        }
+        if start.elapsed() >= within {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The lines `child`'s piped stderr writes, collected by a thread of their own until it
+/// closes.
+pub fn collect_stderr(child: &mut Child) -> Arc<std::sync::Mutex<Vec<String>>> {
+    let stderr = child.stderr.take().expect("stderr is piped");
+    let log = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = log.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            match line {
+                Ok(l) => sink.lock().unwrap().push(l),
+                Err(_) => break,
+            }
+        }
+    });
+    log
+}
