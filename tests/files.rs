@@ -289,6 +289,47 @@ fn check_config_refuses_a_file_over_1_mib_with_78_at_two_sizes() {
 }
 
 #[test]
+fn a_megabyte_of_errors_is_checked_fast_and_printed_as_the_first_hundred() {
+    // Placing each message by scanning the file from its start made this take minutes: a
+    // megabyte of unknown keys, and of wrong values, each one an error.
+    let dir = tempfile::tempdir().unwrap();
+    // Fill a file up to 1 MiB with `line(0)`, `line(1)`...
+    let fill = |name: &str, head: &str, line: &dyn Fn(usize) -> String| {
+        let mut text = head.to_owned();
+        for i in 0.. {
+            let l = line(i);
+            if text.len() + l.len() > 1 << 20 {
+                break;
+            }
+            text.push_str(&l);
+        }
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    let keys = fill("keys.toml", "[server]\n", &|i| format!("k{i} = 1\n"));
+    let values = fill("values.toml", "", &|i| {
+        format!("[[source]]\nurl = \"https://s{i}.example/\"\nsamples = 0\n")
+    });
+    for path in [&keys, &values] {
+        let (code, err, took) = run_bounded(&["check-config", "-c", path.to_str().unwrap()], FAST);
+        assert_eq!(code, 78, "{err}");
+        let errors: Vec<&str> = err.lines().filter(|l| !l.contains("warning:")).collect();
+        assert_eq!(errors.len(), 101, "{}: {took:?}", path.display());
+        assert!(
+            errors[0].contains(" line 2, column 1: ") || errors[0].contains(" line 3, column 11: "),
+            "{}",
+            errors[0]
+        );
+        assert!(
+            errors[100].contains("more errors not shown"),
+            "{}",
+            errors[100]
+        );
+    }
+}
+
+#[test]
 fn check_config_names_the_line_and_column_of_a_byte_that_is_not_utf8() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("webntpd.toml");

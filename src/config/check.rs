@@ -14,7 +14,7 @@ use crate::client::connect::{Proxy, ProxySetting, Target};
 use crate::client::{Mode, MAX_SAMPLES};
 
 use super::locate::{self, Doc};
-use super::read::{Dropped, Reader, TOP_LEVEL};
+use super::read::{Dropped, Reader, MAX_ERRORS, TOP_LEVEL};
 use super::value::{self, show};
 use super::{
     BurstSettings, Config, ConfigError, Diagnostic, Loaded, LogConfig, OutputConfig, Poll,
@@ -37,15 +37,15 @@ struct File {
     written: (usize, usize, bool),
 }
 
-/// Most errors printed: past them, one line says how many more there are.
-const MAX_ERRORS: usize = 100;
-
 impl File {
     fn read(reader: &mut Reader<'_, '_>) -> File {
         let mut root = reader.doc.root().into_inner();
         let _ = reader.unknown_keys("", &mut root, &TOP_LEVEL);
         let mut file = File::default();
-        for (key, value) in root {
+        // In file order, so that the errors kept when reading stops are the first ones.
+        let mut tables: Vec<_> = root.into_iter().collect();
+        tables.sort_by_key(|(key, _)| key.span().start);
+        for (key, value) in tables {
             match key.get_ref().as_ref() {
                 "source" => (file.source, file.written.0) = entries(reader, "source", value),
                 "output" => (file.output, file.written.1) = entries(reader, "output", value),
@@ -168,6 +168,11 @@ fn mode<'de, D: Deserializer<'de>>(d: D) -> Result<Mode, D::Error> {
 /// The output types, for messages.
 const OUTPUT_TYPES: [&str; 2] = ["shm", "sock"];
 
+/// Where a message is, to sort them in file order.
+fn order(d: &Diagnostic) -> Option<(usize, usize)> {
+    d.location.map(|l| (l.line, l.column))
+}
+
 /// Parse and check `text`; with `files`, also the files it names.
 pub(super) fn run(text: &str, path: &Path, files: bool) -> Result<Loaded, ConfigError> {
     let doc = Doc::parse(text).map_err(|(message, location)| ConfigError::Invalid {
@@ -185,6 +190,23 @@ pub(super) fn run(text: &str, path: &Path, files: bool) -> Result<Loaded, Config
         dropped: Dropped::default(),
     };
     let file = File::read(&mut reader);
+    if reader.full() {
+        // The semantic checks would only add errors that are not printed.
+        let mut errors = reader.errors;
+        errors.sort_by_key(order);
+        errors.truncate(MAX_ERRORS);
+        errors.push(Diagnostic {
+            path: path.to_path_buf(),
+            location: None,
+            message: format!(
+                "more errors not shown (webntpd stops reading at {MAX_ERRORS}): fix these first"
+            ),
+        });
+        return Err(ConfigError::Invalid {
+            errors,
+            warnings: Vec::new(),
+        });
+    }
     let Reader {
         errors, dropped, ..
     } = reader;
@@ -206,7 +228,6 @@ pub(super) fn run(text: &str, path: &Path, files: bool) -> Result<Loaded, Config
         mut warnings,
         ..
     } = check;
-    let order = |d: &Diagnostic| d.location.map(|l| (l.line, l.column));
     errors.sort_by_key(order);
     warnings.sort_by_key(order);
     if errors.len() > MAX_ERRORS {

@@ -17,6 +17,9 @@ use toml::Spanned;
 use super::locate::{self, Doc};
 use super::Diagnostic;
 
+/// Most errors printed: past them, one line says that there are more.
+pub(super) const MAX_ERRORS: usize = 100;
+
 /// The top-level keys, in the order the messages list them.
 pub(super) const TOP_LEVEL: [&str; 6] =
     ["source", "output", "server", "selection", "log", "status"];
@@ -47,6 +50,12 @@ pub(super) struct Reader<'c, 'a> {
 }
 
 impl<'a> Reader<'_, 'a> {
+    /// Whether more errors than are printed were found: reading stops there, so that a
+    /// pathological file (a megabyte of wrong keys) costs no more than the errors shown.
+    pub(super) fn full(&self) -> bool {
+        self.errors.len() > MAX_ERRORS
+    }
+
     fn error(&mut self, message: String, offset: Option<usize>) {
         self.errors.push(Diagnostic {
             path: self.path.to_path_buf(),
@@ -73,12 +82,17 @@ impl<'a> Reader<'_, 'a> {
         known: &[&str],
     ) -> Vec<String> {
         let mut meant = Vec::new();
-        let unknown: Vec<(String, usize)> = table
+        let mut unknown: Vec<(String, usize)> = table
             .keys()
             .filter(|k| !known.contains(&k.get_ref().as_ref()))
             .map(|k| (k.get_ref().to_string(), k.span().start))
             .collect();
+        // In file order, so that the errors kept when reading stops are the first ones.
+        unknown.sort_by_key(|(_, offset)| *offset);
         for (key, offset) in unknown {
+            if self.full() {
+                break;
+            }
             let message = format!(
                 "unknown key `{key}` in {}, {}",
                 locate::table_name(&locate::steps(at)),
@@ -107,6 +121,10 @@ impl<'a> Reader<'_, 'a> {
         }
         // Each round either reads or removes one key: at most one more round than keys.
         loop {
+            if self.full() {
+                self.dropped.0.insert(at.to_owned());
+                return None;
+            }
             let e = match T::deserialize(ValueDeserializer::from(value.clone())) {
                 Ok(t) => return Some(t),
                 Err(e) => e,

@@ -404,7 +404,8 @@ fn a_table_that_is_not_a_table_is_one_error_and_the_rest_is_still_read() {
 }
 
 #[test]
-fn past_a_hundred_errors_one_line_says_how_many_more() {
+fn past_a_hundred_errors_one_line_says_there_are_more() {
+    // Found while reading: reading stops, the first hundred in file order are kept.
     let text: String = std::iter::once(SOURCE.to_owned())
         .chain((0..150).map(|i| format!("bad{i} = 1\n")))
         .collect();
@@ -414,11 +415,41 @@ fn past_a_hundred_errors_one_line_says_how_many_more() {
     assert_eq!(errors.len(), 101);
     assert_eq!(
         errors[100].to_string(),
+        "/etc/webntpd.toml: more errors not shown (webntpd stops reading at 100): fix these \
+         first"
+    );
+    let lines: Vec<_> = errors[..100]
+        .iter()
+        .map(|e| e.location.map(|l| l.line))
+        .collect();
+    let expected: Vec<_> = (3..103).map(Some).collect();
+    assert_eq!(lines, expected);
+    // Found by the checks: all are counted.
+    let text: String = (0..150)
+        .map(|i| format!("[[source]]\nurl = \"https://s{i}.example/\"\nsamples = 0\n"))
+        .collect();
+    let Err(ConfigError::Invalid { errors, .. }) = Config::parse(&text, PATH) else {
+        panic!("samples = 0 is an error");
+    };
+    assert_eq!(errors.len(), 101);
+    assert_eq!(
+        errors[100].to_string(),
         "/etc/webntpd.toml: 50 more errors not shown: fix these first"
     );
-    // In file order: line 3 first, then line 4...
-    assert_eq!(errors[0].location.map(|l| l.line), Some(3));
-    assert_eq!(errors[99].location.map(|l| l.line), Some(102));
+    assert_eq!(errors[99].location.map(|l| l.line), Some(3 * 99 + 3));
+}
+
+#[test]
+fn lines_and_columns_from_the_line_index_are_those_counted_from_the_start() {
+    let text = "a = 1\n\nb = \"é€\" # x\n\n[t]\nc = 2";
+    let doc = locate::Doc::parse(text).unwrap();
+    for offset in 0..=text.len() + 2 {
+        assert_eq!(
+            doc.location(offset),
+            locate::location(text, offset),
+            "offset {offset}"
+        );
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
