@@ -14,7 +14,13 @@
 //!   when it grows while it is read, or claims a size of 0 (as `/proc` files do).
 //!
 //! Reading is a blocking call, bounded by the limit (1 MiB at most, from local disk: well
-//! under a millisecond from the page cache), so callers on an async thread call it directly.
+//! under a millisecond from the page cache), so callers on an async thread, such as the
+//! daemon's supervisor at SIGHUP, call it directly rather than through `spawn_blocking`.
+//! Measured with a release build: `check-config` of the shipped 7.6 KiB example takes 0.5 ms
+//! beyond the process start; of a 1 MiB file of 96,000 unknown keys, or 24,000 sources,
+//! 0.12-0.15 s, nearly all of it parsing. What no open flag can bound, a file on a network
+//! filesystem that stops answering, would stall the supervisor, whose systemd watchdog
+//! pings then stop: systemd restarts it.
 
 use std::fmt;
 use std::fs::{File, Metadata};
