@@ -19,6 +19,8 @@
 //!   threshold and the startup step (pure).
 //! - [`server`]: the hyper-based WebNTP server: routing, WebSocket, TLS, limits, shutdown.
 //! - [`exit`]: sysexits codes shared by every command.
+//! - [`files`]: the one reader of every file a user names: regular files only, never
+//!   blocking, bounded in size.
 
 #![deny(unsafe_code)]
 
@@ -27,6 +29,7 @@ pub mod clock;
 pub mod config;
 pub mod daemon;
 pub mod exit;
+pub mod files;
 pub mod leap;
 pub mod logging;
 mod observe;

@@ -218,7 +218,7 @@ async fn status(args: StatusArgs) -> u8 {
         Some(p) => p,
         None => match webntpd::daemon::status_socket_of(&args.config.config) {
             Ok(p) => p,
-            Err(e) if !args.config.config.exists() => {
+            Err((e, _)) if !args.config.config.exists() => {
                 let p = PathBuf::from(config::DEFAULT_STATUS_SOCKET);
                 eprintln!(
                     "webntpd status: {e}; asking the default socket {}",
@@ -226,9 +226,9 @@ async fn status(args: StatusArgs) -> u8 {
                 );
                 p
             }
-            Err(e) => {
+            Err((e, code)) => {
                 eprintln!("webntpd status: {e}");
-                return exit::CONFIG;
+                return code;
             }
         },
     };

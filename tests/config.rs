@@ -80,8 +80,15 @@ fn errors_are_printed_with_line_and_column_and_exit_78() {
     assert_eq!(o.status.code(), Some(78));
     assert_eq!(text(&o.stdout), "");
     let err = text(&o.stderr);
-    let lines: Vec<&str> = err.lines().collect();
+    // The one source draws a warning too; the errors follow it, in file order.
+    let (warnings, lines): (Vec<&str>, Vec<&str>) =
+        err.lines().partition(|l| l.contains(": warning: "));
     assert_eq!(lines.len(), 2, "{err}");
+    assert_eq!(warnings.len(), 1, "{err}");
+    assert!(
+        warnings[0].contains("one selectable source decides alone"),
+        "{err}"
+    );
     let p = path.display();
     assert!(
         lines[0].starts_with(&format!(
@@ -96,7 +103,13 @@ fn errors_are_printed_with_line_and_column_and_exit_78() {
         "{err}"
     );
 
-    std::fs::write(&path, "[[source]]\nurll = \"https://a.example/\"\n").unwrap();
+    // With an output, so that the file draws no warning besides the error.
+    std::fs::write(
+        &path,
+        "[[source]]\nurll = \"https://a.example/\"\n[[output]]\ntype = \"shm\"\nunit = 2\n\
+         perm = \"0600\"\n",
+    )
+    .unwrap();
     let o = check_config(&["-c", path.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(78));
     assert_eq!(
@@ -126,4 +139,30 @@ fn the_default_path_is_etc_webntpd_toml() {
         .unwrap();
     assert_eq!(o.status.code(), Some(0));
     assert!(text(&o.stdout).contains("/etc/webntpd.toml"));
+}
+
+#[test]
+fn every_error_is_printed_in_one_run_in_file_order() {
+    // A top-level unknown key first, then errors inside tables: serde alone stops at one.
+    let (_dir, path) = file_with(
+        "verbose = true\n[[source]]\nurl = \"https://a.example/\"\ntimeout = 5\nurll = 1\n\
+         [log]\nlevel = \"inf\"\n[selection]\nmin_sources = 0\n",
+    );
+    let o = check_config(&["-c", path.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(78));
+    let err = text(&o.stderr);
+    let p = path.display();
+    let expected = [
+        format!("{p} line 1, column 1: unknown key `verbose` in the top level"),
+        format!("{p} line 4, column 11: `timeout` in [[source]]: invalid type"),
+        format!("{p} line 5, column 1: unknown key `urll` in [[source]], expected `url`"),
+        format!("{p} line 7, column 9: `level` in [log]: unknown value `inf`, expected `info`"),
+        format!("{p} line 9, column 15: min_sources = 0"),
+    ];
+    // Warnings come first, as for a file that parses ("no [[output]]" here).
+    let lines: Vec<&str> = err.lines().filter(|l| !l.contains(": warning: ")).collect();
+    assert_eq!(lines.len(), expected.len(), "{err}");
+    for (line, want) in lines.iter().zip(&expected) {
+        assert!(line.starts_with(want.as_str()), "`{want}` in:\n{err}");
+    }
 }

@@ -13,7 +13,8 @@ use toml::de::DeValue;
 use crate::client::connect::{Proxy, ProxySetting, Target};
 use crate::client::{Mode, MAX_SAMPLES};
 
-use super::locate::{self, Doc, Location};
+use super::locate::{self, Doc};
+use super::read::{Dropped, Reader, MAX_ERRORS, TOP_LEVEL};
 use super::value::{self, show};
 use super::{
     BurstSettings, Config, ConfigError, Diagnostic, Loaded, LogConfig, OutputConfig, Poll,
@@ -21,23 +22,77 @@ use super::{
     StatusConfig,
 };
 
-/// The whole file, as written.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+/// The whole file, as written: each table and entry read on its own by [`Reader`], so that
+/// one error does not hide the others.
+#[derive(Default)]
 struct File {
-    #[serde(default)]
-    source: Vec<SourceFile>,
-    #[serde(default)]
-    output: Vec<OutputFile>,
+    /// Each `[[source]]` that could be read, with its index in the file.
+    source: Vec<(usize, SourceFile)>,
+    /// Each `[[output]]` that could be read, with its index in the file.
+    output: Vec<(usize, OutputFile)>,
     server: Option<ServerSettings>,
-    #[serde(default)]
     selection: SelectionConfig,
-    #[serde(default)]
     sanity: SanityConfig,
-    #[serde(default)]
     log: LogConfig,
-    #[serde(default)]
     status: StatusConfig,
+    /// What is written, read or not: `[[source]]` entries, `[[output]]` entries, `[server]`.
+    written: (usize, usize, bool),
+}
+
+impl File {
+    fn read(reader: &mut Reader<'_, '_>) -> File {
+        let mut root = reader.doc.root().into_inner();
+        let _ = reader.unknown_keys("", &mut root, &TOP_LEVEL);
+        let mut file = File::default();
+        // In file order, so that the errors kept when reading stops are the first ones.
+        let mut tables: Vec<_> = root.into_iter().collect();
+        tables.sort_by_key(|(key, _)| key.span().start);
+        for (key, value) in tables {
+            match key.get_ref().as_ref() {
+                "source" => (file.source, file.written.0) = entries(reader, "source", value),
+                "output" => (file.output, file.written.1) = entries(reader, "output", value),
+                "server" => {
+                    file.written.2 = true;
+                    file.server = reader.read("server", value);
+                }
+                "selection" => file.selection = reader.read("selection", value).unwrap_or_default(),
+                "sanity" => file.sanity = reader.read("sanity", value).unwrap_or_default(),
+                "log" => file.log = reader.read("log", value).unwrap_or_default(),
+                "status" => file.status = reader.read("status", value).unwrap_or_default(),
+                _ => {} // Reported as unknown.
+            }
+        }
+        file
+    }
+}
+
+/// The entries of a list of tables (`[[source]]`) that can be read, each with its index, and
+/// how many are written.
+fn entries<'a, T: serde::de::DeserializeOwned>(
+    reader: &mut Reader<'_, 'a>,
+    at: &str,
+    value: toml::Spanned<DeValue<'a>>,
+) -> (Vec<(usize, T)>, usize) {
+    if !matches!(value.get_ref(), DeValue::Array(_)) {
+        // `[source]` with one bracket: serde's message, with the hint to write two.
+        return (
+            reader
+                .read::<Vec<T>>(at, value)
+                .map(|v| v.into_iter().enumerate().collect())
+                .unwrap_or_default(),
+            1,
+        );
+    }
+    let DeValue::Array(items) = value.into_inner() else {
+        return (Vec::new(), 0);
+    };
+    let written = items.len();
+    let read = items
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, item)| Some((i, reader.read(&format!("{at}.{i}"), item)?)))
+        .collect();
+    (read, written)
 }
 
 /// A `[[source]]` as written; defaults are filled in by [`Check::source`].
@@ -116,29 +171,58 @@ fn mode<'de, D: Deserializer<'de>>(d: D) -> Result<Mode, D::Error> {
 /// The output types, for messages.
 const OUTPUT_TYPES: [&str; 2] = ["shm", "sock"];
 
+/// Where a message is, to sort them in file order.
+fn order(d: &Diagnostic) -> Option<(usize, usize)> {
+    d.location.map(|l| (l.line, l.column))
+}
+
 /// Parse and check `text`; with `files`, also the files it names.
 pub(super) fn run(text: &str, path: &Path, files: bool) -> Result<Loaded, ConfigError> {
-    let fail = |message: String, location: Option<Location>| ConfigError::Invalid {
+    let doc = Doc::parse(text).map_err(|(message, location)| ConfigError::Invalid {
         errors: vec![Diagnostic {
             path: path.to_path_buf(),
             location,
             message,
         }],
         warnings: Vec::new(),
-    };
-    let doc = Doc::parse(text).map_err(|(m, l)| fail(m, l))?;
-    let file = File::deserialize(toml::de::Deserializer::from(doc.root())).map_err(|e| {
-        let (m, l) = locate::de_error(&doc, &e);
-        fail(m, l)
     })?;
-    let mut check = Check {
+    let mut reader = Reader {
         doc: &doc,
         path,
         errors: Vec::new(),
+        dropped: Dropped::default(),
+    };
+    let file = File::read(&mut reader);
+    if reader.full() {
+        // The semantic checks would only add errors that are not printed.
+        let mut errors = reader.errors;
+        errors.sort_by_key(order);
+        errors.truncate(MAX_ERRORS);
+        errors.push(Diagnostic {
+            path: path.to_path_buf(),
+            location: None,
+            message: format!(
+                "more errors not shown (webntpd stops reading at {MAX_ERRORS}): fix these first"
+            ),
+        });
+        return Err(ConfigError::Invalid {
+            errors,
+            warnings: Vec::new(),
+        });
+    }
+    let Reader {
+        errors, dropped, ..
+    } = reader;
+    let mut check = Check {
+        doc: &doc,
+        path,
+        errors,
         warnings: Vec::new(),
+        dropped,
     };
     let config = check.config(file);
-    // With errors, the entries' indexes no longer match the file's: stop here.
+    // The files are opened only for a configuration otherwise right: then every entry was
+    // read, and the indexes of `config`'s entries are the file's.
     if files && check.errors.is_empty() {
         check.files(&config);
     }
@@ -147,9 +231,17 @@ pub(super) fn run(text: &str, path: &Path, files: bool) -> Result<Loaded, Config
         mut warnings,
         ..
     } = check;
-    let order = |d: &Diagnostic| d.location.map(|l| (l.line, l.column));
     errors.sort_by_key(order);
     warnings.sort_by_key(order);
+    if errors.len() > MAX_ERRORS {
+        let more = errors.len() - MAX_ERRORS;
+        errors.truncate(MAX_ERRORS);
+        errors.push(Diagnostic {
+            path: path.to_path_buf(),
+            location: None,
+            message: format!("{more} more errors not shown: fix these first"),
+        });
+    }
     if errors.is_empty() {
         Ok(Loaded { config, warnings })
     } else {
@@ -159,12 +251,11 @@ pub(super) fn run(text: &str, path: &Path, files: bool) -> Result<Loaded, Config
 
 /// Each entry that `check` accepts, with its index in the file (which messages need).
 fn valid_entries<T, U>(
-    entries: Vec<T>,
+    entries: Vec<(usize, T)>,
     mut check: impl FnMut(usize, T) -> Option<U>,
 ) -> Vec<(usize, U)> {
     entries
         .into_iter()
-        .enumerate()
         .filter_map(|(i, e)| Some((i, check(i, e)?)))
         .collect()
 }
@@ -175,6 +266,8 @@ struct Check<'c, 'a> {
     path: &'c Path,
     errors: Vec<Diagnostic>,
     warnings: Vec<Diagnostic>,
+    /// What [`Reader`] left out: checks that combine such a key with others are skipped.
+    dropped: Dropped,
 }
 
 impl Check<'_, '_> {
@@ -208,8 +301,15 @@ impl Check<'_, '_> {
     }
 
     fn config(&mut self, file: File) -> Config {
-        let has_sources = !file.source.is_empty();
-        let selectable = file.source.iter().filter(|s| !s.noselect).count();
+        let (written_sources, written_outputs, written_server) = file.written;
+        let has_sources = written_sources > 0;
+        // Known only when every entry was read, with its `noselect`.
+        let counted = file.source.len() == written_sources
+            && !file
+                .source
+                .iter()
+                .any(|(i, _)| self.dropped.contains(&format!("source.{i}.noselect")));
+        let selectable = counted.then(|| file.source.iter().filter(|(_, s)| !s.noselect).count());
         let sources = valid_entries(file.source, |i, s| self.source(i, s));
         self.duplicate_sources(&sources);
         let outputs = valid_entries(file.output, |i, o| self.output(i, o));
@@ -218,8 +318,9 @@ impl Check<'_, '_> {
             self.server(server);
         }
         if has_sources {
-            self.selection(&file.selection, selectable);
+            self.selection(&file.selection, selectable, written_outputs > 0);
         }
+        self.sanity(&file.sanity);
         if !file.status.socket.is_absolute() {
             self.error(
                 "status.socket",
@@ -230,7 +331,7 @@ impl Check<'_, '_> {
                 ),
             );
         }
-        self.purpose(has_sources, file.server.is_some(), !outputs.is_empty());
+        self.purpose(has_sources, written_server, written_outputs > 0);
         Config {
             path: self.path.to_path_buf(),
             sources: sources.into_iter().map(|(_, s)| s).collect(),
@@ -364,6 +465,11 @@ impl Check<'_, '_> {
         let interval = s.poll.unwrap_or(Duration::from_secs(64));
         let min = s.poll_min.unwrap_or(interval);
         let max = s.poll_max.unwrap_or(interval * 16);
+        let keys = ["poll", "poll_min", "poll_max", "samples", "timeout", "mode"];
+        if self.dropped.any(&format!("source.{i}"), &keys) {
+            // A wrong value among them is reported; a default in its place proves nothing.
+            return Poll { interval, min, max };
+        }
         // Name a key the user wrote, so the message points at something they can change.
         let (min_key, max_key) = (
             if s.poll_min.is_some() {
@@ -450,6 +556,9 @@ impl Check<'_, '_> {
     fn duplicate_sources(&mut self, sources: &[(usize, SourceConfig)]) {
         let mut seen = HashMap::new();
         for (i, s) in sources {
+            if self.dropped.contains(&format!("source.{i}.mode")) {
+                continue;
+            }
             let t = &s.target;
             let mode = match (s.burst.mode, t.scheme.as_str()) {
                 (Mode::Auto, "ws" | "wss") => Mode::Ws,
@@ -491,6 +600,9 @@ impl Check<'_, '_> {
                     misplaced(self, "path", "shm", "`unit` and `perm`");
                 }
                 let Some(unit) = o.unit else {
+                    if self.dropped.contains(&at("unit")) {
+                        return None; // Its wrong value is reported.
+                    }
                     self.error(
                         &at("type"),
                         "missing key `unit` in this shm [[output]]: add unit = 2 (chrony: \
@@ -508,7 +620,9 @@ impl Check<'_, '_> {
                 };
                 let perm = o.perm.and_then(|p| self.perm(&at("perm"), p));
                 let shm = ShmOutput { unit, perm };
-                self.shm_warnings(i, shm);
+                if !self.dropped.contains(&at("perm")) {
+                    self.shm_warnings(i, shm);
+                }
                 Some(OutputConfig::Shm(shm))
             }
             "sock" => {
@@ -518,6 +632,9 @@ impl Check<'_, '_> {
                     }
                 }
                 let Some(path) = o.path else {
+                    if self.dropped.contains(&at("path")) {
+                        return None; // Its wrong value is reported.
+                    }
                     self.error(
                         &at("type"),
                         "missing key `path` in this sock [[output]]: add the socket of chrony's \
@@ -664,7 +781,9 @@ impl Check<'_, '_> {
     }
 
     fn server(&mut self, s: &ServerSettings) {
+        let tls_keys = ["tls_cert", "tls_key", "tls_listen"];
         match (&s.tls_cert, &s.tls_key) {
+            _ if self.dropped.any("server", &tls_keys) => {}
             (Some(_), None) => self.error(
                 "server.tls_cert",
                 "tls_cert without tls_key: add tls_key = \"/path/to/key.pem\"".to_owned(),
@@ -734,14 +853,52 @@ impl Check<'_, '_> {
         }
     }
 
-    fn selection(&mut self, sel: &SelectionConfig, selectable: usize) {
+    /// `selectable`: how many sources may be selected, when every `[[source]]` could be read.
+    fn sanity(&mut self, sanity: &SanityConfig) {
+        if self.dropped.contains("sanity") || self.dropped.contains("sanity.panic_threshold") {
+            return;
+        }
+        if sanity.panic_threshold < Duration::from_secs(1) {
+            self.error(
+                "sanity.panic_threshold",
+                format!(
+                    "panic_threshold = \"{}\" would refuse ordinary corrections: it bounds how \
+                     far off a clock webntpd will correct at all (ntpd uses 1000s); use 1s or \
+                     more",
+                    show(sanity.panic_threshold)
+                ),
+            );
+        }
+        if sanity.allow_startup_step && !self.dropped.contains("sanity.allow_startup_step") {
+            self.warn(
+                "sanity.allow_startup_step",
+                format!(
+                    "allow_startup_step = true: the first sample after start is written however \
+                     far off it is (past {}, the panic threshold), so one wrong or lying source \
+                     at start can set this clock to any time after this build; keep it for \
+                     hosts whose clock starts out wrong",
+                    show(sanity.panic_threshold)
+                ),
+            );
+        }
+    }
+
+    fn selection(&mut self, sel: &SelectionConfig, selectable: Option<usize>, outputs: bool) {
+        if self.dropped.contains("selection") || self.dropped.contains("selection.min_sources") {
+            return;
+        }
         if sel.min_sources == 0 {
             self.error(
                 "selection.min_sources",
                 "min_sources = 0 would write a time that no source vouches for: use 1 or more"
                     .to_owned(),
             );
-        } else if sel.min_sources > selectable {
+            return;
+        }
+        let Some(selectable) = selectable else {
+            return;
+        };
+        if sel.min_sources > selectable {
             self.error(
                 "selection.min_sources",
                 format!(
@@ -756,6 +913,14 @@ impl Check<'_, '_> {
                 "source",
                 "two selectable sources cannot outvote each other: when they disagree, neither \
                  can be trusted; a third source lets the majority win"
+                    .to_owned(),
+            );
+        } else if selectable == 1 && outputs {
+            self.warn(
+                "source",
+                "one selectable source decides alone: nothing checks it, so a server that is \
+                 wrong or lies (within the [sanity] rules) sets this clock; add two more \
+                 [[source]] servers, run by others, so the majority can outvote one"
                     .to_owned(),
             );
         }
@@ -778,13 +943,12 @@ impl Check<'_, '_> {
                 self.error("server.tls_cert", e.to_string());
             }
         }
-        if let Err(e) = std::fs::File::open(&server.leap_seconds) {
+        if let Err(e) = crate::leap::store::read_list(&server.leap_seconds) {
             self.warn(
                 "server.leap_seconds",
                 format!(
-                    "cannot read {}: {e}; replies will carry no leap-second information until \
-                     it is there (install tzdata, or set leap_seconds)",
-                    server.leap_seconds.display()
+                    "{e}; replies will carry no leap-second information until a valid list is \
+                     there (install tzdata, or set leap_seconds)"
                 ),
             );
         }

@@ -39,13 +39,22 @@ pub(crate) fn steps(path: &str) -> Vec<Step> {
 pub(crate) struct Doc<'a> {
     text: &'a str,
     root: Spanned<DeTable<'a>>,
+    /// The byte offset where each line starts, so that placing a message costs a binary
+    /// search, not a scan of the file (a 1 MiB file may hold tens of thousands of errors).
+    lines: Vec<usize>,
 }
 
 impl<'a> Doc<'a> {
     /// Parse `text`; a syntax error comes back as a message and where it is.
     pub(crate) fn parse(text: &'a str) -> Result<Self, (String, Option<Location>)> {
         match DeTable::parse(text) {
-            Ok(root) => Ok(Doc { text, root }),
+            Ok(root) => Ok(Doc {
+                text,
+                root,
+                lines: std::iter::once(0)
+                    .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+                    .collect(),
+            }),
             Err(e) => Err((
                 syntax_message(e.message()),
                 e.span().map(|s| location(text, s.start)),
@@ -82,7 +91,7 @@ impl<'a> Doc<'a> {
         while !steps.is_empty() {
             let joined = join(&steps);
             if let Some(v) = self.get(&joined) {
-                return Some(location(self.text, v.span().start));
+                return Some(self.location(v.span().start));
             }
             steps.pop();
         }
@@ -99,7 +108,30 @@ impl<'a> Doc<'a> {
 
     /// Line and column of byte `offset`.
     pub(crate) fn location(&self, offset: usize) -> Location {
-        location(self.text, offset)
+        let mut offset = offset.min(self.text.len());
+        while !self.text.is_char_boundary(offset) {
+            offset -= 1;
+        }
+        let line = self.lines.partition_point(|&start| start <= offset);
+        let start = self.lines.get(line.wrapping_sub(1)).copied().unwrap_or(0);
+        Location {
+            line: line.max(1),
+            column: self
+                .text
+                .get(start..offset)
+                .map_or(0, |s| s.chars().count())
+                + 1,
+        }
+    }
+}
+
+/// The key of `table` whose key or value holds byte `offset`.
+pub(crate) fn key_at(table: &DeTable<'_>, offset: usize) -> Option<String> {
+    let mut path = Vec::new();
+    find_in_table(table, offset, &mut path);
+    match path.into_iter().next() {
+        Some(Step::Key(k)) => Some(k),
+        _ => None,
     }
 }
 

@@ -8,6 +8,8 @@
 //!
 //! - `server`: the `[server]` table, shared with `webntpd serve`'s flags ([`ServerSettings`]).
 //! - `value`: durations and origins, written the same way in the file and on the command line.
+//! - `read`: from the parsed document to the file's tables, each table and entry on its own,
+//!   so that every unknown key and every wrong value is reported in one run.
 //! - `check`: from the file's tables to the validated types, with every semantic check.
 //! - `locate`: byte offsets to lines and columns, key paths to places in the file.
 //!
@@ -58,6 +60,7 @@
 
 mod check;
 mod locate;
+mod read;
 mod server;
 mod value;
 
@@ -73,6 +76,7 @@ use serde::Deserialize;
 
 use crate::client::connect::{ConnectError, ConnectOptions, ProxySetting, Target};
 use crate::client::{ClientOptions, Mode};
+use crate::files::ReadError;
 
 pub use locate::Location;
 pub use server::{ServerSettings, DEFAULT_LISTEN, MAX_CONNECTIONS, MAX_HEADER_BYTES};
@@ -427,13 +431,11 @@ impl Diagnostic {
 /// Why a configuration cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    /// The file could not be read.
-    #[error("cannot read {}: {source}{}", path.display(), read_hint(source))]
+    /// The file could not be read: missing, unreadable, not a regular file, too large.
+    #[error("{source}{}", read_hint(source))]
     Read {
-        /// The file.
-        path: PathBuf,
-        /// The OS error.
-        source: io::Error,
+        /// What went wrong, naming the file.
+        source: ReadError,
     },
     /// The file was read but is wrong; every error found, in file order.
     #[error("{}", errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
@@ -445,23 +447,21 @@ pub enum ConfigError {
     },
 }
 
-fn read_hint(e: &io::Error) -> &'static str {
-    match e.kind() {
-        io::ErrorKind::NotFound => {
-            " (create it: config/webntpd.toml in webntpd's sources is a documented example; \
-             or name another file with -c PATH)"
-        }
-        io::ErrorKind::PermissionDenied => " (run as a user that may read it, or fix its mode)",
-        _ => "",
+fn read_hint(e: &ReadError) -> &'static str {
+    if e.is_not_found() {
+        " (create it: config/webntpd.toml in webntpd's sources is a documented example; or \
+         name another file with -c PATH)"
+    } else {
+        ""
     }
 }
 
 impl ConfigError {
-    /// The sysexits code: 66 (NOINPUT) when the file cannot be read, 78 (CONFIG) when it is
-    /// wrong.
+    /// The sysexits code: 66 (NOINPUT) when the file cannot be read or is not a regular file,
+    /// 78 (CONFIG) when it is too large or wrong.
     pub fn exit_code(&self) -> u8 {
         match self {
-            ConfigError::Read { .. } => crate::exit::NOINPUT,
+            ConfigError::Read { source } => source.exit_code(),
             ConfigError::Invalid { .. } => crate::exit::CONFIG,
         }
     }
@@ -470,13 +470,14 @@ impl ConfigError {
 impl Config {
     /// Read and validate the file at `path`, including the files it names: TLS certificate
     /// and key, `cacert` files (errors) and the leap-seconds list (a warning when missing).
+    /// The file is read as [`crate::files::read`] reads: a regular file of at most
+    /// [`crate::files::CONFIG`] (1 MiB), never blocking on a FIFO or a device.
     pub fn load(path: impl AsRef<Path>) -> Result<Loaded, ConfigError> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        check::run(&text, path, true)
+        let bytes = crate::files::read(path, crate::files::CONFIG)
+            .map_err(|source| ConfigError::Read { source })?;
+        let text = utf8(&bytes, path)?;
+        check::run(text, path, true)
     }
 
     /// Validate `text`; `path` names it in messages. Touches no file: the files the
@@ -498,6 +499,26 @@ impl Config {
             count(self.outputs.len(), "output")
         )
     }
+}
+
+/// `bytes` as text, or an error at the line and column of the first byte that is not UTF-8.
+pub(crate) fn utf8<'b>(bytes: &'b [u8], path: &Path) -> Result<&'b str, ConfigError> {
+    std::str::from_utf8(bytes).map_err(|e| {
+        let good = e.valid_up_to();
+        // The prefix is valid UTF-8 by definition; the location counts its characters.
+        let before = bytes.get(..good).and_then(|b| std::str::from_utf8(b).ok());
+        ConfigError::Invalid {
+            errors: vec![Diagnostic {
+                path: path.to_path_buf(),
+                location: before.map(|b| locate::location(b, good)),
+                message: format!(
+                    "not UTF-8 (byte 0x{:02x}): save the file as UTF-8",
+                    bytes.get(good).copied().unwrap_or_default()
+                ),
+            }],
+            warnings: Vec::new(),
+        }
+    })
 }
 
 /// `webntpd check-config`: validate the file at `path` (and the files it names), print the

@@ -263,6 +263,199 @@ fn bad_values_say_what_is_expected() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Every error in one run
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn every_error_is_reported_in_one_run_in_file_order() {
+    // An unknown key at the top level no longer hides those in tables; type errors in two
+    // tables, unknown keys in an entry and in a table, and a semantic check, all at once.
+    let text = "\
+verbose = true
+[[source]]
+url = \"https://a.example/\"
+timeout = 5
+samples = 65
+[[source]]
+url = \"https://b.example/\"
+sample = 3
+mode = \"websockets\"
+[[output]]
+type = \"shm\"
+unit = 300
+[server]
+listen = [\"127.0.0.1:80\", 81]
+port = 80
+max_connections = 0
+[log]
+colour = true
+level = 3
+";
+    let all = errors(text);
+    let places: Vec<(usize, usize)> = all.iter().map(|e| (e.0, e.1)).collect();
+    assert_eq!(
+        places,
+        [
+            (1, 1),
+            (4, 11),
+            (5, 11),
+            (8, 1),
+            (9, 8),
+            (12, 8),
+            (14, 27),
+            (15, 1),
+            (16, 19),
+            (18, 1),
+            (19, 9),
+        ],
+        "{all:#?}"
+    );
+    let expected = [
+        "unknown key `verbose` in the top level",
+        "`timeout` in [[source]]: invalid type: integer `5`",
+        "samples = 65: a burst takes 1 to 64 samples",
+        "unknown key `sample` in [[source]], expected `samples`",
+        "unknown mode `websockets`",
+        "unit = 300: SHM units are 0 to 255",
+        "`listen` in [server]",
+        "unknown key `port` in [server]",
+        "max_connections = 0: must be 1 to",
+        "unknown key `colour` in [log]",
+        "`level` in [log]: wanted string or table",
+    ];
+    for (got, want) in all.iter().zip(expected) {
+        assert!(got.2.contains(want), "`{want}` in: {}", got.2);
+    }
+}
+
+#[test]
+fn several_wrong_values_in_one_entry_are_each_reported() {
+    let all = errors(&format!(
+        "{SOURCE}timeout = 5\npoll = 64\nnoselect = \"yes\"\nweight = \"heavy\"\n"
+    ));
+    let keys: Vec<&str> = all
+        .iter()
+        .map(|e| e.2.split('`').nth(1).unwrap_or(""))
+        .collect();
+    assert_eq!(keys, ["timeout", "poll", "noselect", "weight"], "{all:#?}");
+    assert_eq!(all[0].0, 3);
+    assert_eq!(all[3].0, 6);
+}
+
+#[test]
+fn a_wrong_value_does_not_also_report_what_its_default_would_cause() {
+    // poll = 5 is wrong; its default (64 s) against poll_min = 100s would be "poll_min longer
+    // than poll", a message about a value the user never wrote.
+    fails(
+        &format!("{SOURCE}poll = 5\npoll_min = \"100s\"\n"),
+        3,
+        8,
+        &["`poll` in [[source]]", "a duration in quotes"],
+    );
+    // A wrong url is not also a missing one.
+    fails(
+        "[[source]]\nurl = 5\n",
+        2,
+        7,
+        &["`url` in [[source]]: invalid type"],
+    );
+    // Nor a wrong unit a missing one; nor a wrong perm the default's warning.
+    let text = format!("{SOURCE}[[output]]\ntype = \"shm\"\nunit = \"two\"\n");
+    fails(&text, 5, 8, &["`unit` in [[output]]"]);
+    let text = format!("{SOURCE}[[output]]\ntype = \"shm\"\nunit = 2\nperm = true\n");
+    let Err(ConfigError::Invalid { errors, warnings }) = Config::parse(&text, PATH) else {
+        panic!("perm = true is an error");
+    };
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    assert!(
+        warnings.iter().all(|w| w.message.contains("decides alone")),
+        "{warnings:#?}"
+    );
+    // A source that cannot be read does not make min_sources unreachable.
+    fails(
+        &format!("{SOURCE}[[source]]\nurl = 1\n[selection]\nmin_sources = 2\n"),
+        4,
+        7,
+        &["`url` in [[source]]"],
+    );
+    // A wrong tls_listen is not "no TLS listener".
+    fails(
+        &format!(
+            "{SOURCE}[server]\ntls_listen = 443\ntls_cert = \"/c.pem\"\ntls_key = \"/k.pem\"\n"
+        ),
+        4,
+        14,
+        &["`tls_listen` in [server]"],
+    );
+    // A misspelt required key is one message, not also a missing one.
+    fails(
+        "[[output]]\ntyp = \"shm\"\nunit = 2\n[[source]]\nurl = \"https://a.example/\"\n",
+        2,
+        1,
+        &["unknown key `typ` in [[output]], expected `type`"],
+    );
+}
+
+#[test]
+fn a_table_that_is_not_a_table_is_one_error_and_the_rest_is_still_read() {
+    let all = errors(&format!(
+        "server = 5\nlog = \"debug\"\n{SOURCE}samples = 0\n"
+    ));
+    let places: Vec<(usize, usize)> = all.iter().map(|e| (e.0, e.1)).collect();
+    assert_eq!(places, [(1, 10), (2, 7), (5, 11)], "{all:#?}");
+    assert!(all[0].2.contains("`server`: invalid type"), "{}", all[0].2);
+}
+
+#[test]
+fn past_a_hundred_errors_one_line_says_there_are_more() {
+    // Found while reading: reading stops, the first hundred in file order are kept.
+    let text: String = std::iter::once(SOURCE.to_owned())
+        .chain((0..150).map(|i| format!("bad{i} = 1\n")))
+        .collect();
+    let Err(ConfigError::Invalid { errors, .. }) = Config::parse(&text, PATH) else {
+        panic!("150 unknown keys are errors");
+    };
+    assert_eq!(errors.len(), 101);
+    assert_eq!(
+        errors[100].to_string(),
+        "/etc/webntpd.toml: more errors not shown (webntpd stops reading at 100): fix these \
+         first"
+    );
+    let lines: Vec<_> = errors[..100]
+        .iter()
+        .map(|e| e.location.map(|l| l.line))
+        .collect();
+    let expected: Vec<_> = (3..103).map(Some).collect();
+    assert_eq!(lines, expected);
+    // Found by the checks: all are counted.
+    let text: String = (0..150)
+        .map(|i| format!("[[source]]\nurl = \"https://s{i}.example/\"\nsamples = 0\n"))
+        .collect();
+    let Err(ConfigError::Invalid { errors, .. }) = Config::parse(&text, PATH) else {
+        panic!("samples = 0 is an error");
+    };
+    assert_eq!(errors.len(), 101);
+    assert_eq!(
+        errors[100].to_string(),
+        "/etc/webntpd.toml: 50 more errors not shown: fix these first"
+    );
+    assert_eq!(errors[99].location.map(|l| l.line), Some(3 * 99 + 3));
+}
+
+#[test]
+fn lines_and_columns_from_the_line_index_are_those_counted_from_the_start() {
+    let text = "a = 1\n\nb = \"é€\" # x\n\n[t]\nc = 2";
+    let doc = locate::Doc::parse(text).unwrap();
+    for offset in 0..=text.len() + 2 {
+        assert_eq!(
+            doc.location(offset),
+            locate::location(text, offset),
+            "offset {offset}"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Sources
 // ---------------------------------------------------------------------------------------------
 
@@ -537,9 +730,52 @@ fn source_warnings() {
         &["http://time.example.org/ is not encrypted", "https://"],
     );
     assert_at(&w[2], 6, 11, &["samples does not apply to mode = \"date\""]);
-    // Loopback needs no encryption.
+    // Loopback needs no encryption; one source feeding an output decides alone.
     let w = warnings("[[source]]\nurl = \"ws://127.0.0.1:8123/\"\n[[output]]\ntype = \"sock\"\npath = \"/run/c.sock\"\n");
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert_at(
+        &w[0],
+        1,
+        1,
+        &["one selectable source decides alone", "[[source]]"],
+    );
+    // Without an output it moves no clock: no warning.
+    let w = warnings("[[source]]\nurl = \"ws://127.0.0.1:8123/\"\n[server]\n");
     assert!(w.is_empty(), "{w:?}");
+}
+
+#[test]
+fn sanity_bounds_are_checked() {
+    let three: String = (1..=3)
+        .map(|i| format!("[[source]]\nurl = \"https://t{i}.example/\"\n"))
+        .collect();
+    let c = ok(&three).config;
+    assert_eq!(c.sanity, SanityConfig::default());
+    assert_eq!(c.sanity.panic_threshold, Duration::from_secs(1000));
+    let c = ok(&format!(
+        "{three}[sanity]\npanic_threshold = \"1h\"\nallow_startup_step = true\n"
+    ));
+    assert_eq!(c.config.sanity.panic_threshold, Duration::from_secs(3600));
+    assert!(c.config.sanity.allow_startup_step);
+    assert!(
+        c.warnings
+            .iter()
+            .any(|w| w.message.contains("allow_startup_step = true")),
+        "{:#?}",
+        c.warnings
+    );
+    fails(
+        &format!("{three}[sanity]\npanic_threshold = \"500ms\"\n"),
+        8,
+        19,
+        &["panic_threshold", "1s or more"],
+    );
+    fails(
+        &format!("{three}[sanity]\npanic = \"1h\"\n"),
+        8,
+        1,
+        &["unknown key `panic` in [sanity]", "panic_threshold"],
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -967,6 +1203,63 @@ fn a_missing_file_is_a_read_error_naming_it() {
         "{text}"
     );
     assert!(text.contains("-c PATH"), "{text}");
+}
+
+#[test]
+fn a_file_that_is_not_utf8_names_the_line_and_column_of_the_first_bad_byte() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("webntpd.toml");
+    // Columns count characters: each "é" is two bytes, one column.
+    let mut bytes = format!("{SOURCE}# é=é?").into_bytes();
+    let at = bytes.len() - 1;
+    bytes[at] = 0xff;
+    std::fs::write(&path, &bytes).unwrap();
+    let e = Config::load(&path).unwrap_err();
+    assert_eq!(e.exit_code(), crate::exit::CONFIG);
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "{} line 3, column 6: not UTF-8 (byte 0xff): save the file as UTF-8",
+            path.display()
+        )
+    );
+    // The first bad byte on the first line, and a truncated sequence at the very end.
+    std::fs::write(&path, b"\xfe\n").unwrap();
+    assert!(Config::load(&path)
+        .unwrap_err()
+        .to_string()
+        .ends_with(" line 1, column 1: not UTF-8 (byte 0xfe): save the file as UTF-8"));
+    std::fs::write(&path, b"# ok\n\xc3").unwrap();
+    assert!(Config::load(&path)
+        .unwrap_err()
+        .to_string()
+        .contains(" line 2, column 1: not UTF-8 (byte 0xc3)"));
+}
+
+#[test]
+fn what_is_not_a_regular_file_is_refused_with_66_and_a_huge_file_with_78() {
+    let dir = tempfile::tempdir().unwrap();
+    for (path, what) in [
+        (Path::new("/dev/zero"), "a character device"),
+        (dir.path(), "a directory"),
+    ] {
+        let e = Config::load(path).unwrap_err();
+        assert_eq!(e.exit_code(), crate::exit::NOINPUT, "{e}");
+        assert!(e.to_string().contains(what), "{e}");
+    }
+    let huge = dir.path().join("huge.toml");
+    std::fs::File::create(&huge)
+        .unwrap()
+        .set_len(2 << 30)
+        .unwrap();
+    let e = Config::load(&huge).unwrap_err();
+    assert_eq!(e.exit_code(), crate::exit::CONFIG, "{e}");
+    assert!(
+        e.to_string().contains(
+            "is 2147483648 bytes, more than the 1 MiB webntpd reads from a configuration file"
+        ),
+        "{e}"
+    );
 }
 
 #[test]

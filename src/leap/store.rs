@@ -8,7 +8,7 @@
 
 use std::ffi::OsString;
 use std::fmt;
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -27,6 +27,7 @@ use tracing::{debug, info, warn};
 use super::{format_unix_date, LeapError, LeapInfo, LeapList};
 use crate::client::connect::{self, ConnectError, ConnectOptions, Scheme, Target};
 use crate::clock::{Clock, SharedClock};
+use crate::files::{Limit, ReadError};
 use crate::wire::Timestamp;
 
 /// Largest list accepted, from disk or the network (today's list is about 5 KiB).
@@ -100,22 +101,10 @@ impl fmt::Display for LeapSource {
 /// Why a list could not be loaded from disk.
 #[derive(Debug, thiserror::Error)]
 pub enum LeapLoadError {
-    /// The file could not be read (missing, unreadable...).
-    #[error("cannot read {}: {error}", path.display())]
-    Read {
-        /// The file.
-        path: PathBuf,
-        /// What the OS said.
-        error: io::Error,
-    },
-    /// The file is larger than [`MAX_LIST_BYTES`].
-    #[error("{} is larger than {limit} bytes; it is not a leap-seconds.list", path.display())]
-    TooLarge {
-        /// The file.
-        path: PathBuf,
-        /// The limit, [`MAX_LIST_BYTES`].
-        limit: usize,
-    },
+    /// The file could not be read: missing, unreadable, not a regular file (a FIFO, a
+    /// device...), or larger than [`MAX_LIST_BYTES`].
+    #[error("{0}")]
+    Read(ReadError),
     /// The file is not a valid list.
     #[error("{}: {error}", path.display())]
     Invalid {
@@ -583,7 +572,7 @@ fn choose(cfg: &LeapConfig) -> Result<(LeapList, LeapSource), LeapLoadError> {
     let file = read_list(&cfg.file);
     let cache = match read_list(&cfg.cache) {
         Ok(list) => Some(list),
-        Err(LeapLoadError::Read { error, .. }) if error.kind() == io::ErrorKind::NotFound => None,
+        Err(LeapLoadError::Read(e)) if e.is_not_found() => None,
         Err(e) => {
             warn!(
                 "ignoring the cached leap second list: {e}; the next successful refresh \
@@ -608,23 +597,17 @@ fn choose(cfg: &LeapConfig) -> Result<(LeapList, LeapSource), LeapLoadError> {
     }
 }
 
-/// Read and verify a list from disk, reading at most [`MAX_LIST_BYTES`] + 1 bytes.
-fn read_list(path: &Path) -> Result<LeapList, LeapLoadError> {
-    let read_err = |error| LeapLoadError::Read {
-        path: path.to_owned(),
-        error,
-    };
-    let file = std::fs::File::open(path).map_err(read_err)?;
-    let mut bytes = Vec::new();
-    file.take(MAX_LIST_BYTES as u64 + 1)
-        .read_to_end(&mut bytes)
-        .map_err(read_err)?;
-    if bytes.len() > MAX_LIST_BYTES {
-        return Err(LeapLoadError::TooLarge {
-            path: path.to_owned(),
-            limit: MAX_LIST_BYTES,
-        });
-    }
+/// How [`read_list`] reads a list from disk.
+const LIST_FILE: Limit = Limit {
+    bytes: MAX_LIST_BYTES as u64,
+    what: "leap-seconds list",
+};
+
+/// Read and verify a list from disk, as [`crate::files::read`] reads: a regular file only (a
+/// FIFO or a device is refused, never waited on), at most [`MAX_LIST_BYTES`]. Blocking but
+/// bounded; `webntpd check-config` uses it too.
+pub fn read_list(path: &Path) -> Result<LeapList, LeapLoadError> {
+    let bytes = crate::files::read(path, LIST_FILE).map_err(LeapLoadError::Read)?;
     LeapList::parse_bytes(&bytes).map_err(|error| LeapLoadError::Invalid {
         path: path.to_owned(),
         error,
@@ -1055,7 +1038,7 @@ mod tests {
         std::fs::write(&c.file, vec![b'#'; MAX_LIST_BYTES + 1]).unwrap();
         assert!(matches!(
             read_list(&c.file),
-            Err(LeapLoadError::TooLarge { .. })
+            Err(LeapLoadError::Read(ReadError::TooLarge { .. }))
         ));
     }
 
@@ -1095,6 +1078,40 @@ mod tests {
         no_file.file = dir.path().join("missing");
         let store = LeapStore::load(&no_file, &today());
         assert_eq!(store.source(), Some(LeapSource::Cache(c.cache.clone())));
+    }
+
+    #[test]
+    fn a_fifo_or_a_device_is_refused_at_once_at_load_and_reload() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = cfg(dir.path());
+        let fifo = dir.path().join("fifo.list");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(made, "mkfifo");
+        let good = c.file.clone();
+        // At start: no list, and the reason names the FIFO. Without the non-blocking
+        // reader this open would wait for a writer forever.
+        c.file = fifo.clone();
+        let store = LeapStore::load(&c, &today());
+        assert_eq!(store.info(Timestamp::from_secs(TODAY)), LeapInfo::NONE);
+        let e = read_list(&fifo).unwrap_err();
+        assert!(e.to_string().contains("is a FIFO (named pipe)"), "{e}");
+        // A FIFO as the cache is ignored like a corrupt cache: the file is used.
+        c.file = good.clone();
+        c.cache = fifo.clone();
+        let store = LeapStore::load(&c, &today());
+        assert_eq!(store.source(), Some(LeapSource::File(good.clone())));
+        // At reload: the list in use stays.
+        let before = store.current().unwrap();
+        for bad in [fifo.as_path(), Path::new("/dev/zero")] {
+            c.file = bad.to_path_buf();
+            c.cache = dir.path().join("no-cache.list");
+            let e = store.reload(&c, &today()).unwrap_err();
+            assert!(e.to_string().contains("not a regular file"), "{e}");
+            assert!(Arc::ptr_eq(&store.current().unwrap(), &before));
+        }
     }
 
     #[test]

@@ -9,6 +9,8 @@ use rustls::ServerConfig;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
+use crate::files::ReadError;
+
 /// Where the certificate chain and private key are.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TlsFiles {
@@ -21,14 +23,9 @@ pub struct TlsFiles {
 /// Why the TLS files could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
-    /// A file could not be read.
-    #[error("cannot read {path}: {source}")]
-    Read {
-        /// The file.
-        path: PathBuf,
-        /// The OS error.
-        source: std::io::Error,
-    },
+    /// A file could not be read: missing, unreadable, not a regular file, too large.
+    #[error("{0}")]
+    Read(ReadError),
     /// A file was read but holds nothing usable.
     #[error("{path}: {reason}")]
     Content {
@@ -53,17 +50,16 @@ impl TlsError {
     /// sysexits code for this error.
     pub fn exit_code(&self) -> u8 {
         match self {
-            TlsError::Read { .. } => crate::exit::NOINPUT,
+            TlsError::Read(e) => e.exit_code(),
             _ => crate::exit::CONFIG,
         }
     }
 }
 
+/// A PEM file, as [`crate::files::read`] reads it: a regular file of at most 1 MiB, never
+/// blocking (this runs on the thread that handles SIGHUP).
 fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
-    std::fs::read(path).map_err(|source| TlsError::Read {
-        path: path.to_path_buf(),
-        source,
-    })
+    crate::files::read(path, crate::files::PEM).map_err(TlsError::Read)
 }
 
 /// Build a rustls server configuration from the files.

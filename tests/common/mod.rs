@@ -628,17 +628,7 @@ impl Daemon {
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("webntpd run starts");
-        let stderr = child.stderr.take().unwrap();
-        let log = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let log2 = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                match line {
-                    Ok(l) => log2.lock().unwrap().push(l),
-                    Err(_) => break,
-                }
-            }
-        });
+        let log = collect_stderr(&mut child);
         Daemon { child, log, config }
     }
 
@@ -702,18 +692,13 @@ impl Daemon {
 
     /// Wait for exit, failing after `within`; the exit code.
     pub fn wait_exit(&mut self, within: Duration) -> i32 {
-        let start = std::time::Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status.code().unwrap_or(-1);
-            }
-            assert!(
-                start.elapsed() < within,
+        let code = wait_exit_within(&mut self.child, within);
+        code.unwrap_or_else(|| {
+            panic!(
                 "webntpd run did not exit within {within:?}; log:\n{}",
                 self.log_text()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+            )
+        })
     }
 }
 
@@ -730,4 +715,36 @@ pub fn source_status<'a>(status: &'a serde_json::Value, url: &str) -> &'a serde_
         .as_array()
         .and_then(|a| a.iter().find(|s| s["url"] == url))
         .unwrap_or_else(|| panic!("{url} not in {status:#}"))
+}
+
+/// Wait for `child` to exit, polling every 20 ms; its exit code (-1 for a signal), or `None`
+/// once `within` has passed with it still running.
+pub fn wait_exit_within(child: &mut Child, within: Duration) -> Option<i32> {
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some(status.code().unwrap_or(-1));
+        }
+        if start.elapsed() >= within {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The lines `child`'s piped stderr writes, collected by a thread of their own until it
+/// closes.
+pub fn collect_stderr(child: &mut Child) -> Arc<std::sync::Mutex<Vec<String>>> {
+    let stderr = child.stderr.take().expect("stderr is piped");
+    let log = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = log.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            match line {
+                Ok(l) => sink.lock().unwrap().push(l),
+                Err(_) => break,
+            }
+        }
+    });
+    log
 }

@@ -99,14 +99,18 @@ pub(super) fn build_tls_config(
     Ok(Arc::new(config))
 }
 
-/// Reads CA certificates from a PEM file, for [`ConnectOptions::extra_roots`]. Blocking: call
-/// it while loading the configuration.
+/// Reads CA certificates from a PEM file, for [`ConnectOptions::extra_roots`]: a regular file
+/// of at most [`crate::files::PEM`] (1 MiB), read as [`crate::files::read`] reads, so a FIFO
+/// or a device is refused rather than waited on. Blocking, bounded: call it while loading the
+/// configuration.
 pub fn load_pem_roots(path: &Path) -> Result<Vec<CertificateDer<'static>>, ConnectError> {
+    let pem = crate::files::read(path, crate::files::PEM).map_err(|e| ConnectError::TlsConfig {
+        reason: e.to_string(),
+    })?;
     let error = |reason: String| ConnectError::TlsConfig {
         reason: format!("CA file {}: {reason}", path.display()),
     };
-    let certs = CertificateDer::pem_file_iter(path)
-        .map_err(|e| error(e.to_string()))?
+    let certs = CertificateDer::pem_slice_iter(&pem)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| error(e.to_string()))?;
     if certs.is_empty() {
