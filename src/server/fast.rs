@@ -58,31 +58,9 @@ struct Simple<'h, 'b> {
 /// accepted here it splits at the first `?` just the same.
 fn split_target(target: &str) -> Option<(&str, Option<&str>)> {
     let plain = target.starts_with('/')
-        && target.bytes().all(|b| {
-            b.is_ascii_alphanumeric()
-                || matches!(
-                    b,
-                    b'/' | b'?'
-                        | b'-'
-                        | b'.'
-                        | b'_'
-                        | b'~'
-                        | b'%'
-                        | b'!'
-                        | b'$'
-                        | b'&'
-                        | b'\''
-                        | b'('
-                        | b')'
-                        | b'*'
-                        | b'+'
-                        | b','
-                        | b';'
-                        | b'='
-                        | b':'
-                        | b'@'
-                )
-        });
+        && target
+            .bytes()
+            .all(|b| service::is_pchar(b) || b == b'/' || b == b'?');
     if !plain {
         return None;
     }
@@ -96,6 +74,9 @@ impl Head for Simple<'_, '_> {
     fn method(&self) -> &Method {
         &self.method
     }
+    fn version(&self) -> Version {
+        self.version
+    }
     fn path(&self) -> &str {
         self.path
     }
@@ -108,13 +89,19 @@ impl Head for Simple<'_, '_> {
             .find(|h| h.name.eq_ignore_ascii_case(name.as_str()))
             .map(|h| h.value)
     }
+    fn header_count(&self, name: &HeaderName) -> usize {
+        self.headers
+            .iter()
+            .filter(|h| h.name.eq_ignore_ascii_case(name.as_str()))
+            .count()
+    }
     fn authority(&self) -> Option<&str> {
         None
     }
 }
 
 /// Whether a header value lists `token` (comma-separated, case-insensitive).
-fn lists(value: &[u8], token: &str) -> bool {
+pub(crate) fn lists(value: &[u8], token: &str) -> bool {
     value
         .split(|b| *b == b',')
         .any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
@@ -266,9 +253,12 @@ where
                 body_len,
                 connection,
             );
-            // The last moment before the write: `st` is read here.
+            // The last moment before the write: `st` is read here. A reply to HEAD has the
+            // length of its body but not the body (RFC 9110 9.3.2), errors included.
             if let Some(data) = reply.body.take_data() {
-                out.extend_from_slice(&data);
+                if simple.method != Method::HEAD {
+                    out.extend_from_slice(&data);
+                }
             }
             bodies.push(reply.body);
             start += len;
