@@ -4,7 +4,9 @@
 //! which speaks HTTP/1.1 or HTTP/2 through hyper, hands WebSocket upgrades to `ws`, and routes
 //! requests in `service`. A semaphore bounds the number of open connections: a permit is taken
 //! *before* `accept()`, so at the limit new clients wait in the kernel's backlog instead of
-//! costing us memory.
+//! costing us memory. Listeners ask the kernel
+//! for the largest backlog it allows ([`LISTEN_BACKLOG`]), so a burst of connects waits
+//! there instead of being dropped.
 //!
 //! Shutdown (mini-redis / hickory style): cancelling the token given to [`Server::run`] stops
 //! the accept loops, asks every HTTP connection to finish its in-flight request and close,
@@ -26,7 +28,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -255,16 +257,17 @@ impl Server {
             }
             (None, true) => None,
         };
+        check_somaxconn();
         let mut listeners = Vec::new();
         for addr in &config.listen {
             listeners.push(Listener {
-                inner: bind(addr.0).await?,
+                inner: bind(addr.0)?,
                 tls: None,
             });
         }
         for addr in &config.listen_tls {
             listeners.push(Listener {
-                inner: bind(addr.0).await?,
+                inner: bind(addr.0)?,
                 tls: tls.clone(),
             });
         }
@@ -344,8 +347,54 @@ impl TlsReloadHandle {
     }
 }
 
-async fn bind(addr: SocketAddr) -> Result<TcpListener, ServerError> {
-    TcpListener::bind(addr).await.map_err(|source| {
+/// What `listen(2)` asks for: as many pending connections as the kernel allows. Linux caps
+/// it at `net.core.somaxconn` (4096 since Linux 5.4, 128 before), as for Go's servers; std's
+/// and tokio's `bind` ask for 128, which a burst of connects overflows (the clients' final
+/// ACKs are dropped and they sit half-open for seconds).
+pub const LISTEN_BACKLOG: u32 = i32::MAX as u32;
+
+/// Below this `net.core.somaxconn` a warning says how to raise it.
+const SOMAXCONN_WANTED: u32 = 4096;
+
+/// The kernel's cap on listen backlogs, if it can be read.
+pub fn somaxconn() -> Option<u32> {
+    use std::io::Read;
+    let mut text = String::new();
+    std::fs::File::open("/proc/sys/net/core/somaxconn")
+        .ok()?
+        .take(32)
+        .read_to_string(&mut text)
+        .ok()?;
+    text.trim().parse().ok()
+}
+
+/// Warn once if the kernel caps listen backlogs low enough for a burst of connects to
+/// overflow them.
+fn check_somaxconn() {
+    if let Some(max) = somaxconn().filter(|m| *m < SOMAXCONN_WANTED) {
+        tracing::warn!(
+            target: "webntpd::server",
+            "the kernel limits listen backlogs to {max} (net.core.somaxconn): more clients \
+             connecting at once than that are dropped and retry seconds later; raise it with \
+             `sysctl -w net.core.somaxconn={SOMAXCONN_WANTED}` (and in /etc/sysctl.d/)"
+        );
+    }
+}
+
+/// Bind and listen on `addr` as std's `TcpListener::bind` does (`SO_REUSEADDR`; `[::]` is
+/// dual-stack unless the system says otherwise), with the backlog of [`LISTEN_BACKLOG`].
+fn bind(addr: SocketAddr) -> Result<TcpListener, ServerError> {
+    let listen = || {
+        let socket = if addr.is_ipv4() {
+            TcpSocket::new_v4()?
+        } else {
+            TcpSocket::new_v6()?
+        };
+        socket.set_reuseaddr(true)?;
+        socket.bind(addr)?;
+        socket.listen(LISTEN_BACKLOG)
+    };
+    listen().map_err(|source| {
         let hint = match source.kind() {
             io::ErrorKind::AddrInUse => {
                 "; another process is listening there: stop it or choose another port"
