@@ -26,9 +26,9 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
-use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
 
+use super::slots::Slot;
 use super::tls::TlsReloader;
 use super::{service, Limits, Shared};
 use crate::observe::{Observed, Observer};
@@ -62,11 +62,11 @@ pub(crate) struct Activity {
     pub(crate) rx: Arc<RxStamp>,
     /// This connection's slot under `max_connections`; released when the socket is dropped,
     /// which for an upgraded WebSocket is when the WebSocket session ends.
-    _permit: OwnedSemaphorePermit,
+    _slot: Slot,
 }
 
 impl Activity {
-    fn new(permit: OwnedSemaphorePermit, rx: Arc<RxStamp>) -> Self {
+    fn new(slot: Slot, rx: Arc<RxStamp>) -> Self {
         Activity {
             accepted: Instant::now(),
             in_flight: AtomicU32::new(0),
@@ -79,7 +79,7 @@ impl Activity {
             h2: AtomicBool::new(false),
             bytes_read: AtomicU64::new(0),
             rx,
-            _permit: permit,
+            _slot: slot,
         }
     }
 
@@ -231,13 +231,13 @@ pub(crate) async fn serve(
     stream: TcpStream,
     peer: SocketAddr,
     tls: Option<Arc<TlsReloader>>,
-    permit: OwnedSemaphorePermit,
+    slot: Slot,
     shared: Arc<Shared>,
 ) {
     // Replies are one small write each: send them now, not after Nagle's delay.
     let _ = stream.set_nodelay(true);
     let (stream, rx) = RxStamped::new(stream);
-    let activity = Arc::new(Activity::new(permit, rx));
+    let activity = Arc::new(Activity::new(slot, rx));
     let io: Tracked<RxStamped> = Observed {
         inner: stream,
         observer: activity.clone(),

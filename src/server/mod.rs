@@ -2,9 +2,9 @@
 //!
 //! One task accepts on each listener; each accepted connection gets its own task (`conn`),
 //! which speaks HTTP/1.1 or HTTP/2 through hyper, hands WebSocket upgrades to `ws`, and routes
-//! requests in `service`. A semaphore bounds the number of open connections: a permit is taken
+//! requests in `service`. [`slots`] bounds the number of open connections: a slot is taken
 //! *before* `accept()`, so at the limit new clients wait in the kernel's backlog instead of
-//! costing us memory. Listeners ask the kernel
+//! costing us memory (and the server logs that it is full, once). Listeners ask the kernel
 //! for the largest backlog it allows ([`LISTEN_BACKLOG`]), so a burst of connects waits
 //! there instead of being dropped.
 //!
@@ -18,6 +18,7 @@ mod conn;
 mod fast;
 mod running;
 mod service;
+mod slots;
 mod tls;
 mod ws;
 
@@ -29,7 +30,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpSocket};
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -304,7 +304,7 @@ impl Server {
     /// `shutdown_timeout`).
     pub async fn run(self, shutdown: CancellationToken) {
         let shared = self.shared;
-        let permits = Arc::new(Semaphore::new(shared.limits.max_connections));
+        let slots = slots::Slots::new(shared.limits.max_connections, self.listeners.len());
         let mut accept_tasks = tokio::task::JoinSet::new();
         for l in self.listeners {
             let addr = l.inner.local_addr().ok();
@@ -312,7 +312,7 @@ impl Server {
             if let Some(addr) = addr {
                 tracing::info!(target: "webntpd::server", "listening on {scheme}://{addr}/");
             }
-            accept_tasks.spawn(accept_loop(l, shared.clone(), permits.clone()));
+            accept_tasks.spawn(accept_loop(l, shared.clone(), slots.clone()));
         }
 
         shutdown.cancelled().await;
@@ -412,21 +412,21 @@ fn bind(addr: SocketAddr) -> Result<TcpListener, ServerError> {
     })
 }
 
-async fn accept_loop(listener: Listener, shared: Arc<Shared>, permits: Arc<Semaphore>) {
+async fn accept_loop(listener: Listener, shared: Arc<Shared>, slots: Arc<slots::Slots>) {
     let mut backoff = Duration::from_millis(5);
     loop {
         // Take a connection slot before accepting: at the limit, clients wait in the backlog.
-        let Ok(permit) = permits.clone().acquire_owned().await else {
+        let Some(slot) = slots.take().await else {
             return;
         };
-        match listener.inner.accept().await {
+        match slots.accept(&listener.inner).await {
             Ok((stream, peer)) => {
                 backoff = Duration::from_millis(5);
                 let shared2 = shared.clone();
                 let tls = listener.tls.clone();
                 shared
                     .tasks
-                    .spawn(conn::serve(stream, peer, tls, permit, shared2));
+                    .spawn(conn::serve(stream, peer, tls, slot, shared2));
             }
             Err(e) => {
                 // EMFILE/ENFILE/ENOBUFS and friends: transient, back off instead of spinning.
