@@ -242,10 +242,21 @@ pub(crate) async fn serve(
         inner: stream,
         observer: activity.clone(),
     };
-    let Some(tls) = tls else {
-        serve_plain(io, peer, activity, shared).await;
-        return;
-    };
+    match tls {
+        None => serve_plain(io, peer, activity, shared).await,
+        // Boxed, as hyper is below: TLS state a plain connection should not carry.
+        Some(tls) => Box::pin(serve_tls(io, peer, tls, activity, shared)).await,
+    }
+}
+
+/// A TLS connection: the handshake (bounded by the header timeout), then hyper.
+async fn serve_tls(
+    io: Tracked<RxStamped>,
+    peer: SocketAddr,
+    tls: Arc<TlsReloader>,
+    activity: Arc<Activity>,
+    shared: Arc<Shared>,
+) {
     let handshake =
         tokio::time::timeout(shared.limits.header_read_timeout, tls.acceptor().accept(io));
     let stream = tokio::select! {
@@ -293,7 +304,9 @@ async fn serve_plain(
     match outcome {
         Ok(super::fast::Outcome::Fallback(read)) => {
             let io = super::fast::Prefixed::new(read, io);
-            serve_http(io, peer, activity, shared).await;
+            // Boxed: hyper's connection state is several KiB, which a connection the fast
+            // path serves to the end (nearly all) should not carry.
+            Box::pin(serve_http(io, peer, activity, shared)).await;
         }
         Ok(super::fast::Outcome::Done) => {}
         Err(e) => {

@@ -34,6 +34,10 @@ use super::Shared;
 /// Most header lines in a request the fast path takes (hyper's default is 100).
 const MAX_HEADERS: usize = 64;
 
+/// The read buffer's first size. Most request heads fit; one that does not doubles it, up
+/// to `max_header_bytes`, so an idle kept-alive connection holds 1 KiB rather than the limit.
+const FIRST_BUFFER: usize = 1024;
+
 /// How the fast path ended.
 pub(crate) enum Outcome {
     /// The connection is finished (closed by the client, `Connection: close`, shutdown).
@@ -200,9 +204,10 @@ pub(crate) async fn serve<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let mut buf = vec![0u8; shared.limits.max_header_bytes];
+    let limit = shared.limits.max_header_bytes;
+    let mut buf = vec![0u8; FIRST_BUFFER.min(limit)];
     let mut have = 0;
-    let mut out = Vec::with_capacity(1024);
+    let mut out = Vec::new();
     // Replies of the batch being written: their in-flight marks end after the write.
     let mut bodies: Vec<ReplyBody> = Vec::new();
     // Registered once per connection, not once per read.
@@ -272,8 +277,17 @@ where
         if close {
             return Ok(Outcome::Done);
         }
-        if fallback || (start == 0 && have == buf.len()) {
-            // Not ours to judge, or a head larger than the limit (hyper answers 431).
+        if start == 0 && have == buf.len() && !fallback {
+            if buf.len() < limit {
+                // A head larger than the buffer so far: room for more of it.
+                buf.resize((buf.len() * 2).min(limit), 0);
+                continue;
+            }
+            // A head larger than the limit: hyper answers 431.
+            fallback = true;
+        }
+        if fallback {
+            // Not ours to judge.
             return Ok(Outcome::Fallback(buf[start..have].to_vec()));
         }
         buf.copy_within(start..have, 0);
