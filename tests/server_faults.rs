@@ -921,3 +921,252 @@ fn malformed_and_oversize_http1_get_their_status_many_at_once() {
         assert_eq!(got, (*status, *kept), "{what}: (status, connection kept)");
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// HTTP/2: a bad preface, floods of SETTINGS, PING and RST_STREAM, oversize headers.
+
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+const HEADERS: u8 = 1;
+const RST_STREAM: u8 = 3;
+const SETTINGS: u8 = 4;
+const PING: u8 = 6;
+const GOAWAY: u8 = 7;
+const CONTINUATION: u8 = 9;
+const END_STREAM: u8 = 1;
+const END_HEADERS: u8 = 4;
+
+fn h2_frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+    let len = payload.len() as u32;
+    let mut f = vec![(len >> 16) as u8, (len >> 8) as u8, len as u8, kind, flags];
+    f.extend_from_slice(&(stream & 0x7fff_ffff).to_be_bytes());
+    f.extend_from_slice(payload);
+    f
+}
+
+/// An HPACK string literal (not Huffman-coded): 7-bit prefix length, then the bytes.
+fn hpack_str(s: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut len = s.len();
+    if len < 127 {
+        out.push(len as u8);
+    } else {
+        out.push(127);
+        len -= 127;
+        while len >= 128 {
+            out.push((len % 128) as u8 | 0x80);
+            len /= 128;
+        }
+        out.push(len as u8);
+    }
+    out.extend_from_slice(s);
+    out
+}
+
+/// The header block of `GET path` on `h2.test`, plus `extra` (name, value) pairs.
+fn h2_get(path: &str, extra: &[(&[u8], &[u8])]) -> Vec<u8> {
+    // :method GET, :scheme http (static table 2 and 6), then :path (4) and :authority (1)
+    // as literals without indexing.
+    let mut b = vec![0x82, 0x86, 0x04];
+    b.extend(hpack_str(path.as_bytes()));
+    b.push(0x01);
+    b.extend(hpack_str(b"h2.test"));
+    for (name, value) in extra {
+        b.push(0x00);
+        b.extend(hpack_str(name));
+        b.extend(hpack_str(value));
+    }
+    b
+}
+
+/// What the server sent on an HTTP/2 connection until it closed it.
+#[derive(Debug, Default)]
+struct H2Seen {
+    /// The error code of its GOAWAY, if it sent one.
+    goaway: Option<u32>,
+    /// The first byte of each response header block (0x88 is `:status 200`).
+    statuses: Vec<u8>,
+    resets: usize,
+    frames: usize,
+}
+
+/// The next frame: (type, flags, payload), or `None` once the connection is closed.
+async fn h2_next(r: &mut tokio::net::tcp::OwnedReadHalf) -> Option<(u8, u8, Vec<u8>)> {
+    let mut head = [0u8; 9];
+    r.read_exact(&mut head).await.ok()?;
+    let len = (usize::from(head[0]) << 16) | (usize::from(head[1]) << 8) | usize::from(head[2]);
+    let mut payload = vec![0u8; len];
+    r.read_exact(&mut payload).await.ok()?;
+    Some((head[3], head[4], payload))
+}
+
+/// Read frames until the server answers a request, sends GOAWAY or closes the connection,
+/// failing after `within` (a server that does none of these hangs the client).
+async fn h2_read(mut r: tokio::net::tcp::OwnedReadHalf, within: Duration) -> H2Seen {
+    let mut seen = H2Seen::default();
+    let read = async {
+        while let Some((kind, _, payload)) = h2_next(&mut r).await {
+            seen.frames += 1;
+            match kind {
+                GOAWAY if payload.len() >= 8 => {
+                    seen.goaway = Some(u32::from_be_bytes([
+                        payload[4], payload[5], payload[6], payload[7],
+                    ]));
+                    return;
+                }
+                HEADERS => {
+                    seen.statuses.push(payload.first().copied().unwrap_or(0));
+                    return;
+                }
+                RST_STREAM => seen.resets += 1,
+                _ => {}
+            }
+        }
+    };
+    tokio::time::timeout(within, read)
+        .await
+        .expect("the server answers or ends a bad HTTP/2 connection in time");
+    seen
+}
+
+/// Connect; unless `raw`, send the preface and SETTINGS and acknowledge the server's
+/// SETTINGS (so its limits apply); then send `frames` while reading what comes back, and
+/// return what the server sent (see [`h2_read`]).
+async fn h2_attack(addr: SocketAddr, raw: bool, frames: Vec<u8>) -> H2Seen {
+    const ACK: u8 = 1;
+    let s = TcpStream::connect(addr).await.expect("connects");
+    let (mut r, mut w) = s.into_split();
+    if !raw {
+        let mut hello = H2_PREFACE.to_vec();
+        hello.extend(h2_frame(SETTINGS, 0, 0, &[]));
+        w.write_all(&hello).await.expect("the preface is sent");
+        loop {
+            match h2_next(&mut r).await {
+                Some((SETTINGS, flags, _)) if flags & ACK == 0 => break,
+                Some(_) => continue,
+                None => panic!("the server closed before its SETTINGS"),
+            }
+        }
+        w.write_all(&h2_frame(SETTINGS, ACK, 0, &[]))
+            .await
+            .expect("the SETTINGS ACK is sent");
+    }
+    let reader = tokio::spawn(h2_read(r, Duration::from_secs(10)));
+    // The server may close before it has read everything: that is an answer too.
+    let _ = w.write_all(&frames).await;
+    let seen = reader.await.expect("the reader did not panic");
+    drop(w);
+    seen
+}
+
+/// A GET over HTTP/2 with hyper's client: the status.
+async fn h2_good_get(addr: SocketAddr) -> http::StatusCode {
+    use http_body_util::Empty;
+    let tcp = TcpStream::connect(addr).await.expect("connects");
+    let (mut send, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(tcp),
+    )
+    .await
+    .expect("HTTP/2 handshake");
+    tokio::spawn(conn);
+    let req = http::Request::get(format!("http://{addr}/?1"))
+        .body(Empty::<bytes::Bytes>::new())
+        .unwrap();
+    let resp = send.send_request(req).await.expect("an HTTP/2 response");
+    assert_eq!(resp.version(), http::Version::HTTP_2);
+    resp.status()
+}
+
+#[test]
+fn http2_floods_bad_prefaces_and_oversize_headers_are_bounded() {
+    let mut case = Case::start("HTTP/2", &["--keepalive-timeout", "2s"]);
+    let flood = |kind: u8, n: usize| -> Vec<u8> {
+        (0..n)
+            .flat_map(|i| match kind {
+                PING => h2_frame(PING, 0, 0, &(i as u64).to_be_bytes()),
+                SETTINGS => h2_frame(SETTINGS, 0, 0, &[]),
+                // Rapid reset: open a stream and cancel it at once (CVE-2023-44487).
+                _ => {
+                    let id = 2 * i as u32 + 1;
+                    let mut f =
+                        h2_frame(HEADERS, END_STREAM | END_HEADERS, id, &h2_get("/?1", &[]));
+                    f.extend(h2_frame(RST_STREAM, 0, id, &8u32.to_be_bytes()));
+                    f
+                }
+            })
+            .collect()
+    };
+    let big = vec![b'x'; 20_000];
+    let oversize = {
+        // A 20 KB header (the limit is 8 KiB) over a HEADERS and CONTINUATION frames.
+        let block = h2_get("/?1", &[(b"x-big", &big)]);
+        let mut f = h2_frame(HEADERS, END_STREAM, 1, &block[..10_000]);
+        f.extend(h2_frame(CONTINUATION, END_HEADERS, 1, &block[10_000..]));
+        f
+    };
+    let continuation_flood = {
+        // A header block that never ends: 1,000 CONTINUATION frames of 16 KB (16 MB).
+        let mut f = h2_frame(HEADERS, END_STREAM, 1, &h2_get("/?1", &[]));
+        let chunk = vec![0x00u8; 16_000];
+        for _ in 0..1000 {
+            f.extend(h2_frame(CONTINUATION, 0, 1, &chunk));
+        }
+        f
+    };
+    // (what, without preface, frames)
+    let attacks: Vec<(&str, bool, Vec<u8>)> = vec![
+        (
+            "bad preface",
+            true,
+            b"PRI * HTTP/2.0\r\n\r\nXX\r\n\r\n\x00\x00\x00\x04\x00".to_vec(),
+        ),
+        ("100,000 SETTINGS", false, flood(SETTINGS, 100_000)),
+        ("100,000 PING", false, flood(PING, 100_000)),
+        ("20,000 rapid resets", false, flood(RST_STREAM, 20_000)),
+        ("a 20 KB header", false, oversize),
+        ("16 MB of CONTINUATION", false, continuation_flood),
+    ];
+    let attacks = Arc::new(attacks);
+    let n = attacks.len();
+    // Rounds of all six at once, 50 ms apart, for 2 s.
+    let rounds = case.attack(Probe::New, 20, (n as u64, 64), |addr| {
+        let t0 = Instant::now();
+        let mut rounds = Vec::new();
+        while t0.elapsed() < Duration::from_secs(2) {
+            let attacks = attacks.clone();
+            rounds.push(all_at_once(n, Duration::from_secs(20), move |i| {
+                let (_, raw, frames) = attacks[i].clone();
+                h2_attack(addr, raw, frames)
+            }));
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        rounds
+    });
+    eprintln!("HTTP/2: {} rounds", rounds.len());
+    for round in &rounds {
+        for ((what, _, _), seen) in attacks.iter().zip(round) {
+            if std::ptr::eq(round, &rounds[0]) {
+                eprintln!("HTTP/2 {what}: {seen:?}");
+            }
+            assert!(
+                !seen.statuses.contains(&0x88),
+                "{what}: answered 200: {seen:?}"
+            );
+            let ok = match *what {
+                // Closed without a word.
+                "bad preface" => seen.frames == 0,
+                // Cut off by the flood guard (1,000 frames without a request): far fewer
+                // acknowledgements than the 100,000 frames sent.
+                "100,000 SETTINGS" | "100,000 PING" => seen.frames <= 1010,
+                // h2's own limits: GOAWAY ENHANCE_YOUR_CALM (11).
+                "20,000 rapid resets" | "16 MB of CONTINUATION" => seen.goaway == Some(11),
+                // A response (431) and no more.
+                "a 20 KB header" => seen.statuses.len() == 1,
+                other => unreachable!("{other}"),
+            };
+            assert!(ok, "{what}: {seen:?}");
+        }
+    }
+    let rt = attackers();
+    assert_eq!(rt.block_on(h2_good_get(case.addr)), http::StatusCode::OK);
+}

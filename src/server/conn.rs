@@ -326,6 +326,8 @@ where
         let resp = service::respond(req, peer, &svc_shared, &svc_activity);
         std::future::ready(Ok::<_, std::convert::Infallible>(resp))
     });
+    // HTTP/2 clients that flood control frames are cut off (see `flood`).
+    let io = super::flood::Guard::new(io);
     let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), svc);
     tokio::pin!(conn);
     let mut closing = false;

@@ -16,6 +16,7 @@
 mod body;
 mod conn;
 mod fast;
+mod flood;
 mod running;
 mod service;
 mod slots;
