@@ -327,7 +327,7 @@ where
         std::future::ready(Ok::<_, std::convert::Infallible>(resp))
     });
     // HTTP/2 clients that flood control frames are cut off (see `flood`).
-    let io = super::flood::Guard::new(io);
+    let io = super::flood::Guard::new(io, super::flood::FrameCounter::new());
     let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), svc);
     tokio::pin!(conn);
     let mut closing = false;

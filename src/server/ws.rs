@@ -11,8 +11,8 @@
 //!
 //! Where go-webntp drops the TCP connection without a word, this session closes with a reason:
 //! 1009 for a message over the size limit, 1007 for one that is not a timestamp (or not
-//! UTF-8), 1002 for a protocol violation, 1000 after the idle timeout, 1001 when the server
-//! shuts down.
+//! UTF-8), 1002 for a protocol violation, 1008 for a message in more than 128 fragments, 1000
+//! after the idle timeout, 1001 when the server shuts down.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -32,6 +32,7 @@ use tokio_tungstenite::WebSocketStream;
 
 use super::body::ReplyBody;
 use super::conn::InFlight;
+use super::flood::{is_flood, Guard, WsFragments};
 use super::service::{error, server_id, Cors};
 use super::Shared;
 use crate::rxstamp::RxStamp;
@@ -164,7 +165,7 @@ pub(crate) fn accept<B>(
     resp
 }
 
-type Ws = WebSocketStream<TokioIo<Upgraded>>;
+type Ws = WebSocketStream<Guard<TokioIo<Upgraded>, WsFragments>>;
 
 /// Serve one WebSocket until the client leaves, misbehaves, idles or the server stops.
 async fn session(
@@ -176,8 +177,9 @@ async fn session(
 ) {
     let limit = shared.limits.ws_max_message;
     let config = crate::wire::ws_config(limit);
-    let mut ws =
-        WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await;
+    // A message in more fragments than any client needs is refused (see `flood`).
+    let io = Guard::new(TokioIo::new(upgraded), WsFragments::new());
+    let mut ws = WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await;
     let idle = shared.limits.ws_idle_timeout;
     loop {
         let next = tokio::select! {
@@ -202,6 +204,11 @@ async fn session(
             Ok(Some(Err(WsError::Utf8(_)))) => {
                 tracing::debug!(target: "webntpd::server", "{peer}: WebSocket text message is not UTF-8");
                 close(&mut ws, CloseCode::Invalid, "text message is not UTF-8").await;
+                return;
+            }
+            Ok(Some(Err(WsError::Io(e)))) if is_flood(&e) => {
+                tracing::debug!(target: "webntpd::server", "{peer}: WebSocket refused: {e}");
+                close(&mut ws, CloseCode::Policy, &e.to_string()).await;
                 return;
             }
             Ok(Some(Err(WsError::Protocol(e)))) => {
