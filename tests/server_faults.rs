@@ -260,6 +260,8 @@ fn memory_kib(pid: u32) -> (u64, u64) {
 /// doubles a connection's cost fails: an idle HTTP connection on the fast path measured
 /// 3.6 KiB (1 KiB read buffer, a 1 KiB task, its timers and socket state), a WebSocket
 /// session about 7 KiB (hyper's boxed connection state and tungstenite's 4 KiB read buffer).
+/// An HTTP/2 connection gets 64 KiB (h2's HPACK tables and frame buffers; six at once
+/// measured about 1 MiB together).
 struct Budget {
     case: &'static str,
     before_kib: u64,
@@ -270,6 +272,7 @@ struct Budget {
 /// See [`Budget`].
 const HTTP_CONNECTION_KIB: u64 = 8;
 const WS_CONNECTION_KIB: u64 = 16;
+const H2_CONNECTION_KIB: u64 = 64;
 const SLACK_KIB: u64 = 16 * 1024;
 
 impl Budget {
@@ -457,6 +460,55 @@ where
         }
         out
     })
+}
+
+/// Every input of `cases` (what, bytes, the result `one` must give) sent 10 times at once by
+/// `one`, in [`rounds_of`], as the case `case` (`per_connection_kib` each).
+fn inputs_at_once<E, F>(
+    case: &mut Case,
+    per_connection_kib: u64,
+    cases: Vec<(&'static str, Vec<u8>, E)>,
+    one: fn(SocketAddr, Vec<u8>) -> F,
+) where
+    E: PartialEq + std::fmt::Debug + Send + 'static,
+    F: std::future::Future<Output = E> + Send + 'static,
+{
+    const COPIES: usize = 10;
+    let n = cases.len() * COPIES;
+    let inputs: Arc<Vec<Vec<u8>>> = Arc::new(cases.iter().map(|c| c.1.clone()).collect());
+    let rounds = case.attack(Probe::New, 20, (n as u64, per_connection_kib), |addr| {
+        rounds_of(addr, n, move |addr, i| {
+            one(addr, inputs[i % inputs.len()].clone())
+        })
+    });
+    eprintln!("{}: {} rounds of {n} connections", case.name, rounds.len());
+    for (i, got) in rounds.into_iter().flatten().enumerate() {
+        let (what, _, want) = &cases[i % cases.len()];
+        assert_eq!(&got, want, "{what}");
+    }
+}
+
+/// Rounds of `n` attackers at once (`one(addr, i)`), 50 ms apart, for 2 s: input that keeps
+/// coming without saturating the two shared cores. Each round's results, in order.
+fn rounds_of<T, F>(
+    addr: SocketAddr,
+    n: usize,
+    one: impl Fn(SocketAddr, usize) -> F + Clone + Send + 'static,
+) -> Vec<Vec<T>>
+where
+    T: Send + 'static,
+    F: std::future::Future<Output = T> + Send + 'static,
+{
+    let t0 = Instant::now();
+    let mut rounds = Vec::new();
+    while t0.elapsed() < Duration::from_secs(2) {
+        let one = one.clone();
+        rounds.push(all_at_once(n, Duration::from_secs(20), move |i| {
+            one(addr, i)
+        }));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    rounds
 }
 
 // ---------------------------------------------------------------------------------------
@@ -865,61 +917,37 @@ fn malformed_and_oversize_http1_get_their_status_many_at_once() {
         b" HTTP/1.1\r\nHost: h\r\n\r\n".to_vec(),
     ]
     .concat();
-    // (what, input, status, connection kept for the follow-up)
-    let cases: Vec<(&str, Vec<u8>, u16, bool)> = vec![
-        ("target over the head limit", long_target, 431, false),
-        ("200 header lines", headers(200), 431, false),
-        ("64 KiB without a line end", vec![b'G'; 64 * 1024], 431, false),
-        ("a method of 9000 bytes", [vec![b'A'; 9000], b" / HTTP/1.1\r\n\r\n".to_vec()].concat(), 431, false),
-        ("two Content-Lengths", b"GET / HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab".to_vec(), 400, false),
-        ("obs-fold", b"GET / HTTP/1.1\r\nHost: h\r\nX-A: a\r\n b\r\n\r\n".to_vec(), 400, false),
-        ("NUL in a value", b"GET / HTTP/1.1\r\nHost: h\r\nX-A: a\x00b\r\n\r\n".to_vec(), 400, false),
-        ("space before the colon", b"GET / HTTP/1.1\r\nHost : h\r\n\r\n".to_vec(), 400, false),
-        ("a header without a colon", b"GET / HTTP/1.1\r\nHost: h\r\nX-A\r\n\r\n".to_vec(), 400, false),
-        ("Transfer-Encoding gzip", b"GET / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip\r\n\r\n".to_vec(), 400, false),
-        ("HTTP/2.0 in a request line", b"GET / HTTP/2.0\r\nHost: h\r\n\r\n".to_vec(), 400, false),
-        ("HTTP/1.2", b"GET / HTTP/1.2\r\nHost: h\r\n\r\n".to_vec(), 400, false),
-        ("a control byte in the target", b"GET /\x01 HTTP/1.1\r\nHost: h\r\n\r\n".to_vec(), 400, false),
+    // (what, input, (status, connection kept for the follow-up))
+    let cases: Vec<(&str, Vec<u8>, (u16, bool))> = vec![
+        ("target over the head limit", long_target, (431, false)),
+        ("200 header lines", headers(200), (431, false)),
+        ("64 KiB without a line end", vec![b'G'; 64 * 1024], (431, false)),
+        ("a method of 9000 bytes", [vec![b'A'; 9000], b" / HTTP/1.1\r\n\r\n".to_vec()].concat(), (431, false)),
+        ("two Content-Lengths", b"GET / HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab".to_vec(), (400, false)),
+        ("obs-fold", b"GET / HTTP/1.1\r\nHost: h\r\nX-A: a\r\n b\r\n\r\n".to_vec(), (400, false)),
+        ("NUL in a value", b"GET / HTTP/1.1\r\nHost: h\r\nX-A: a\x00b\r\n\r\n".to_vec(), (400, false)),
+        ("space before the colon", b"GET / HTTP/1.1\r\nHost : h\r\n\r\n".to_vec(), (400, false)),
+        ("a header without a colon", b"GET / HTTP/1.1\r\nHost: h\r\nX-A\r\n\r\n".to_vec(), (400, false)),
+        ("Transfer-Encoding gzip", b"GET / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip\r\n\r\n".to_vec(), (400, false)),
+        ("HTTP/2.0 in a request line", b"GET / HTTP/2.0\r\nHost: h\r\n\r\n".to_vec(), (400, false)),
+        ("HTTP/1.2", b"GET / HTTP/1.2\r\nHost: h\r\n\r\n".to_vec(), (400, false)),
+        ("a control byte in the target", b"GET /\x01 HTTP/1.1\r\nHost: h\r\n\r\n".to_vec(), (400, false)),
         // Request smuggling: Transfer-Encoding wins and the connection closes after the
         // reply (RFC 9112 6.1), so what the client smuggled in is never a request.
-        ("Content-Length and Transfer-Encoding", b"GET /?1 HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n".to_vec(), 200, false),
-        ("a bad chunk size", b"GET /?1 HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n".to_vec(), 200, false),
-        ("a chunk size past 64 bits", b"GET /?1 HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\nFFFFFFFFFFFFFFFFFFFF\r\n".to_vec(), 200, false),
-        ("a body of a terabyte announced", b"GET /?1 HTTP/1.1\r\nHost: h\r\nContent-Length: 1000000000000\r\n\r\nabc".to_vec(), 200, false),
+        ("Content-Length and Transfer-Encoding", b"GET /?1 HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n".to_vec(), (200, false)),
+        ("a bad chunk size", b"GET /?1 HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n".to_vec(), (200, false)),
+        ("a chunk size past 64 bits", b"GET /?1 HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\nFFFFFFFFFFFFFFFFFFFF\r\n".to_vec(), (200, false)),
+        ("a body of a terabyte announced", b"GET /?1 HTTP/1.1\r\nHost: h\r\nContent-Length: 1000000000000\r\n\r\nabc".to_vec(), (200, false)),
         // Refused by webntpd itself: the connection stays usable.
-        ("HTTP/1.1 without Host", b"GET /?1 HTTP/1.1\r\n\r\n".to_vec(), 400, true),
-        ("absolute form without Host", b"GET http://h/?1 HTTP/1.1\r\n\r\n".to_vec(), 400, true),
-        ("a Host with a quote", b"GET /?1 HTTP/1.1\r\nHost: a\"b\r\n\r\n".to_vec(), 400, true),
-        ("bad WebSocket key", b"GET / HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: abc\r\n\r\n".to_vec(), 400, true),
+        ("HTTP/1.1 without Host", b"GET /?1 HTTP/1.1\r\n\r\n".to_vec(), (400, true)),
+        ("absolute form without Host", b"GET http://h/?1 HTTP/1.1\r\n\r\n".to_vec(), (400, true)),
+        ("a Host with a quote", b"GET /?1 HTTP/1.1\r\nHost: a\"b\r\n\r\n".to_vec(), (400, true)),
+        ("bad WebSocket key", b"GET / HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: abc\r\n\r\n".to_vec(), (400, true)),
         // Tolerated.
-        ("bare LF line ends", b"GET /?1 HTTP/1.1\nHost: h\n\n".to_vec(), 200, true),
-        ("80 header lines (past the fast path's 64)", headers(80), 200, true),
+        ("bare LF line ends", b"GET /?1 HTTP/1.1\nHost: h\n\n".to_vec(), (200, true)),
+        ("80 header lines (past the fast path's 64)", headers(80), (200, true)),
     ];
-    const COPIES: usize = 10;
-    let n = cases.len() * COPIES;
-    let inputs: Arc<Vec<Vec<u8>>> = Arc::new(cases.iter().map(|c| c.1.clone()).collect());
-    // Rounds of every case 10 times at once, 50 ms apart, for 2 s.
-    let rounds = case.attack(Probe::New, 40, (n as u64, HTTP_CONNECTION_KIB), |addr| {
-        let t0 = Instant::now();
-        let mut rounds = Vec::new();
-        while t0.elapsed() < Duration::from_secs(2) {
-            let inputs = inputs.clone();
-            rounds.push(all_at_once(n, Duration::from_secs(20), move |i| {
-                malformed_once(addr, inputs[i % inputs.len()].clone())
-            }));
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        rounds
-    });
-    eprintln!(
-        "malformed HTTP/1: {} rounds of {n} connections",
-        rounds.len()
-    );
-    let got = rounds.into_iter().flatten();
-    for (i, got) in got.into_iter().enumerate() {
-        let (what, _, status, kept) = &cases[i % cases.len()];
-        assert_eq!(got, (*status, *kept), "{what}: (status, connection kept)");
-    }
+    inputs_at_once(&mut case, HTTP_CONNECTION_KIB, cases, malformed_once);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1129,18 +1157,12 @@ fn http2_floods_bad_prefaces_and_oversize_headers_are_bounded() {
     let attacks = Arc::new(attacks);
     let n = attacks.len();
     // Rounds of all six at once, 50 ms apart, for 2 s.
-    let rounds = case.attack(Probe::New, 20, (n as u64, 64), |addr| {
-        let t0 = Instant::now();
-        let mut rounds = Vec::new();
-        while t0.elapsed() < Duration::from_secs(2) {
-            let attacks = attacks.clone();
-            rounds.push(all_at_once(n, Duration::from_secs(20), move |i| {
-                let (_, raw, frames) = attacks[i].clone();
-                h2_attack(addr, raw, frames)
-            }));
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        rounds
+    let sent = attacks.clone();
+    let rounds = case.attack(Probe::New, 20, (n as u64, H2_CONNECTION_KIB), |addr| {
+        rounds_of(addr, n, move |addr, i| {
+            let (_, raw, frames) = sent[i].clone();
+            h2_attack(addr, raw, frames)
+        })
     });
     eprintln!("HTTP/2: {} rounds", rounds.len());
     for round in &rounds {
@@ -1169,4 +1191,142 @@ fn http2_floods_bad_prefaces_and_oversize_headers_are_bounded() {
     }
     let rt = attackers();
     assert_eq!(rt.block_on(h2_good_get(case.addr)), http::StatusCode::OK);
+}
+
+// ---------------------------------------------------------------------------------------
+// Bad WebSocket input, many at once.
+
+/// A masked client frame (mask 0x01020304) with the length encoded as the RFC says.
+fn ws_frame(first: u8, payload: &[u8]) -> Vec<u8> {
+    const MASK: [u8; 4] = [1, 2, 3, 4];
+    let mut f = vec![first];
+    match payload.len() {
+        n if n < 126 => f.push(0x80 | n as u8),
+        n if n < 65536 => {
+            f.push(0x80 | 126);
+            f.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        n => {
+            f.push(0x80 | 127);
+            f.extend_from_slice(&(n as u64).to_be_bytes());
+        }
+    }
+    f.extend_from_slice(&MASK);
+    f.extend(payload.iter().enumerate().map(|(i, b)| b ^ MASK[i % 4]));
+    f
+}
+
+/// Upgrade a new connection (the handshake read to its end), send `frames`, and return the
+/// server's close code once it has hung up, or 0 as soon as it answers a message.
+async fn ws_bad_input(addr: SocketAddr, frames: Vec<u8>) -> u16 {
+    let mut s = TcpStream::connect(addr).await.expect("connects");
+    let r = exchange(
+        &mut s,
+        "GET / HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+        false,
+    )
+    .await;
+    assert_eq!(r.status, 101);
+    let (mut rd, mut wr) = s.into_split();
+    // The server may close before it has read everything.
+    let writer = tokio::spawn(async move {
+        let _ = wr.write_all(&frames).await;
+        wr
+    });
+    let mut code = None;
+    loop {
+        let mut head = [0u8; 2];
+        if rd.read_exact(&mut head).await.is_err() {
+            break;
+        }
+        let len = match head[1] & 0x7f {
+            126 => {
+                let mut l = [0u8; 2];
+                rd.read_exact(&mut l).await.expect("a length");
+                u64::from(u16::from_be_bytes(l))
+            }
+            127 => {
+                let mut l = [0u8; 8];
+                rd.read_exact(&mut l).await.expect("a length");
+                u64::from_be_bytes(l)
+            }
+            n => u64::from(n),
+        };
+        assert!(len < 1 << 20, "a server frame of {len} bytes");
+        let mut payload = vec![0u8; len as usize];
+        if rd.read_exact(&mut payload).await.is_err() {
+            break;
+        }
+        match head[0] & 0x0f {
+            0x8 => {
+                code = Some(
+                    payload
+                        .get(..2)
+                        .map_or(1005, |c| u16::from_be_bytes([c[0], c[1]])),
+                );
+                break;
+            }
+            // A reply: the message was taken.
+            0x1 => return 0,
+            _ => {}
+        }
+    }
+    // After its close frame the server hangs up (within its 1 s close grace).
+    let mut rest = [0u8; 64];
+    while matches!(rd.read(&mut rest).await, Ok(n) if n > 0) {}
+    drop(writer.await);
+    code.unwrap_or_else(|| panic!("the connection ended without a close frame"))
+}
+
+#[test]
+fn bad_websocket_input_is_closed_with_the_right_code_many_at_once() {
+    let mut case = Case::start("bad WebSocket input", &[]);
+    let text = 0x81;
+    let mut length_msb = vec![0x81, 0xFF, 0x80, 0, 0, 0, 0, 0, 0, 0];
+    length_msb.extend_from_slice(&[1, 2, 3, 4]);
+    let mut huge_length = vec![0x81, 0xFF, 0x7F, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF];
+    huge_length.extend_from_slice(&[1, 2, 3, 4]);
+    // One small message in `n` fragments (empty ones, then the timestamp).
+    let fragments = |n: usize| {
+        let mut f = ws_frame(0x01, b"");
+        for _ in 0..n - 2 {
+            f.extend(ws_frame(0x00, b""));
+        }
+        f.extend(ws_frame(0x80, b"1.5"));
+        f
+    };
+    // (what, frames, close code; 0: answered)
+    let cases: Vec<(&str, Vec<u8>, u16)> = vec![
+        ("an unmasked frame", vec![text, 3, b'1', b'.', b'5'], 1002),
+        ("a ping of 126 bytes", ws_frame(0x89, &[0; 126]), 1002),
+        ("a close with a 1-byte payload", ws_frame(0x88, &[3]), 1002),
+        (
+            "a close with code 999",
+            ws_frame(0x88, &999u16.to_be_bytes()),
+            1002,
+        ),
+        (
+            "a new message inside a fragmented one",
+            [ws_frame(0x01, b"1"), ws_frame(0x81, b"2")].concat(),
+            1002,
+        ),
+        ("a length of 2^63 - 1 announced", huge_length, 1009),
+        // Refused as too big before its reserved top bit is looked at.
+        ("a length with its top bit set", length_msb, 1009),
+        (
+            "1 MiB in one frame",
+            ws_frame(text, &vec![b'1'; 1 << 20]),
+            1009,
+        ),
+        (
+            "text that is not UTF-8",
+            ws_frame(text, &[0xff, 0xfe]),
+            1007,
+        ),
+        // A message in 10,000 fragments held a worker for 100 ms or more: refused after 128.
+        ("10,000 fragments of one message", fragments(10_000), 1008),
+        ("128 fragments of one message", fragments(128), 0),
+    ];
+    inputs_at_once(&mut case, WS_CONNECTION_KIB, cases, ws_bad_input);
 }
