@@ -44,15 +44,16 @@ fn fixture_list() -> &'static str {
     concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/leap-seconds.list")
 }
 
-/// `webntpd serve` with `args`, the fixture leap list and no cache (so nothing on this
-/// machine is read).
+/// `webntpd serve` with `args`, the fixture leap list (unless `args` name one) and no cache
+/// (so nothing on this machine is read).
 fn serve(args: &[&str]) -> ChildServer {
     let mut all = vec![
-        "--leap-seconds",
-        fixture_list(),
         "--leap-seconds-cache",
         "/nonexistent/webntpd-test/leap-seconds.list",
     ];
+    if !args.contains(&"--leap-seconds") {
+        all.extend_from_slice(&["--leap-seconds", fixture_list()]);
+    }
     all.extend_from_slice(args);
     ChildServer::start(&all)
 }
@@ -1329,4 +1330,111 @@ fn bad_websocket_input_is_closed_with_the_right_code_many_at_once() {
         ("128 fragments of one message", fragments(128), 0),
     ];
     inputs_at_once(&mut case, WS_CONNECTION_KIB, cases, ws_bad_input);
+}
+
+// ---------------------------------------------------------------------------------------
+// The leap-seconds list replaced under the running server.
+
+/// The fixture with its last leap second (2017-01-01) removed and the `#h` hash redone: a
+/// different valid list.
+fn list_without_2017() -> String {
+    use sha1::{Digest, Sha1};
+    let text = std::fs::read_to_string(fixture_list()).expect("the fixture");
+    let kept: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.starts_with("3692217600") && !l.starts_with("#h"))
+        .collect();
+    let value = |tag: &str| {
+        kept.iter()
+            .find_map(|l| l.strip_prefix(tag))
+            .map(str::trim)
+            .unwrap_or_else(|| panic!("{tag} in the fixture"))
+    };
+    let mut sha = Sha1::new();
+    sha.update(value("#$").as_bytes());
+    sha.update(value("#@").as_bytes());
+    for line in kept
+        .iter()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+    {
+        for field in line.split_whitespace().take(2) {
+            sha.update(field.as_bytes());
+        }
+    }
+    let words: Vec<String> = sha
+        .finalize()
+        .chunks(4)
+        .map(|w| format!("{:08x}", u32::from_be_bytes([w[0], w[1], w[2], w[3]])))
+        .collect();
+    format!("{}\n#h\t{}\n", kept.join("\n"), words.join(" "))
+}
+
+/// The leap fields of a reply from `addr`: `"leap":N,"next":T,"step":S`.
+fn leap_fields(addr: SocketAddr) -> String {
+    let mut s = probe_connect(addr);
+    s.write_all(PROBE_ONCE).unwrap();
+    let mut reply = String::new();
+    s.read_to_string(&mut reply).expect("a reply");
+    let start = reply.find("\"leap\":").expect("leap fields");
+    let end = reply[start..].find(",\"rt\"").expect("rt") + start;
+    reply[start..end].to_string()
+}
+
+#[test]
+fn the_leap_list_replaced_under_the_server_is_used_after_sighup() {
+    const WITH_2017: &str = "\"leap\":36,\"next\":1483228800.000000,\"step\":1";
+    const WITHOUT_2017: &str = "\"leap\":35,\"next\":1435708800.000000,\"step\":1";
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("leap-seconds.list");
+    let original = std::fs::read_to_string(fixture_list()).unwrap();
+    let other = list_without_2017();
+    std::fs::write(&path, &original).unwrap();
+    let path_arg = path.to_str().unwrap().to_string();
+    let mut case = Case::start("leap list", &["--leap-seconds", &path_arg]);
+    assert_eq!(leap_fields(case.addr), WITH_2017);
+    let srv_pid = nix::unistd::Pid::from_raw(case.pid as i32);
+    let switches = case.attack(Probe::New, 20, (0, 0), |addr| {
+        let t0 = Instant::now();
+        let mut switches = 0;
+        while t0.elapsed() < Duration::from_secs(2) {
+            // Atomically (a new file renamed over the old), then in place (truncated and
+            // rewritten, the same inode), alternating lists; SIGHUP after each.
+            let (text, want) = if switches % 2 == 0 {
+                (&other, WITHOUT_2017)
+            } else {
+                (&original, WITH_2017)
+            };
+            if switches % 4 < 2 {
+                let tmp = dir.path().join("leap-seconds.list.new");
+                std::fs::write(&tmp, text).unwrap();
+                std::fs::rename(&tmp, &path).unwrap();
+            } else {
+                let mut f = std::fs::OpenOptions::new()
+                    .write(true)
+                    .truncate(true)
+                    .open(&path)
+                    .unwrap();
+                f.write_all(text.as_bytes()).unwrap();
+            }
+            nix::sys::signal::kill(srv_pid, nix::sys::signal::Signal::SIGHUP).unwrap();
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while leap_fields(addr) != want {
+                assert!(
+                    Instant::now() < deadline,
+                    "switch {switches}: the new list is not used"
+                );
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            switches += 1;
+        }
+        switches
+    });
+    eprintln!("leap list: {switches} replacements, each in use after its SIGHUP");
+    assert!(switches >= 4, "only {switches} replacements in 2 s");
+    let log = case.srv.log_text();
+    assert!(!log.contains("reload failed"), "{log}");
+    assert!(
+        log.matches("leap second list: using").count() > switches,
+        "each reload logged: {log}"
+    );
 }
