@@ -78,7 +78,8 @@ pub struct Limits {
     /// Largest request head (request line plus headers) in bytes; larger gets 431.
     /// Default and minimum 8192 (hyper's smallest buffer).
     pub max_header_bytes: usize,
-    /// Most connections open at once (HTTP and WebSocket together). Default 10000.
+    /// Most connections open at once (HTTP and WebSocket together); more wait in the listen
+    /// backlog, and reaching it is logged (once, see `slots`). Default 10000.
     pub max_connections: usize,
     /// A WebSocket that sends nothing for this long is closed (1000, "idle timeout").
     /// Default 60 s, as go-webntp.
