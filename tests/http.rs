@@ -563,3 +563,38 @@ async fn rt_is_when_the_request_arrived_not_when_the_server_read_it() {
     assert_rt_is_the_arrival(&read_response(&mut s, false).await.json(), sent);
     srv.stop_within(std::time::Duration::from_secs(2)).await;
 }
+
+#[tokio::test]
+async fn an_every_address_listener_is_dual_stack_and_a_taken_port_says_so() {
+    // `:PORT` binds [::] and, as with std's bind (bindv6only = 0), takes IPv4 too.
+    let srv = frozen(ServerConfig {
+        listen: vec![":0".parse().unwrap()],
+        ..ServerConfig::default()
+    })
+    .await;
+    let port = srv.addr.port();
+    for ip in ["127.0.0.1", "[::1]"] {
+        let addr: std::net::SocketAddr = format!("{ip}:{port}").parse().unwrap();
+        assert!(
+            get(addr, "/?1").await.text().contains("\"it\":1.000000,"),
+            "{ip}"
+        );
+    }
+    // A second server on the same port is refused with the hint (SO_REUSEADDR does not
+    // let two listeners share it).
+    let again = webntpd::server::Server::bind(
+        ServerConfig {
+            listen: vec![webntpd::server::ListenAddr(srv.addr)],
+            ..ServerConfig::default()
+        },
+        frozen_clock(NOW),
+        Arc::new(LeapStore::empty()),
+    )
+    .await;
+    let e = again.err().expect("the port is taken");
+    assert_eq!(e.exit_code(), webntpd::exit::UNAVAILABLE);
+    assert!(
+        e.to_string().contains("another process is listening there"),
+        "{e}"
+    );
+}
