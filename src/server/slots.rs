@@ -140,9 +140,11 @@ impl Slots {
         if self.full.load(Ordering::Acquire) {
             return;
         }
-        let Ok(mut since) = self.full_since.lock() else {
-            return;
-        };
+        // Nothing panics while holding the lock; a poisoned one is still consistent.
+        let mut since = self
+            .full_since
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if since.is_none() {
             *since = Some(Instant::now());
             self.waited.store(0, Ordering::Relaxed);
@@ -169,9 +171,11 @@ impl Slots {
         if free < Self::recover_at(self.cap) {
             return;
         }
-        let Ok(mut since) = self.full_since.lock() else {
-            return;
-        };
+        // Nothing panics while holding the lock; a poisoned one is still consistent.
+        let mut since = self
+            .full_since
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let Some(at) = since.take() else {
             return;
         };
