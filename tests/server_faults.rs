@@ -4,12 +4,15 @@
 //! Every case asserts the same four things:
 //! - **latency**: the same well-formed request (`GET /?1` on a new connection, from its own
 //!   thread) is timed before the attack and during it; the attack's p99 must stay under
-//!   `max(20 x the baseline median, 100 ms)`. The floor is loose on purpose: the attackers,
-//!   a debug build of the server and other builds share 2 cores here, and attacks the server
-//!   handles well (a connect burst, a flood of malformed requests) still showed p99s of
-//!   30-75 ms from CPU contention alone; an attack that stalls the accept loop or a worker
-//!   blows through it;
-//! - **memory**: the child's peak RSS (`VmHWM` in /proc/PID/status) stays under a bound
+//!   `max(20 x the baseline median, 250 ms)`. The floor is loose on purpose: the attackers,
+//!   a debug build of the server and other engineers' builds share 2 cores here, and attacks
+//!   the server handles well showed p99s of 5-75 ms alone and up to 150 ms while the machine
+//!   was busy compiling. It still catches a stall (a blocked worker, an accept loop that
+//!   stops, work per connection that grows with their number); what each flood must not do
+//!   is asserted by its own outcome (close codes, how soon a flood is cut off), not by
+//!   latency alone;
+//! - **memory**: the child's peak RSS (`VmHWM` in /proc/PID/status, and `VmRSS` sampled at
+//!   each probe, as the kernel updates `VmHWM` lazily) stays under a bound
 //!   stated in the case, from what the attack may legitimately hold (see [`Budget`]);
 //! - **no panic**: the process is alive and logged nothing containing "panicked";
 //! - **recovery**: after the attack, the probe's latency is normal again.
@@ -224,7 +227,7 @@ fn assert_normal_latency(
         during.len()
     );
     let base = median(baseline);
-    let bound = (base * 20).max(Duration::from_millis(100));
+    let bound = (base * 20).max(Duration::from_millis(250));
     let got = p99(during);
     eprintln!(
         "{case}: probe median {base:?} before, p99 {got:?} (max {:?}) over {} probes, bound {bound:?}",
