@@ -300,17 +300,76 @@ async fn id_is_configured_or_the_escaped_host_header() {
 
     let srv = frozen(config()).await;
     let mut s = TcpStream::connect(srv.addr).await.unwrap();
-    let r = exchange(&mut s, "GET / HTTP/1.1\r\nHost: a<b>&\"c\r\n\r\n", false).await;
+    // `&` and `'` may be in a Host (RFC 3986 sub-delims) and are escaped in the JSON...
+    let r = exchange(&mut s, "GET / HTTP/1.1\r\nHost: a&b'c\r\n\r\n", false).await;
     assert!(
-        r.text()
-            .starts_with("{\"id\":\"a\\u003cb\\u003e\\u0026\\\"c\","),
+        r.text().starts_with("{\"id\":\"a\\u0026b'c\","),
         "{}",
         r.text()
     );
+    // ...while `<`, `>` and `"` cannot be in one: 400, never reflected.
+    let r = exchange(&mut s, "GET / HTTP/1.1\r\nHost: a<b>&\"c\r\n\r\n", false).await;
+    assert_eq!(r.status, 400);
+    assert!(!r.text().contains("<b>"), "{}", r.text());
     // HTTP/1.0 without a Host header: empty id, as go-webntp.
     let mut s = TcpStream::connect(srv.addr).await.unwrap();
     let r = exchange(&mut s, "GET /?1 HTTP/1.0\r\n\r\n", false).await;
     assert!(r.text().starts_with("{\"id\":\"\","), "{}", r.text());
+}
+
+/// The status of each raw request on `addr`, in order: the first on the fast path, the
+/// second through hyper (a body sends it there), each on a new connection.
+async fn status_on_both_paths(addr: std::net::SocketAddr, head: &str) -> (u16, u16) {
+    let on = |req: String| async move {
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        let r = exchange(&mut s, &req, false).await;
+        assert!(
+            r.status != 400 || r.json()["error"].as_str().is_some(),
+            "a 400 says why in JSON"
+        );
+        r.status
+    };
+    let fast = on(format!("{head}\r\n")).await;
+    let hyper = on(format!("{head}Content-Length: 2\r\n\r\nhi")).await;
+    (fast, hyper)
+}
+
+#[tokio::test]
+async fn http11_without_host_or_with_two_gets_400_on_both_paths() {
+    // RFC 9112 section 3.2.
+    let srv = frozen(config()).await;
+    let cases = [
+        ("GET /?1 HTTP/1.1\r\n", 400),
+        ("GET /?1 HTTP/1.1\r\nHost: a\r\nHost: a\r\n", 400),
+        ("GET /?1 HTTP/1.1\r\nHost: a\r\nhost: b\r\n", 400),
+        ("GET /?1 HTTP/1.1\r\nHost: a b\r\n", 400),
+        ("GET /?1 HTTP/1.0\r\nHost: a\r\nHost: b\r\n", 400),
+        // HTTP/1.0 may omit it; an empty Host is a valid one.
+        ("GET /?1 HTTP/1.0\r\n", 200),
+        ("GET /?1 HTTP/1.1\r\nHost:\r\n", 200),
+        ("GET /?1 HTTP/1.1\r\nHost: [::1]:8080\r\n", 200),
+    ];
+    for (head, want) in cases {
+        assert_eq!(
+            status_on_both_paths(srv.addr, head).await,
+            (want, want),
+            "{head:?}"
+        );
+    }
+    // Other methods too, before routing: 400, not 405 or 204.
+    let mut s = TcpStream::connect(srv.addr).await.unwrap();
+    for method in ["POST", "HEAD", "OPTIONS"] {
+        let r = exchange(
+            &mut s,
+            &format!("{method} / HTTP/1.1\r\n\r\n"),
+            method == "HEAD",
+        )
+        .await;
+        assert_eq!(r.status, 400, "{method}");
+    }
+    // The connection is still good.
+    let r = exchange(&mut s, "GET /?5 HTTP/1.1\r\nHost: h\r\n\r\n", false).await;
+    assert!(r.text().contains("\"it\":5.000000,"));
 }
 
 #[tokio::test]
@@ -503,4 +562,39 @@ async fn rt_is_when_the_request_arrived_not_when_the_server_read_it() {
     std::thread::sleep(std::time::Duration::from_secs_f64(BUSY_SECS));
     assert_rt_is_the_arrival(&read_response(&mut s, false).await.json(), sent);
     srv.stop_within(std::time::Duration::from_secs(2)).await;
+}
+
+#[tokio::test]
+async fn an_every_address_listener_is_dual_stack_and_a_taken_port_says_so() {
+    // `:PORT` binds [::] and, as with std's bind (bindv6only = 0), takes IPv4 too.
+    let srv = frozen(ServerConfig {
+        listen: vec![":0".parse().unwrap()],
+        ..ServerConfig::default()
+    })
+    .await;
+    let port = srv.addr.port();
+    for ip in ["127.0.0.1", "[::1]"] {
+        let addr: std::net::SocketAddr = format!("{ip}:{port}").parse().unwrap();
+        assert!(
+            get(addr, "/?1").await.text().contains("\"it\":1.000000,"),
+            "{ip}"
+        );
+    }
+    // A second server on the same port is refused with the hint (SO_REUSEADDR does not
+    // let two listeners share it).
+    let again = webntpd::server::Server::bind(
+        ServerConfig {
+            listen: vec![webntpd::server::ListenAddr(srv.addr)],
+            ..ServerConfig::default()
+        },
+        frozen_clock(NOW),
+        Arc::new(LeapStore::empty()),
+    )
+    .await;
+    let e = again.err().expect("the port is taken");
+    assert_eq!(e.exit_code(), webntpd::exit::UNAVAILABLE);
+    assert!(
+        e.to_string().contains("another process is listening there"),
+        "{e}"
+    );
 }

@@ -101,6 +101,59 @@ async fn an_oversized_request_head_gets_431() {
     assert!(text.starts_with("HTTP/1.1 431"), "{text}");
 }
 
+/// A request head of exactly `len` bytes.
+fn head_of(len: usize, it: usize) -> String {
+    let start = format!("GET /?{it} HTTP/1.1\r\nHost: h\r\nX-Pad: ");
+    let end = "\r\n\r\n";
+    let pad = len - start.len() - end.len();
+    format!("{start}{}{end}", "p".repeat(pad))
+}
+
+#[tokio::test]
+async fn every_head_size_up_to_the_limit_is_answered_and_one_byte_more_gets_431() {
+    // The fast path's buffer starts small and doubles up to the limit (8192): every size
+    // on the way, and heads split over several reads, must still be answered.
+    let srv = start(config()).await;
+    let mut s = TcpStream::connect(srv.addr).await.unwrap();
+    for (i, len) in [200, 1023, 1024, 1025, 2048, 2049, 4096, 5000, 8191, 8192]
+        .into_iter()
+        .enumerate()
+    {
+        let head = head_of(len, i);
+        assert_eq!(head.len(), len);
+        // In two writes, the second after the server has read the first.
+        let (a, b) = head.split_at(len / 2);
+        s.write_all(a.as_bytes()).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let r = exchange(&mut s, b, false).await;
+        assert_eq!(r.status, 200, "a head of {len} bytes");
+        assert!(r.text().contains(&format!("\"it\":{i}.000000,")), "{len}");
+    }
+    // Pipelined in one write: a small head, a large one, and one that closes.
+    let three = format!(
+        "{}{}GET /?22 HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
+        head_of(300, 20),
+        head_of(6000, 21)
+    );
+    s.write_all(three.as_bytes()).await.unwrap();
+    let got = read_until_closed(&mut s, Duration::from_secs(5)).await;
+    let text = String::from_utf8_lossy(&got);
+    let at: Vec<_> = [20, 21, 22]
+        .iter()
+        .map(|it| text.find(&format!("\"it\":{it}.000000,")))
+        .collect();
+    assert!(
+        at.windows(2)
+            .all(|w| matches!(w, [Some(a), Some(b)] if a < b)),
+        "three replies in order: {text}"
+    );
+    let mut s = TcpStream::connect(srv.addr).await.unwrap();
+    let _ = s.write_all(head_of(8193, 0).as_bytes()).await;
+    let got = read_until_closed(&mut s, Duration::from_secs(5)).await;
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.starts_with("HTTP/1.1 431"), "{text}");
+}
+
 #[tokio::test]
 async fn the_connection_cap_makes_new_clients_wait() {
     let srv = start(ServerConfig {

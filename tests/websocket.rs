@@ -330,7 +330,8 @@ async fn upgrade_after_a_request_on_the_same_connection() {
 #[tokio::test]
 async fn reply_id_from_a_hostile_host_header_is_escaped_json() {
     let srv = frozen(config()).await;
-    let host = "evil\"<script>&";
+    // `&` and `'` are allowed in a Host; `<`, `>` and `"` are not (400, below).
+    let host = "evil&'x";
     let mut s = TcpStream::connect(srv.addr).await.unwrap();
     let req = format!(
         "GET / HTTP/1.1\r\nHost: {host}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
@@ -340,13 +341,78 @@ async fn reply_id_from_a_hostile_host_header_is_escaped_json() {
     assert_eq!(r.status, 101);
     let mut ws = after_raw(s).await;
     let text = ask(&mut ws, "1.5").await;
-    assert_eq!(
-        text,
-        frozen_reply("evil\\\"\\u003cscript\\u003e\\u0026", "1.500000")
-    );
+    assert_eq!(text, frozen_reply("evil\\u0026'x", "1.500000"));
     let v: serde_json::Value = serde_json::from_str(&text).unwrap();
     assert_eq!(v["id"].as_str(), Some(host));
     bye(ws).await;
+    srv.stop_within(Duration::from_secs(2)).await;
+}
+
+/// Send a hand-written handshake (`head` ends with the header lines, without the blank
+/// line) and return the response, which must not be 101.
+async fn refused(addr: SocketAddr, head: &str) -> RawResponse {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    let r = exchange(&mut s, &format!("{head}\r\n"), false).await;
+    assert_ne!(r.status, 101, "{head:?}");
+    assert_eq!(r.header("sec-websocket-accept"), None, "{head:?}");
+    r
+}
+
+#[tokio::test]
+async fn invalid_handshakes_get_400_with_a_reason() {
+    // RFC 6455 section 4.2.1: the key is the base64 of 16 bytes, the request HTTP/1.1 with
+    // Host, `Connection: Upgrade` and `Upgrade: websocket`.
+    let srv = frozen(config()).await;
+    let addr = srv.addr;
+    let base = "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n";
+    let cases = [
+        (
+            format!("GET / HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\n{base}Sec-WebSocket-Key: abc\r\n"),
+            "Sec-WebSocket-Key",
+        ),
+        (
+            // 16 bytes but no padding; 18 bytes; stray bits.
+            format!("GET / HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\n{base}Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ\r\n"),
+            "Sec-WebSocket-Key",
+        ),
+        (
+            format!("GET / HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\n{base}Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQAA\r\n"),
+            "Sec-WebSocket-Key",
+        ),
+        (
+            format!("GET / HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\n{base}Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZR==\r\n"),
+            "Sec-WebSocket-Key",
+        ),
+        (
+            format!("GET / HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\n{base}Sec-WebSocket-Key: {SAMPLE_KEY}\r\nSec-WebSocket-Key: {SAMPLE_KEY}\r\n"),
+            "more than one",
+        ),
+        (
+            format!("GET / HTTP/1.1\r\nHost: h\r\n{base}Sec-WebSocket-Key: {SAMPLE_KEY}\r\n"),
+            "Connection: Upgrade",
+        ),
+        (
+            format!("GET / HTTP/1.1\r\nHost: h\r\nConnection: keep-alive\r\n{base}Sec-WebSocket-Key: {SAMPLE_KEY}\r\n"),
+            "Connection: Upgrade",
+        ),
+        (
+            format!("GET / HTTP/1.0\r\nHost: h\r\nConnection: Upgrade\r\n{base}Sec-WebSocket-Key: {SAMPLE_KEY}\r\n"),
+            "HTTP/1.1",
+        ),
+        (
+            format!("GET / HTTP/1.1\r\nConnection: Upgrade\r\n{base}Sec-WebSocket-Key: {SAMPLE_KEY}\r\n"),
+            "Host",
+        ),
+    ];
+    for (head, reason) in &cases {
+        let r = refused(addr, head).await;
+        assert_eq!(r.status, 400, "{head:?}");
+        let error = r.json()["error"].as_str().unwrap_or_default().to_string();
+        assert!(error.contains(reason), "{head:?}: {error}");
+    }
+    // The same handshake with a valid key is accepted.
+    let (_, r) = raw_upgrade(addr, "/", V13).await;
+    assert_eq!(r.status, 101);
     srv.stop_within(Duration::from_secs(2)).await;
 }
 

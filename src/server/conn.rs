@@ -26,9 +26,9 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
-use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
 
+use super::slots::Slot;
 use super::tls::TlsReloader;
 use super::{service, Limits, Shared};
 use crate::observe::{Observed, Observer};
@@ -62,11 +62,11 @@ pub(crate) struct Activity {
     pub(crate) rx: Arc<RxStamp>,
     /// This connection's slot under `max_connections`; released when the socket is dropped,
     /// which for an upgraded WebSocket is when the WebSocket session ends.
-    _permit: OwnedSemaphorePermit,
+    _slot: Slot,
 }
 
 impl Activity {
-    fn new(permit: OwnedSemaphorePermit, rx: Arc<RxStamp>) -> Self {
+    fn new(slot: Slot, rx: Arc<RxStamp>) -> Self {
         Activity {
             accepted: Instant::now(),
             in_flight: AtomicU32::new(0),
@@ -79,7 +79,7 @@ impl Activity {
             h2: AtomicBool::new(false),
             bytes_read: AtomicU64::new(0),
             rx,
-            _permit: permit,
+            _slot: slot,
         }
     }
 
@@ -231,21 +231,32 @@ pub(crate) async fn serve(
     stream: TcpStream,
     peer: SocketAddr,
     tls: Option<Arc<TlsReloader>>,
-    permit: OwnedSemaphorePermit,
+    slot: Slot,
     shared: Arc<Shared>,
 ) {
     // Replies are one small write each: send them now, not after Nagle's delay.
     let _ = stream.set_nodelay(true);
     let (stream, rx) = RxStamped::new(stream);
-    let activity = Arc::new(Activity::new(permit, rx));
+    let activity = Arc::new(Activity::new(slot, rx));
     let io: Tracked<RxStamped> = Observed {
         inner: stream,
         observer: activity.clone(),
     };
-    let Some(tls) = tls else {
-        serve_plain(io, peer, activity, shared).await;
-        return;
-    };
+    match tls {
+        None => serve_plain(io, peer, activity, shared).await,
+        // Boxed, as hyper is below: TLS state a plain connection should not carry.
+        Some(tls) => Box::pin(serve_tls(io, peer, tls, activity, shared)).await,
+    }
+}
+
+/// A TLS connection: the handshake (bounded by the header timeout), then hyper.
+async fn serve_tls(
+    io: Tracked<RxStamped>,
+    peer: SocketAddr,
+    tls: Arc<TlsReloader>,
+    activity: Arc<Activity>,
+    shared: Arc<Shared>,
+) {
     let handshake =
         tokio::time::timeout(shared.limits.header_read_timeout, tls.acceptor().accept(io));
     let stream = tokio::select! {
@@ -293,7 +304,9 @@ async fn serve_plain(
     match outcome {
         Ok(super::fast::Outcome::Fallback(read)) => {
             let io = super::fast::Prefixed::new(read, io);
-            serve_http(io, peer, activity, shared).await;
+            // Boxed: hyper's connection state is several KiB, which a connection the fast
+            // path serves to the end (nearly all) should not carry.
+            Box::pin(serve_http(io, peer, activity, shared)).await;
         }
         Ok(super::fast::Outcome::Done) => {}
         Err(e) => {
@@ -313,6 +326,8 @@ where
         let resp = service::respond(req, peer, &svc_shared, &svc_activity);
         std::future::ready(Ok::<_, std::convert::Infallible>(resp))
     });
+    // HTTP/2 clients that flood control frames are cut off (see `flood`).
+    let io = super::flood::Guard::new(io, super::flood::FrameCounter::new());
     let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), svc);
     tokio::pin!(conn);
     let mut closing = false;

@@ -34,6 +34,10 @@ use super::Shared;
 /// Most header lines in a request the fast path takes (hyper's default is 100).
 const MAX_HEADERS: usize = 64;
 
+/// The read buffer's first size. Most request heads fit; one that does not doubles it, up
+/// to `max_header_bytes`, so an idle kept-alive connection holds 1 KiB rather than the limit.
+const FIRST_BUFFER: usize = 1024;
+
 /// How the fast path ended.
 pub(crate) enum Outcome {
     /// The connection is finished (closed by the client, `Connection: close`, shutdown).
@@ -58,31 +62,9 @@ struct Simple<'h, 'b> {
 /// accepted here it splits at the first `?` just the same.
 fn split_target(target: &str) -> Option<(&str, Option<&str>)> {
     let plain = target.starts_with('/')
-        && target.bytes().all(|b| {
-            b.is_ascii_alphanumeric()
-                || matches!(
-                    b,
-                    b'/' | b'?'
-                        | b'-'
-                        | b'.'
-                        | b'_'
-                        | b'~'
-                        | b'%'
-                        | b'!'
-                        | b'$'
-                        | b'&'
-                        | b'\''
-                        | b'('
-                        | b')'
-                        | b'*'
-                        | b'+'
-                        | b','
-                        | b';'
-                        | b'='
-                        | b':'
-                        | b'@'
-                )
-        });
+        && target
+            .bytes()
+            .all(|b| service::is_pchar(b) || b == b'/' || b == b'?');
     if !plain {
         return None;
     }
@@ -96,6 +78,9 @@ impl Head for Simple<'_, '_> {
     fn method(&self) -> &Method {
         &self.method
     }
+    fn version(&self) -> Version {
+        self.version
+    }
     fn path(&self) -> &str {
         self.path
     }
@@ -108,13 +93,19 @@ impl Head for Simple<'_, '_> {
             .find(|h| h.name.eq_ignore_ascii_case(name.as_str()))
             .map(|h| h.value)
     }
+    fn header_count(&self, name: &HeaderName) -> usize {
+        self.headers
+            .iter()
+            .filter(|h| h.name.eq_ignore_ascii_case(name.as_str()))
+            .count()
+    }
     fn authority(&self) -> Option<&str> {
         None
     }
 }
 
 /// Whether a header value lists `token` (comma-separated, case-insensitive).
-fn lists(value: &[u8], token: &str) -> bool {
+pub(crate) fn lists(value: &[u8], token: &str) -> bool {
     value
         .split(|b| *b == b',')
         .any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
@@ -213,9 +204,11 @@ pub(crate) async fn serve<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let mut buf = vec![0u8; shared.limits.max_header_bytes];
+    let limit = shared.limits.max_header_bytes;
+    let mut buf = vec![0u8; FIRST_BUFFER.min(limit)];
     let mut have = 0;
-    let mut out = Vec::with_capacity(1024);
+    // A reply is 300-400 bytes: one allocation for most connections, grown for batches.
+    let mut out = Vec::with_capacity(512);
     // Replies of the batch being written: their in-flight marks end after the write.
     let mut bodies: Vec<ReplyBody> = Vec::new();
     // Registered once per connection, not once per read.
@@ -266,9 +259,12 @@ where
                 body_len,
                 connection,
             );
-            // The last moment before the write: `st` is read here.
+            // The last moment before the write: `st` is read here. A reply to HEAD has the
+            // length of its body but not the body (RFC 9110 9.3.2), errors included.
             if let Some(data) = reply.body.take_data() {
-                out.extend_from_slice(&data);
+                if simple.method != Method::HEAD {
+                    out.extend_from_slice(&data);
+                }
             }
             bodies.push(reply.body);
             start += len;
@@ -282,8 +278,17 @@ where
         if close {
             return Ok(Outcome::Done);
         }
-        if fallback || (start == 0 && have == buf.len()) {
-            // Not ours to judge, or a head larger than the limit (hyper answers 431).
+        if start == 0 && have == buf.len() && !fallback {
+            if buf.len() < limit {
+                // A head larger than the buffer so far: room for more of it.
+                buf.resize((buf.len() * 2).min(limit), 0);
+                continue;
+            }
+            // A head larger than the limit: hyper answers 431.
+            fallback = true;
+        }
+        if fallback {
+            // Not ours to judge.
             return Ok(Outcome::Fallback(buf[start..have].to_vec()));
         }
         buf.copy_within(start..have, 0);

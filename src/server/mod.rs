@@ -2,9 +2,11 @@
 //!
 //! One task accepts on each listener; each accepted connection gets its own task (`conn`),
 //! which speaks HTTP/1.1 or HTTP/2 through hyper, hands WebSocket upgrades to `ws`, and routes
-//! requests in `service`. A semaphore bounds the number of open connections: a permit is taken
+//! requests in `service`. [`slots`] bounds the number of open connections: a slot is taken
 //! *before* `accept()`, so at the limit new clients wait in the kernel's backlog instead of
-//! costing us memory.
+//! costing us memory (and the server logs that it is full, once). Listeners ask the kernel
+//! for the largest backlog it allows ([`LISTEN_BACKLOG`]), so a burst of connects waits
+//! there instead of being dropped.
 //!
 //! Shutdown (mini-redis / hickory style): cancelling the token given to [`Server::run`] stops
 //! the accept loops, asks every HTTP connection to finish its in-flight request and close,
@@ -14,8 +16,10 @@
 mod body;
 mod conn;
 mod fast;
+mod flood;
 mod running;
 mod service;
+mod slots;
 mod tls;
 mod ws;
 
@@ -26,8 +30,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::net::{TcpListener, TcpSocket};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -75,7 +78,8 @@ pub struct Limits {
     /// Largest request head (request line plus headers) in bytes; larger gets 431.
     /// Default and minimum 8192 (hyper's smallest buffer).
     pub max_header_bytes: usize,
-    /// Most connections open at once (HTTP and WebSocket together). Default 10000.
+    /// Most connections open at once (HTTP and WebSocket together); more wait in the listen
+    /// backlog, and reaching it is logged (once, see `slots`). Default 10000.
     pub max_connections: usize,
     /// A WebSocket that sends nothing for this long is closed (1000, "idle timeout").
     /// Default 60 s, as go-webntp.
@@ -255,16 +259,17 @@ impl Server {
             }
             (None, true) => None,
         };
+        check_somaxconn();
         let mut listeners = Vec::new();
         for addr in &config.listen {
             listeners.push(Listener {
-                inner: bind(addr.0).await?,
+                inner: bind(addr.0)?,
                 tls: None,
             });
         }
         for addr in &config.listen_tls {
             listeners.push(Listener {
-                inner: bind(addr.0).await?,
+                inner: bind(addr.0)?,
                 tls: tls.clone(),
             });
         }
@@ -301,7 +306,7 @@ impl Server {
     /// `shutdown_timeout`).
     pub async fn run(self, shutdown: CancellationToken) {
         let shared = self.shared;
-        let permits = Arc::new(Semaphore::new(shared.limits.max_connections));
+        let slots = slots::Slots::new(shared.limits.max_connections, self.listeners.len());
         let mut accept_tasks = tokio::task::JoinSet::new();
         for l in self.listeners {
             let addr = l.inner.local_addr().ok();
@@ -309,7 +314,7 @@ impl Server {
             if let Some(addr) = addr {
                 tracing::info!(target: "webntpd::server", "listening on {scheme}://{addr}/");
             }
-            accept_tasks.spawn(accept_loop(l, shared.clone(), permits.clone()));
+            accept_tasks.spawn(accept_loop(l, shared.clone(), slots.clone()));
         }
 
         shutdown.cancelled().await;
@@ -344,8 +349,54 @@ impl TlsReloadHandle {
     }
 }
 
-async fn bind(addr: SocketAddr) -> Result<TcpListener, ServerError> {
-    TcpListener::bind(addr).await.map_err(|source| {
+/// What `listen(2)` asks for: as many pending connections as the kernel allows. Linux caps
+/// it at `net.core.somaxconn` (4096 since Linux 5.4, 128 before), as for Go's servers; std's
+/// and tokio's `bind` ask for 128, which a burst of connects overflows (the clients' final
+/// ACKs are dropped and they sit half-open for seconds).
+pub const LISTEN_BACKLOG: u32 = i32::MAX as u32;
+
+/// Below this `net.core.somaxconn` a warning says how to raise it.
+const SOMAXCONN_WANTED: u32 = 4096;
+
+/// The kernel's cap on listen backlogs, if it can be read.
+pub fn somaxconn() -> Option<u32> {
+    use std::io::Read;
+    let mut text = String::new();
+    std::fs::File::open("/proc/sys/net/core/somaxconn")
+        .ok()?
+        .take(32)
+        .read_to_string(&mut text)
+        .ok()?;
+    text.trim().parse().ok()
+}
+
+/// Warn once if the kernel caps listen backlogs low enough for a burst of connects to
+/// overflow them.
+fn check_somaxconn() {
+    if let Some(max) = somaxconn().filter(|m| *m < SOMAXCONN_WANTED) {
+        tracing::warn!(
+            target: "webntpd::server",
+            "the kernel limits listen backlogs to {max} (net.core.somaxconn): more clients \
+             connecting at once than that are dropped and retry seconds later; raise it with \
+             `sysctl -w net.core.somaxconn={SOMAXCONN_WANTED}` (and in /etc/sysctl.d/)"
+        );
+    }
+}
+
+/// Bind and listen on `addr` as std's `TcpListener::bind` does (`SO_REUSEADDR`; `[::]` is
+/// dual-stack unless the system says otherwise), with the backlog of [`LISTEN_BACKLOG`].
+fn bind(addr: SocketAddr) -> Result<TcpListener, ServerError> {
+    let listen = || {
+        let socket = if addr.is_ipv4() {
+            TcpSocket::new_v4()?
+        } else {
+            TcpSocket::new_v6()?
+        };
+        socket.set_reuseaddr(true)?;
+        socket.bind(addr)?;
+        socket.listen(LISTEN_BACKLOG)
+    };
+    listen().map_err(|source| {
         let hint = match source.kind() {
             io::ErrorKind::AddrInUse => {
                 "; another process is listening there: stop it or choose another port"
@@ -363,21 +414,21 @@ async fn bind(addr: SocketAddr) -> Result<TcpListener, ServerError> {
     })
 }
 
-async fn accept_loop(listener: Listener, shared: Arc<Shared>, permits: Arc<Semaphore>) {
+async fn accept_loop(listener: Listener, shared: Arc<Shared>, slots: Arc<slots::Slots>) {
     let mut backoff = Duration::from_millis(5);
     loop {
         // Take a connection slot before accepting: at the limit, clients wait in the backlog.
-        let Ok(permit) = permits.clone().acquire_owned().await else {
+        let Some(slot) = slots.take().await else {
             return;
         };
-        match listener.inner.accept().await {
+        match slots.accept(&listener.inner).await {
             Ok((stream, peer)) => {
                 backoff = Duration::from_millis(5);
                 let shared2 = shared.clone();
                 let tls = listener.tls.clone();
                 shared
                     .tasks
-                    .spawn(conn::serve(stream, peer, tls, permit, shared2));
+                    .spawn(conn::serve(stream, peer, tls, slot, shared2));
             }
             Err(e) => {
                 // EMFILE/ENFILE/ENOBUFS and friends: transient, back off instead of spinning.

@@ -14,7 +14,8 @@
 //! The receive time `rt` is read first, as soon as the request head is parsed (by hyper or by
 //! the [`fast`](super::fast) path), and moved back to when the kernel received the bytes
 //! ([`crate::rxstamp`]).
-//! Bad input gets 400 with a short JSON error (never an empty 200, never reflected script).
+//! Bad input gets 400 with a short JSON error (never an empty 200, never reflected script),
+//! and so does a request whose `Host` breaks RFC 9112 section 3.2 ([`check_host`]).
 
 use std::borrow::Cow;
 use std::net::SocketAddr;
@@ -22,7 +23,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use http::header::{self, HeaderName, HeaderValue};
-use http::{Method, Request, Response, StatusCode};
+use http::{Method, Request, Response, StatusCode, Version};
 
 use super::body::ReplyBody;
 use super::conn::{Activity, InFlight};
@@ -69,10 +70,13 @@ static X_HTTPSTIME: HeaderName = HeaderName::from_static(HTTPSTIME_HEADER);
 /// fast path's parsed head, so both answer through the same code.
 pub(crate) trait Head {
     fn method(&self) -> &Method;
+    fn version(&self) -> Version;
     fn path(&self) -> &str;
     fn query(&self) -> Option<&str>;
     /// The first value of header `name`.
     fn header(&self, name: &HeaderName) -> Option<&[u8]>;
+    /// How many times header `name` appears.
+    fn header_count(&self, name: &HeaderName) -> usize;
     /// The authority of the request target (HTTP/2's `:authority`), if it has one.
     fn authority(&self) -> Option<&str>;
 }
@@ -80,6 +84,9 @@ pub(crate) trait Head {
 impl<B> Head for Request<B> {
     fn method(&self) -> &Method {
         self.method()
+    }
+    fn version(&self) -> Version {
+        self.version()
     }
     fn path(&self) -> &str {
         self.uri().path()
@@ -89,6 +96,9 @@ impl<B> Head for Request<B> {
     }
     fn header(&self, name: &HeaderName) -> Option<&[u8]> {
         self.headers().get(name).map(HeaderValue::as_bytes)
+    }
+    fn header_count(&self, name: &HeaderName) -> usize {
+        self.headers().get_all(name).iter().count()
     }
     fn authority(&self) -> Option<&str> {
         self.uri().authority().map(|a| a.as_str())
@@ -233,7 +243,8 @@ pub(crate) fn respond<B>(
     shared: &Arc<Shared>,
     activity: &Arc<Activity>,
 ) -> Response<ReplyBody> {
-    if !ws::is_upgrade_request(&req) {
+    // A bad Host is refused before anything else, upgrades included (`handle` answers it).
+    if !ws::is_upgrade_request(&req) || check_host(&req).is_err() {
         return handle(&req, peer, shared, activity).into_response();
     }
     let rt = shared.clock.realtime();
@@ -255,6 +266,11 @@ pub(crate) fn handle<H: Head>(
     let rt = activity.rx.received(&*shared.clock);
     let busy = activity.begin_request();
     let cors = Cors::new(&shared.origins, req);
+    if let Err(reason) = check_host(req) {
+        let mut reply = bad_request(peer, reason, busy, &cors);
+        reply.insert(header::DATE, date_header(rt));
+        return reply;
+    }
     let mut reply = match *req.method() {
         Method::GET => get(req, rt, peer, shared, busy, &cors),
         Method::HEAD => head(shared, busy, &cors),
@@ -275,6 +291,58 @@ pub(crate) fn handle<H: Head>(
     };
     reply.insert(header::DATE, date_header(rt));
     reply
+}
+
+/// RFC 9112 section 3.2: an HTTP/1.1 request needs a `Host` header; no request may have
+/// more than one, or one whose value is not a host with an optional port (the characters
+/// of RFC 3986's `host [":" port]`, the set Go's net/http accepts). HTTP/1.0 may omit it;
+/// HTTP/2 names its authority in `:authority` and may omit it too.
+pub(crate) fn check_host<H: Head>(req: &H) -> Result<(), &'static str> {
+    match req.header_count(&header::HOST) {
+        0 if req.version() == Version::HTTP_11 => Err(
+            "HTTP/1.1 request without a Host header (RFC 9112 section 3.2); send Host: NAME[:PORT]",
+        ),
+        0 => Ok(()),
+        1 => match req.header(&header::HOST) {
+            Some(host) if !host.iter().all(|b| is_host_byte(*b)) => Err(
+                "invalid Host header: a host name or [IPv6] address with an optional :PORT \
+                 (letters, digits and -._~%!$&'()*+,;=:[])",
+            ),
+            _ => Ok(()),
+        },
+        _ => Err("more than one Host header (RFC 9112 section 3.2)"),
+    }
+}
+
+/// A byte that may appear in a `Host` value: [`is_pchar`] but `@`, plus `[]` of IPv6
+/// literals.
+fn is_host_byte(b: u8) -> bool {
+    (is_pchar(b) && b != b'@') || b == b'[' || b == b']'
+}
+
+/// RFC 3986's `pchar` byte by byte: unreserved, sub-delims, `%` of pct-encoding, `:` and `@`.
+pub(crate) fn is_pchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric()
+        || matches!(
+            b,
+            b'-' | b'.'
+                | b'_'
+                | b'~'
+                | b'%'
+                | b'!'
+                | b'$'
+                | b'&'
+                | b'\''
+                | b'('
+                | b')'
+                | b'*'
+                | b'+'
+                | b','
+                | b';'
+                | b'='
+                | b':'
+                | b'@'
+        )
 }
 
 /// The `id` of a reply: the configured server id, else the Host header (HTTP/1.1) or the
@@ -410,4 +478,57 @@ pub(crate) fn error(status: StatusCode, message: &str, busy: InFlight, cors: &Co
     reply.fixed(&NOSNIFF);
     cors.apply(&mut reply);
     reply
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(version: Version, hosts: &[&[u8]]) -> Request<()> {
+        let mut b = Request::get("/").version(version);
+        for h in hosts {
+            b = b.header(header::HOST, HeaderValue::from_bytes(h).unwrap());
+        }
+        b.body(()).unwrap()
+    }
+
+    #[test]
+    fn http11_needs_exactly_one_valid_host() {
+        for ok in [
+            &b"time.example.org"[..],
+            b"127.0.0.1:8080",
+            b"[::1]:8080",
+            b"[fe80::1%25eth0]",
+            b"under_score.example",
+            b"",
+        ] {
+            assert_eq!(check_host(&req(Version::HTTP_11, &[ok])), Ok(()), "{ok:?}");
+        }
+        assert!(
+            check_host(&req(Version::HTTP_11, &[])).is_err_and(|e| e.contains("without a Host"))
+        );
+        assert!(check_host(&req(Version::HTTP_11, &[b"a", b"a"]))
+            .is_err_and(|e| e.contains("more than one")));
+        for bad in [
+            &b"evil\"<script>"[..],
+            b"a b",
+            b"user@host",
+            b"host/path",
+            b"\xff\xfe",
+            b"h\tx",
+        ] {
+            assert!(
+                check_host(&req(Version::HTTP_11, &[bad])).is_err_and(|e| e.contains("invalid")),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn http10_and_http2_may_omit_host_but_not_repeat_it() {
+        for v in [Version::HTTP_10, Version::HTTP_2] {
+            assert_eq!(check_host(&req(v, &[])), Ok(()), "{v:?}");
+            assert!(check_host(&req(v, &[b"a", b"b"])).is_err(), "{v:?}");
+        }
+    }
 }

@@ -1,14 +1,18 @@
 //! WebSocket: the upgrade handshake and the per-connection session.
 //!
-//! Any path upgrades. The subprotocol `webntp.shogo82148.com` is echoed when the client offers
+//! Any path upgrades. The handshake is held to RFC 6455 section 4.2.1: a `GET` naming
+//! `websocket` in `Upgrade` must be HTTP/1.1, list `upgrade` in `Connection` and carry exactly
+//! one `Sec-WebSocket-Key` that is the base64 of 16 bytes, or it gets 400 with the reason in
+//! JSON; a `Sec-WebSocket-Version` other than 13 gets 426 (with the version we speak).
+//! The subprotocol `webntp.shogo82148.com` is echoed when the client offers
 //! it; a client offering none is accepted too. Each text or binary message holding one
 //! timestamp gets one text reply, the same JSON object as over HTTP (with `rt`), in order, as
 //! many per connection as the client likes.
 //!
 //! Where go-webntp drops the TCP connection without a word, this session closes with a reason:
 //! 1009 for a message over the size limit, 1007 for one that is not a timestamp (or not
-//! UTF-8), 1002 for a protocol violation, 1000 after the idle timeout, 1001 when the server
-//! shuts down.
+//! UTF-8), 1002 for a protocol violation, 1008 for a message in more than 128 fragments, 1000
+//! after the idle timeout, 1001 when the server shuts down.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -28,6 +32,7 @@ use tokio_tungstenite::WebSocketStream;
 
 use super::body::ReplyBody;
 use super::conn::InFlight;
+use super::flood::{is_flood, Guard, WsFragments};
 use super::service::{error, server_id, Cors};
 use super::Shared;
 use crate::rxstamp::RxStamp;
@@ -42,18 +47,52 @@ static UPGRADE: HeaderValue = HeaderValue::from_static("Upgrade");
 static SUBPROTOCOL: HeaderValue = HeaderValue::from_static(WS_SUBPROTOCOL);
 static VERSION_13: HeaderValue = HeaderValue::from_static("13");
 
-/// Whether `value` (a comma-separated header) contains `token`, ignoring case.
-fn has_token(value: Option<&HeaderValue>, token: &str) -> bool {
-    value
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+/// Whether any `name` header (comma-separated) lists `token`, ignoring case.
+fn lists(headers: &http::HeaderMap, name: header::HeaderName, token: &str) -> bool {
+    headers
+        .get_all(name)
+        .iter()
+        .any(|v| super::fast::lists(v.as_bytes(), token))
 }
 
-/// A `GET` with `Connection: upgrade` and `Upgrade: websocket`.
+/// A `GET` with `Upgrade: websocket`: a WebSocket handshake, valid or not ([`accept`]
+/// checks the rest).
 pub(crate) fn is_upgrade_request<B>(req: &Request<B>) -> bool {
-    req.method() == http::Method::GET
-        && has_token(req.headers().get(header::CONNECTION), "upgrade")
-        && has_token(req.headers().get(header::UPGRADE), "websocket")
+    req.method() == http::Method::GET && lists(req.headers(), header::UPGRADE, "websocket")
+}
+
+/// Why a handshake is not one RFC 6455 section 4.2.1 allows (the version aside, which gets
+/// its own status), or `None`.
+fn handshake_problem<B>(req: &Request<B>) -> Option<&'static str> {
+    let headers = req.headers();
+    if req.version() != http::Version::HTTP_11 {
+        return Some("a WebSocket handshake must be an HTTP/1.1 request (RFC 6455 section 4.1)");
+    }
+    if !lists(headers, header::CONNECTION, "upgrade") {
+        return Some(
+            "WebSocket handshake without `Connection: Upgrade` (a proxy on the way may have \
+             dropped it)",
+        );
+    }
+    let mut keys = headers.get_all(header::SEC_WEBSOCKET_KEY).iter();
+    match (keys.next(), keys.next()) {
+        (Some(key), None) if is_valid_key(key.as_bytes()) => None,
+        (Some(_), None) => Some(
+            "invalid Sec-WebSocket-Key: it must be the base64 of 16 random bytes (24 \
+             characters, RFC 6455 section 4.1)",
+        ),
+        (None, _) => Some("WebSocket handshake without a Sec-WebSocket-Key"),
+        (Some(_), Some(_)) => Some("more than one Sec-WebSocket-Key"),
+    }
+}
+
+/// A `Sec-WebSocket-Key`: base64 (with padding, no stray bits) of exactly 16 bytes.
+fn is_valid_key(key: &[u8]) -> bool {
+    use base64::Engine;
+    key.len() == 24
+        && base64::engine::general_purpose::STANDARD
+            .decode(key)
+            .is_ok_and(|k| k.len() == 16)
 }
 
 /// Answer an upgrade request: 101 and a session task, or the reason it is refused.
@@ -65,6 +104,10 @@ pub(crate) fn accept<B>(
     busy: InFlight,
     cors: Cors,
 ) -> Response<ReplyBody> {
+    if let Some(reason) = handshake_problem(&req) {
+        tracing::debug!(target: "webntpd::server", "{peer}: WebSocket handshake refused: {reason}");
+        return error(StatusCode::BAD_REQUEST, reason, busy, &cors).into_response();
+    }
     let headers = req.headers();
     if let Some(origin) = headers.get(header::ORIGIN) {
         let allowed = origin.to_str().is_ok_and(|o| shared.origins.allows(o));
@@ -89,23 +132,12 @@ pub(crate) fn accept<B>(
         reply.insert(header::SEC_WEBSOCKET_VERSION, VERSION_13.clone());
         return reply.into_response();
     }
-    let key = match headers.get(header::SEC_WEBSOCKET_KEY) {
-        Some(k) if !k.is_empty() && k.len() <= 64 => k,
-        _ => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "WebSocket upgrade without a valid Sec-WebSocket-Key",
-                busy,
-                &cors,
-            )
-            .into_response()
-        }
-    };
-    let accept_key = derive_accept_key(key.as_bytes());
-    let subprotocol = headers
-        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
-        .iter()
-        .any(|v| has_token(Some(v), WS_SUBPROTOCOL));
+    // Checked by `handshake_problem`: exactly one, valid.
+    let key = headers
+        .get(header::SEC_WEBSOCKET_KEY)
+        .map_or(&[][..], HeaderValue::as_bytes);
+    let accept_key = derive_accept_key(key);
+    let subprotocol = lists(headers, header::SEC_WEBSOCKET_PROTOCOL, WS_SUBPROTOCOL);
     let id = server_id(shared, &req).into_owned();
 
     let on_upgrade = hyper::upgrade::on(&mut req);
@@ -133,7 +165,7 @@ pub(crate) fn accept<B>(
     resp
 }
 
-type Ws = WebSocketStream<TokioIo<Upgraded>>;
+type Ws = WebSocketStream<Guard<TokioIo<Upgraded>, WsFragments>>;
 
 /// Serve one WebSocket until the client leaves, misbehaves, idles or the server stops.
 async fn session(
@@ -145,8 +177,9 @@ async fn session(
 ) {
     let limit = shared.limits.ws_max_message;
     let config = crate::wire::ws_config(limit);
-    let mut ws =
-        WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await;
+    // A message in more fragments than any client needs is refused (see `flood`).
+    let io = Guard::new(TokioIo::new(upgraded), WsFragments::new());
+    let mut ws = WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await;
     let idle = shared.limits.ws_idle_timeout;
     loop {
         let next = tokio::select! {
@@ -171,6 +204,11 @@ async fn session(
             Ok(Some(Err(WsError::Utf8(_)))) => {
                 tracing::debug!(target: "webntpd::server", "{peer}: WebSocket text message is not UTF-8");
                 close(&mut ws, CloseCode::Invalid, "text message is not UTF-8").await;
+                return;
+            }
+            Ok(Some(Err(WsError::Io(e)))) if is_flood(&e) => {
+                tracing::debug!(target: "webntpd::server", "{peer}: WebSocket refused: {e}");
+                close(&mut ws, CloseCode::Policy, &e.to_string()).await;
                 return;
             }
             Ok(Some(Err(WsError::Protocol(e)))) => {
@@ -264,4 +302,80 @@ async fn close(ws: &mut Ws, code: CloseCode, reason: &str) {
         }
     })
     .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_the_base64_of_16_bytes() {
+        assert!(is_valid_key(b"dGhlIHNhbXBsZSBub25jZQ=="));
+        assert!(is_valid_key(b"AAAAAAAAAAAAAAAAAAAAAA=="));
+        for bad in [
+            &b"abc"[..],
+            b"",
+            // 16 bytes without padding, 18 bytes, 15 bytes.
+            b"dGhlIHNhbXBsZSBub25jZQ",
+            b"dGhlIHNhbXBsZSBub25jZQAA",
+            b"dGhlIHNhbXBsZSBub25j",
+            // Stray bits in the last character, URL-safe alphabet, a space.
+            b"dGhlIHNhbXBsZSBub25jZR==",
+            b"dGhlIHNhbXBsZSBub25jZQ-_",
+            b"dGhlIHNhbXBsZSBub25j ZQ=",
+        ] {
+            assert!(!is_valid_key(bad), "{:?}", String::from_utf8_lossy(bad));
+        }
+    }
+
+    fn upgrade(version: http::Version, extra: &[(&str, &str)]) -> Request<()> {
+        let mut b = Request::get("/").version(version);
+        for (n, v) in extra {
+            b = b.header(*n, *v);
+        }
+        b.body(()).unwrap()
+    }
+
+    #[test]
+    fn handshakes_need_http11_connection_upgrade_and_one_key() {
+        let key = ("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==");
+        let conn = ("connection", "keep-alive, Upgrade");
+        let up = ("upgrade", "websocket");
+        assert_eq!(
+            handshake_problem(&upgrade(http::Version::HTTP_11, &[up, conn, key])),
+            None
+        );
+        type Case<'a> = (http::Version, &'a [(&'a str, &'a str)], &'a str);
+        let cases: &[Case<'_>] = &[
+            (http::Version::HTTP_10, &[up, conn, key], "HTTP/1.1"),
+            (http::Version::HTTP_11, &[up, key], "Connection: Upgrade"),
+            (
+                http::Version::HTTP_11,
+                &[up, ("connection", "close"), key],
+                "Connection",
+            ),
+            (
+                http::Version::HTTP_11,
+                &[up, conn],
+                "without a Sec-WebSocket-Key",
+            ),
+            (
+                http::Version::HTTP_11,
+                &[up, conn, key, key],
+                "more than one",
+            ),
+            (
+                http::Version::HTTP_11,
+                &[up, conn, ("sec-websocket-key", "abc")],
+                "base64 of 16",
+            ),
+        ];
+        for (v, headers, want) in cases {
+            let got = handshake_problem(&upgrade(*v, headers));
+            assert!(
+                got.is_some_and(|g| g.contains(want)),
+                "{v:?} {headers:?}: {got:?}"
+            );
+        }
+    }
 }
