@@ -17,6 +17,7 @@
 //! - [`sample`]: offset/delay from one exchange and the burst filter (pure maths).
 //! - [`server`]: the hyper-based WebNTP server: routing, WebSocket, TLS, limits, shutdown.
 //! - [`exit`]: sysexits codes shared by every command.
+//! - `fuzzing`: entry points for the fuzz targets in `fuzz/` into private code; not an API.
 
 #![deny(unsafe_code)]
 
@@ -25,6 +26,8 @@ pub mod clock;
 pub mod config;
 pub mod daemon;
 pub mod exit;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod leap;
 pub mod logging;
 mod observe;

@@ -12,10 +12,10 @@
 //! have finished, or after `shutdown_timeout` with the stragglers aborted.
 
 mod body;
-mod conn;
-mod fast;
+pub(crate) mod conn;
+pub(crate) mod fast;
 mod running;
-mod service;
+pub(crate) mod service;
 mod tls;
 mod ws;
 
