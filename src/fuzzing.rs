@@ -184,3 +184,116 @@ pub fn shm_fields(sample: &crate::refclock::RefSample) -> ShmFields {
         precision: f.precision.into(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+    use crate::leap::LeapStore;
+    use crate::wire::reply::parse_reply;
+    use crate::wire::Timestamp;
+
+    const NOW: Timestamp = Timestamp::from_nanos(1_795_270_670_615_087_123);
+
+    fn server() -> Server {
+        Server::new(NOW, Arc::new(LeapStore::empty()), None)
+    }
+
+    #[test]
+    fn handle_routes_like_a_connection() {
+        let req = http::Request::get("/?1489217288.328757")
+            .header("host", "h")
+            .body(())
+            .unwrap();
+        let resp = server().handle(&req).unwrap();
+        assert_eq!(resp.status, 200);
+        assert_eq!(
+            resp.header("content-type"),
+            Some(&b"application/json; charset=utf-8"[..])
+        );
+        let r = parse_reply(&resp.body).unwrap();
+        assert_eq!(r.st.to_micros_string(), "1795270670.615087");
+        assert_eq!(r.id.as_deref(), Some("h"));
+        let req = http::Request::get("/?NaN").body(()).unwrap();
+        assert_eq!(server().handle(&req).unwrap().status, 400);
+    }
+
+    #[tokio::test]
+    async fn serve_fast_answers_then_hands_the_rest_to_hyper() {
+        let (mut client, mut conn) = tokio::io::duplex(1 << 16);
+        let input = b"GET /?1 HTTP/1.1\r\n\r\nPOST / HTTP/1.1\r\n\r\n";
+        client.write_all(input).await.unwrap();
+        client.shutdown().await.unwrap();
+        let handed = server().serve_fast(&mut conn).await.unwrap();
+        assert_eq!(handed.as_deref(), Some(&b"POST / HTTP/1.1\r\n\r\n"[..]));
+        drop(conn);
+        let mut out = String::new();
+        client.read_to_string(&mut out).await.unwrap();
+        assert!(out.starts_with("HTTP/1.1 200 OK\r\n"), "{out}");
+        assert!(out.contains("\"it\":1.000000,"), "{out}");
+    }
+
+    #[tokio::test]
+    async fn serve_http_runs_a_websocket_session_to_its_end() {
+        let (mut client, conn) = tokio::io::duplex(1 << 16);
+        let server = server();
+        let serve = server.serve_http(conn);
+        let talk = async {
+            client
+                .write_all(
+                    b"GET / HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+                      Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+                )
+                .await
+                .unwrap();
+            let mut head = Vec::new();
+            while !head.ends_with(b"\r\n\r\n") {
+                let mut b = [0u8; 1];
+                client.read_exact(&mut b).await.unwrap();
+                head.push(b[0]);
+            }
+            assert!(head.starts_with(b"HTTP/1.1 101 "));
+            // One masked text frame, "1.5".
+            let key = [1u8, 2, 3, 4];
+            let mut frame = vec![0x81, 0x80 | 3];
+            frame.extend_from_slice(&key);
+            frame.extend(b"1.5".iter().enumerate().map(|(i, b)| b ^ key[i % 4]));
+            client.write_all(&frame).await.unwrap();
+            client.shutdown().await.unwrap();
+            let mut out = Vec::new();
+            client.read_to_end(&mut out).await.unwrap();
+            out
+        };
+        let (served, out) = tokio::join!(serve, talk);
+        served.unwrap();
+        assert_eq!(out[0], 0x81, "a text reply first: {out:?}");
+        // A reply is 126 to 65535 bytes: a 16-bit length.
+        assert_eq!(out[1], 126);
+        let len = usize::from(u16::from_be_bytes([out[2], out[3]]));
+        let r = parse_reply(&out[4..4 + len]).unwrap();
+        assert_eq!(r.it.as_nanos(), 1_500_000_000);
+    }
+
+    #[test]
+    fn shm_fields_split_receive_and_clock() {
+        let s = crate::refclock::RefSample {
+            receive: Timestamp::from_nanos(1_795_270_670_999_999_999),
+            offset_ns: 2,
+            leap: crate::refclock::Leap::NoWarning,
+            precision: -20,
+        };
+        let f = shm_fields(&s);
+        assert_eq!(
+            (f.receive_sec, f.receive_usec, f.receive_nsec),
+            (1_795_270_670, 999_999, 999_999_999)
+        );
+        assert_eq!(
+            (f.clock_sec, f.clock_usec, f.clock_nsec),
+            (1_795_270_671, 0, 1)
+        );
+        assert_eq!(fast_split_target("/a?b?c"), Some(("/a", Some("b?c"))));
+    }
+}
