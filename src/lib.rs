@@ -21,6 +21,7 @@
 //! - [`exit`]: sysexits codes shared by every command.
 //! - [`files`]: the one reader of every file a user names: regular files only, never
 //!   blocking, bounded in size.
+//! - `fuzzing`: entry points for the fuzz targets in `fuzz/` into private code; not an API.
 
 #![deny(unsafe_code)]
 
@@ -30,6 +31,8 @@ pub mod config;
 pub mod daemon;
 pub mod exit;
 pub mod files;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod leap;
 pub mod logging;
 mod observe;

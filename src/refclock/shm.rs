@@ -122,21 +122,21 @@ const _: () = {
 
 /// The values one sample stores, in the segment's types. Pure data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Fields {
-    clock_sec: time_t,
-    clock_usec: c_int,
-    clock_nsec: c_uint,
-    receive_sec: time_t,
-    receive_usec: c_int,
-    receive_nsec: c_uint,
-    leap: c_int,
-    precision: c_int,
+pub(crate) struct Fields {
+    pub(crate) clock_sec: time_t,
+    pub(crate) clock_usec: c_int,
+    pub(crate) clock_nsec: c_uint,
+    pub(crate) receive_sec: time_t,
+    pub(crate) receive_usec: c_int,
+    pub(crate) receive_nsec: c_uint,
+    pub(crate) leap: c_int,
+    pub(crate) precision: c_int,
 }
 
 impl Fields {
     /// The fields for `s`: clock = receive + offset; microseconds truncated from the
     /// nanoseconds, which readers require before they trust the nanoseconds.
-    fn of(s: &RefSample) -> Fields {
+    pub(crate) fn of(s: &RefSample) -> Fields {
         let (clock_sec, clock_nsec) = split(s.clock());
         let (receive_sec, receive_nsec) = split(s.receive);
         Fields {

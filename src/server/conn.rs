@@ -66,7 +66,7 @@ pub(crate) struct Activity {
 }
 
 impl Activity {
-    fn new(slot: Slot, rx: Arc<RxStamp>) -> Self {
+    pub(crate) fn new(slot: Slot, rx: Arc<RxStamp>) -> Self {
         Activity {
             accepted: Instant::now(),
             in_flight: AtomicU32::new(0),
@@ -315,8 +315,12 @@ async fn serve_plain(
     }
 }
 
-async fn serve_http<I>(io: I, peer: SocketAddr, activity: Arc<Activity>, shared: Arc<Shared>)
-where
+pub(crate) async fn serve_http<I>(
+    io: I,
+    peer: SocketAddr,
+    activity: Arc<Activity>,
+    shared: Arc<Shared>,
+) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let builder = http_builder(&shared.limits);

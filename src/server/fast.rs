@@ -60,7 +60,7 @@ struct Simple<'h, 'b> {
 /// RFC 3986 allows unescaped in a path and query (no fragment, no space, nothing beyond
 /// ASCII). Anything else goes to hyper, whose `http::Uri` then decides: for every target
 /// accepted here it splits at the first `?` just the same.
-fn split_target(target: &str) -> Option<(&str, Option<&str>)> {
+pub(crate) fn split_target(target: &str) -> Option<(&str, Option<&str>)> {
     let plain = target.starts_with('/')
         && target
             .bytes()

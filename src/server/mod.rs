@@ -14,12 +14,12 @@
 //! have finished, or after `shutdown_timeout` with the stragglers aborted.
 
 mod body;
-mod conn;
-mod fast;
+pub(crate) mod conn;
+pub(crate) mod fast;
 mod flood;
 mod running;
-mod service;
-mod slots;
+pub(crate) mod service;
+pub(crate) mod slots;
 mod tls;
 mod ws;
 

@@ -107,6 +107,16 @@ impl Slots {
         })
     }
 
+    /// A slot if one is free now, without waiting or logging (for the fuzzing entry points,
+    /// which serve one connection at a time).
+    pub(crate) fn try_take(self: &Arc<Self>) -> Option<Slot> {
+        let permit = self.sem.clone().try_acquire_owned().ok()?;
+        Some(Slot {
+            permit: Some(permit),
+            slots: self.clone(),
+        })
+    }
+
     /// Accept one client on `listener` (the caller holds a slot for it), noting whether it
     /// had to wait and when the backlog runs empty.
     pub(crate) async fn accept(

@@ -18,6 +18,10 @@ const MAX_ABS_SECONDS: i128 = 1_000_000_000_000_000_000;
 /// Longest timestamp text accepted from a peer, in bytes.
 pub const MAX_TIMESTAMP_TEXT: usize = 64;
 
+/// Largest exponent magnitude kept while parsing: beyond it, every mantissa of at most 64
+/// characters is out of range (or rounds to zero), and the scale arithmetic stays small.
+const MAX_EXPONENT: i64 = 1_000_000;
+
 /// Significant digits kept while parsing; further digits are below a nanosecond by then
 /// (or the number is out of range anyway).
 const MAX_SIGNIFICANT_DIGITS: usize = 36;
@@ -264,7 +268,7 @@ fn parse_decimal(s: &[u8]) -> Result<i128, TimestampError> {
 /// The form nearly every client sends, `SECONDS[.FRACTION]` with at most 18 integer and 9
 /// fraction digits, in 64-bit arithmetic; `None` for anything else (the general parser then
 /// decides, with the same result for every input both accept: see the tests).
-fn parse_plain(s: &[u8]) -> Option<i128> {
+pub(crate) fn parse_plain(s: &[u8]) -> Option<i128> {
     let (int, frac) = match s.iter().position(|&b| b == b'.') {
         Some(p) => (&s[..p], &s[p + 1..]),
         None => (s, &[][..]),
@@ -283,7 +287,7 @@ fn parse_plain(s: &[u8]) -> Option<i128> {
 }
 
 /// Every accepted form: sign, digits, fraction, exponent, rounding to the nanosecond.
-fn parse_general(s: &[u8]) -> Result<i128, TimestampError> {
+pub(crate) fn parse_general(s: &[u8]) -> Result<i128, TimestampError> {
     if s.is_empty() {
         return Err(TimestampError::Empty);
     }
@@ -333,8 +337,10 @@ fn parse_general(s: &[u8]) -> Result<i128, TimestampError> {
         }
         let exp_start = i;
         while i < s.len() && s[i].is_ascii_digit() {
-            // Bounded by MAX_TIMESTAMP_TEXT, so this cannot overflow an i64.
-            exponent = exponent * 10 + i64::from(s[i] - b'0');
+            // Saturated: 64 characters hold an exponent far beyond an i64 (it used to wrap,
+            // so `1e18446744073709551625` read as 1e9). Past MAX_EXPONENT every value is out
+            // of range or rounds to zero anyway.
+            exponent = (exponent * 10 + i64::from(s[i] - b'0')).min(MAX_EXPONENT);
             i += 1;
         }
         if i == exp_start {
@@ -639,6 +645,29 @@ mod tests {
         assert_eq!(p("1e18"), Ok(MAX_ABS_SECONDS * NANOS_PER_SEC));
         // Milliseconds sent by mistake are still echoed faithfully.
         assert_eq!(p("1558915619944"), Ok(1_558_915_619_944 * NANOS_PER_SEC));
+    }
+
+    /// Found by fuzz/fuzz_targets/timestamp.rs: an exponent of more than 18 digits
+    /// overflowed an i64 (a panic in debug builds; in release it wrapped, so a server's
+    /// absurd `st` of `1e18446744073709551625` read as a plausible 1e9 s).
+    #[test]
+    fn huge_exponents_saturate_instead_of_wrapping() {
+        assert_eq!(
+            p("1e1725555555555555555555555818"),
+            Err(TimestampError::OutOfRange)
+        );
+        assert_eq!(p("1e18446744073709551625"), Err(TimestampError::OutOfRange));
+        assert_eq!(
+            p("-1e18446744073709551625"),
+            Err(TimestampError::OutOfRange)
+        );
+        assert_eq!(p("1e-18446744073709551625"), Ok(0));
+        assert_eq!(p(&format!("1e-{}", "9".repeat(61))), Ok(0));
+        assert_eq!(p(&format!("0e{}", "9".repeat(61))), Ok(0));
+        assert_eq!(
+            p("1e+0000000000000000000000000009"),
+            Ok(1_000_000_000_000_000_000)
+        );
     }
 
     #[test]
