@@ -204,7 +204,9 @@ pub enum BurstError {
     Empty,
     /// Two exchanges of the burst contradict each other.
     #[error(
-        "the server's replies contradict each other: one says {:+.6} s (delay {:.6} s), another          {:.3} s later {:+.6} s (delay {:.6} s), more apart than their delays and any clock          slewing allow; it lies on some replies or its clock jumped, so none is used",
+        "the server's replies contradict each other: one says {:+.6} s (delay {:.6} s), \
+         another {:.3} s later {:+.6} s (delay {:.6} s), more apart than their delays and any \
+         clock slewing allow; it lies on some replies or its clock jumped, so none is used",
         first.offset_ns as f64 / 1e9, first.delay_ns as f64 / 1e9,
         second.at.nanos_since(first.at) as f64 / 1e9,
         second.offset_ns as f64 / 1e9, second.delay_ns as f64 / 1e9

@@ -114,6 +114,14 @@ async fn fake_http<F>(reply: F) -> SocketAddr
 where
     F: Fn(&str) -> Option<Vec<u8>> + Send + Sync + 'static,
 {
+    fake_http_closing(reply, false).await
+}
+
+/// As [`fake_http`]; with `close`, the connection is closed after each reply is written.
+async fn fake_http_closing<F>(reply: F, close: bool) -> SocketAddr
+where
+    F: Fn(&str) -> Option<Vec<u8>> + Send + Sync + 'static,
+{
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let reply = Arc::new(reply);
@@ -136,7 +144,7 @@ where
                         buf.drain(..end + 4);
                         match reply(&head) {
                             Some(bytes) => {
-                                if s.write_all(&bytes).await.is_err() {
+                                if s.write_all(&bytes).await.is_err() || close {
                                     return;
                                 }
                             }
@@ -236,6 +244,7 @@ async fn hostile_servers_give_errors_never_samples() {
     let nan = fake_http(|h| Some(http_ok(&format!("{{\"it\":{},\"st\":NaN}}", query_of(h))))).await;
     let e = expect_error(nan, "NaN").await;
     assert!(matches!(e, ClientError::Reply(_)), "{e}");
+    assert!(e.to_string().contains("in field `st`, at `NaN}`"), "{e}");
 
     let huge = fake_http(|_| {
         let body = " ".repeat(1 << 20);
@@ -252,6 +261,26 @@ async fn hostile_servers_give_errors_never_samples() {
     .await;
     let e = expect_error(slow, "slow body").await;
     assert!(matches!(e, ClientError::Timeout { .. }), "{e}");
+
+    // Closed after reading the request, and in the middle of a body: said in those words,
+    // not in hyper's.
+    let closed = fake_http_closing(|_| Some(Vec::new()), true).await;
+    let e = expect_error(closed, "closed").await;
+    assert_eq!(
+        e.to_string(),
+        "the server closed the connection before it finished replying"
+    );
+    let cut = fake_http_closing(
+        |_| Some(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{\"it\":".to_vec()),
+        true,
+    )
+    .await;
+    let e = expect_error(cut, "cut body").await;
+    assert_eq!(
+        e.to_string(),
+        "the server closed the connection in the middle of the reply's body (shorter than \
+         its Content-Length)"
+    );
 
     // A server whose rt/st say it held the request for an hour.
     let liar = fake_http(|h| {
@@ -303,6 +332,49 @@ async fn a_websocket_closing_mid_burst_is_an_error_not_a_panic() {
     let r = measure(&format!("ws://{addr}/"), &o, SystemClock::shared()).await;
     let e = r.expect_err("a server that closes mid-burst gives no sample");
     assert!(e.to_string().contains(&addr.to_string()), "{e}");
+}
+
+#[tokio::test]
+async fn a_websocket_server_that_selects_no_subprotocol_is_still_measured() {
+    // RFC 6455 lets a server select none of the offered subprotocols; go-webntp's own
+    // client accepts that, and so must we (tungstenite alone would refuse the handshake).
+    use futures_util::{SinkExt, StreamExt};
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let offered = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = offered.clone();
+    tokio::spawn(async move {
+        while let Ok((s, _)) = listener.accept().await {
+            let seen = seen.clone();
+            tokio::spawn(async move {
+                use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
+                #[allow(clippy::result_large_err)] // tungstenite's callback type
+                let note = |req: &Request, resp: Response| {
+                    seen.lock()
+                        .unwrap()
+                        .push(req.headers().contains_key("sec-websocket-protocol"));
+                    Ok(resp)
+                };
+                let Ok(mut ws) = tokio_tungstenite::accept_hdr_async(s, note).await else {
+                    return;
+                };
+                while let Some(Ok(m)) = ws.next().await {
+                    let it = m.into_text().unwrap_or_default();
+                    let now = now_text();
+                    let reply = format!("{{\"it\":{},\"st\":{now}}}", it.trim());
+                    if ws.send(reply.into()).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    let m = measure(&format!("ws://{addr}/"), &opts(4), SystemClock::shared())
+        .await
+        .expect("measured without a subprotocol");
+    assert!(m.estimate.offset_ns.abs() <= m.estimate.error_bound_ns() + 1_000);
+    // Offered once, refused, then one connection without the offer for the whole burst.
+    assert_eq!(*offered.lock().unwrap(), vec![true, false]);
 }
 
 #[tokio::test]

@@ -79,7 +79,7 @@ impl HttpTransport {
         let (io, stamps) = open_stamped(&self.target, &self.opts, &self.clock).await?;
         let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
             .await
-            .map_err(|e| ClientError::Http(e.to_string()))?;
+            .map_err(|e| hyper_error("handshake", &e))?;
         let driver = tokio::spawn(async move {
             let _ = conn.await;
         });
@@ -143,7 +143,7 @@ impl HttpTransport {
                 .sender
                 .send_request(req)
                 .await
-                .map_err(|e| ClientError::Http(e.to_string()))?;
+                .map_err(|e| hyper_error("request", &e))?;
             let (parts, body) = resp.into_parts();
             let body = Limited::new(body, limit)
                 .collect()
@@ -151,8 +151,10 @@ impl HttpTransport {
                 .map_err(|e| {
                     if e.is::<http_body_util::LengthLimitError>() {
                         ClientError::TooLarge { limit }
+                    } else if let Some(e) = e.downcast_ref::<hyper::Error>() {
+                        hyper_error("reading the reply's body", e)
                     } else {
-                        ClientError::Http(format!("reading the reply: {e}"))
+                        ClientError::Http(format!("reading the reply's body: {e}"))
                     }
                 })?
                 .to_bytes();
@@ -246,6 +248,30 @@ impl HttpTransport {
             t4: t4.real,
             date_secs,
         })
+    }
+}
+
+/// What a hyper error means for the exchange, in the words of the cause rather than
+/// hyper's: a connection closed before or during the reply is [`ClientError::Closed`] (so a
+/// kept connection is retried once), anything else an HTTP error naming its innermost cause.
+fn hyper_error(during: &str, e: &hyper::Error) -> ClientError {
+    let mut cause = String::new();
+    let mut inner: Option<&dyn std::error::Error> = std::error::Error::source(e);
+    while let Some(err) = inner {
+        cause = err.to_string();
+        inner = err.source();
+    }
+    if e.is_incomplete_message() || e.is_closed() || e.is_canceled() {
+        return ClientError::Closed(" before it finished replying".to_string());
+    }
+    if cause.contains("end of file before message length reached") {
+        return ClientError::Closed(
+            " in the middle of the reply's body (shorter than its Content-Length)".to_string(),
+        );
+    }
+    match cause.is_empty() {
+        true => ClientError::Http(format!("{during}: {e}")),
+        false => ClientError::Http(format!("{during}: {e}: {cause}")),
     }
 }
 

@@ -1,11 +1,17 @@
 //! The WebSocket transport: one connection per burst (kept while it lasts), subprotocol
 //! `webntp.shogo82148.com` offered, one text message `<t1>` per exchange.
+//!
+//! A server that selects no subprotocol is still a WebNTP server: RFC 6455 4.1 fails a
+//! connection only when the server picks one that was not offered, and go-webntp's client
+//! (gorilla) accepts such servers. tungstenite refuses them, so the transport then connects
+//! once more without offering it, and keeps doing so for that server.
 
 use std::sync::Arc;
 
 use futures_util::{SinkExt, StreamExt};
 use http::HeaderValue;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::error::{Error as WsError, ProtocolError, SubProtocolError};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
@@ -24,12 +30,37 @@ struct Conn {
     stamps: Arc<Stamps>,
 }
 
+/// How a handshake failed: the one case worth another try, or for good.
+enum Handshake {
+    NoSubprotocol,
+    Failed(ClientError),
+}
+
+impl From<ClientError> for Handshake {
+    fn from(e: ClientError) -> Self {
+        Handshake::Failed(e)
+    }
+}
+
+impl Handshake {
+    fn into_client_error(self) -> ClientError {
+        match self {
+            Handshake::NoSubprotocol => ClientError::Ws(
+                "handshake: the server selected no subprotocol, even when none was offered".into(),
+            ),
+            Handshake::Failed(e) => e,
+        }
+    }
+}
+
 /// A WebNTP server over ws:// or wss://.
 pub(crate) struct WsTransport {
     target: Target,
     opts: ClientOptions,
     clock: SharedClock,
     conn: Option<Conn>,
+    /// Offer `webntp.shogo82148.com`; off once the server was seen to select none.
+    offer_subprotocol: bool,
 }
 
 impl WsTransport {
@@ -39,6 +70,7 @@ impl WsTransport {
             opts,
             clock,
             conn: None,
+            offer_subprotocol: true,
         }
     }
 
@@ -54,21 +86,46 @@ impl WsTransport {
         )
     }
 
-    async fn connect(&self) -> Result<Conn, ClientError> {
+    /// Connect and shake hands; without the subprotocol if the server selects none.
+    async fn connect(&mut self) -> Result<Conn, ClientError> {
+        match self.handshake().await {
+            Err(Handshake::NoSubprotocol) if self.offer_subprotocol => {
+                tracing::debug!(
+                    "{}: the server selects no WebSocket subprotocol; not offering it again",
+                    self.target.authority()
+                );
+                self.offer_subprotocol = false;
+                self.handshake().await.map_err(Handshake::into_client_error)
+            }
+            other => other.map_err(Handshake::into_client_error),
+        }
+    }
+
+    async fn handshake(&self) -> Result<Conn, Handshake> {
         let (io, stamps) = open_stamped(&self.target, &self.opts, &self.clock).await?;
         let mut request = self
             .url()
             .into_client_request()
             .map_err(|e| ClientError::Ws(format!("request: {e}")))?;
-        request.headers_mut().insert(
-            http::header::SEC_WEBSOCKET_PROTOCOL,
-            HeaderValue::from_static(WS_SUBPROTOCOL),
-        );
+        if self.offer_subprotocol {
+            request.headers_mut().insert(
+                http::header::SEC_WEBSOCKET_PROTOCOL,
+                HeaderValue::from_static(WS_SUBPROTOCOL),
+            );
+        }
         let config = crate::wire::ws_config(self.opts.max_body);
-        let (ws, _resp) = tokio_tungstenite::client_async_with_config(request, io, Some(config))
-            .await
-            .map_err(|e| ClientError::Ws(format!("handshake: {e}")))?;
-        Ok(Conn { ws, stamps })
+        match tokio_tungstenite::client_async_with_config(request, io, Some(config)).await {
+            Ok((ws, _resp)) => Ok(Conn { ws, stamps }),
+            Err(WsError::Protocol(ProtocolError::SecWebSocketSubProtocolError(
+                SubProtocolError::NoSubProtocol,
+            ))) => Err(Handshake::NoSubprotocol),
+            Err(WsError::Http(resp)) => Err(ClientError::Ws(format!(
+                "handshake refused with HTTP status {} (is this a WebSocket URL?)",
+                resp.status().as_u16()
+            ))
+            .into()),
+            Err(e) => Err(ClientError::Ws(format!("handshake: {e}")).into()),
+        }
     }
 
     async fn once(&self, conn: &mut Conn) -> Result<Reply, ClientError> {
@@ -94,6 +151,11 @@ impl WsTransport {
                         }))
                     }
                     Some(Ok(_)) => continue, // ping, pong
+                    Some(Err(WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake))) => {
+                        return Err(ClientError::Closed(
+                            " without a WebSocket close frame".into(),
+                        ))
+                    }
                     Some(Err(e)) => return Err(ClientError::Ws(format!("receive: {e}"))),
                     None => return Err(ClientError::Closed(String::new())),
                 }
@@ -120,7 +182,8 @@ impl Transport for WsTransport {
             }
             return r;
         }
-        let mut conn = connect_bounded(&self.opts, self.connect()).await?;
+        let opts = self.opts.clone();
+        let mut conn = connect_bounded(&opts, self.connect()).await?;
         // Warm-up (see the module comment of `client`).
         self.once(&mut conn).await?;
         let reply = self.once(&mut conn).await?;

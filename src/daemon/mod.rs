@@ -271,7 +271,10 @@ impl Daemon {
             ),
             Err(e) => {
                 let message = e.error.to_string();
-                let repeat = src.last_error.as_deref() == Some(message.as_str());
+                let repeat = src
+                    .last_error
+                    .as_deref()
+                    .is_some_and(|last| source::same_trouble(last, &message));
                 if repeat {
                     tracing::debug!(source_url = %url, "{url}: {message}");
                 } else {
@@ -292,8 +295,9 @@ impl Daemon {
         let offer = src.record(report);
         match (&partial_before, &src.partial_error) {
             (_, Some(now))
-                if partial_before.as_deref().map(source::failure_reason)
-                    != Some(source::failure_reason(now)) =>
+                if !partial_before
+                    .as_deref()
+                    .is_some_and(|before| source::same_trouble(before, now)) =>
             {
                 tracing::warn!(source_url = %url, "{url}: {now}")
             }

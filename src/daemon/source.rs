@@ -188,12 +188,16 @@ impl SourceState {
     }
 }
 
-/// The reason in a [`SourceState::partial_error`], without the counts: what tells a new
-/// trouble from the same one again.
-pub fn failure_reason(partial: &str) -> &str {
-    partial
-        .split_once(" failed: ")
-        .map_or(partial, |(_, reason)| reason)
+/// Whether two failure messages say the same thing, up to the numbers in them (times,
+/// offsets, sizes, counts change from burst to burst): the same trouble is logged once, a
+/// new one again.
+pub fn same_trouble(a: &str, b: &str) -> bool {
+    let words = |m: &str| {
+        m.chars()
+            .filter(|c| !c.is_ascii_digit())
+            .collect::<String>()
+    };
+    words(a) == words(b)
 }
 
 /// "3 of 8 exchanges failed: <the last failure>" for a burst that measured despite failures.
@@ -281,6 +285,22 @@ mod tests {
         for _ in 0..5000 {
             assert!(s.after(false) <= Duration::from_secs(1024));
         }
+    }
+
+    #[test]
+    fn the_same_trouble_is_the_same_words_whatever_the_numbers() {
+        assert!(same_trouble(
+            "the server says it is 1970-01-01 00:00:07 UTC, before 2026-12-01",
+            "the server says it is 1970-01-01 00:00:09 UTC, before 2026-12-01"
+        ));
+        assert!(same_trouble(
+            "2 of 5 exchanges failed: exchange timed out after 300ms",
+            "1 of 5 exchanges failed: exchange timed out after 300ms"
+        ));
+        assert!(!same_trouble(
+            "HTTP status 404",
+            "the server closed the connection"
+        ));
     }
 
     #[test]

@@ -386,6 +386,56 @@ struct WireReply<'a> {
     step: Option<i32>,
 }
 
+/// serde_json's error, with the field it happened in and the text there, so that a reply
+/// like `"st":NaN` says "in field `st`, at `NaN,"time"...`": what an operator needs to tell a
+/// broken server from a captive portal's HTML page.
+fn json_error(body: &[u8], e: &serde_json::Error) -> String {
+    let full = e.to_string();
+    // serde_json ends its message with " at line L column C" (lines from 1, columns in
+    // bytes from 1); line 0 means it has no position.
+    let mut out = full
+        .rsplit_once(" at line ")
+        .map_or(full.as_str(), |(m, _)| m)
+        .to_string();
+    if e.line() == 0 {
+        return out;
+    }
+    let line_start: usize = body
+        .split(|&b| b == b'\n')
+        .take(e.line() - 1)
+        .map(|l| l.len() + 1)
+        .sum();
+    let at = (line_start + e.column().saturating_sub(1)).min(body.len());
+    if let Some(field) = field_before(&body[..at]) {
+        out.push_str(&format!(", in field `{field}`"));
+    }
+    let near: String = String::from_utf8_lossy(&body[at..body.len().min(at + 24)])
+        .chars()
+        .map(|c| if c.is_control() { '\u{fffd}' } else { c })
+        .collect();
+    if !near.is_empty() {
+        out.push_str(&format!(", at `{near}`"));
+    }
+    out
+}
+
+/// The name of the object key whose value `before` ends in (`..."st":` -> `st`), if any;
+/// at most 32 printable characters.
+fn field_before(before: &[u8]) -> Option<String> {
+    let colon = before.iter().rposition(|&b| b == b':')?;
+    if before[colon + 1..]
+        .iter()
+        .any(|&b| matches!(b, b',' | b'{' | b'}' | b'"'))
+    {
+        return None;
+    }
+    let key = before[..colon].trim_ascii_end().strip_suffix(b"\"")?;
+    let open = key.iter().rposition(|&b| b == b'"')?;
+    let name = &key[open + 1..];
+    (name.len() <= 32 && name.iter().all(u8::is_ascii_graphic))
+        .then(|| String::from_utf8_lossy(name).into_owned())
+}
+
 fn raw_timestamp(
     field: &'static str,
     raw: &serde_json::value::RawValue,
@@ -402,7 +452,7 @@ fn raw_timestamp(
 /// exactly, never through a float.
 pub fn parse_reply(body: &[u8]) -> Result<ParsedReply, ReplyError> {
     let wire: WireReply<'_> =
-        serde_json::from_slice(body).map_err(|e| ReplyError::Json(e.to_string()))?;
+        serde_json::from_slice(body).map_err(|e| ReplyError::Json(json_error(body, &e)))?;
     let it = raw_timestamp("it", wire.it.ok_or(ReplyError::Missing("it"))?)?;
     let st = raw_timestamp("st", wire.st.ok_or(ReplyError::Missing("st"))?)?;
     let rt = wire.rt.map(|r| raw_timestamp("rt", r)).transpose()?;
@@ -647,6 +697,29 @@ mod tests {
             Err(ReplyError::Timestamp { .. })
         ));
         assert!(matches!(parse_reply(b"<html>"), Err(ReplyError::Json(_))));
+        // Where it broke, in the server's words.
+        let message = |body: &[u8]| parse_reply(body).unwrap_err().to_string();
+        assert_eq!(
+            message(b"{\"it\":1.5,\"st\":NaN,\"time\":NaN}"),
+            "reply is not a WebNTP JSON object: expected value, in field `st`, \
+             at `NaN,\"time\":NaN}`"
+        );
+        assert_eq!(
+            message(b"{\"it\":1.5,\n\"st\":\n inf}"),
+            "reply is not a WebNTP JSON object: expected value, in field `st`, at `inf}`"
+        );
+        assert_eq!(
+            message(b"<html><body>Log in first</body></html>"),
+            "reply is not a WebNTP JSON object: expected value, at `<html><body>Log in first`"
+        );
+        assert_eq!(
+            message(b"{\"it\":\"x\"\x01}"),
+            "reply is not a WebNTP JSON object: expected `,` or `}`, at `\u{fffd}}`"
+        );
+        assert_eq!(
+            message(b""),
+            "reply is not a WebNTP JSON object: EOF while parsing a value"
+        );
         assert!(matches!(parse_reply(b"[1,2]"), Err(ReplyError::Json(_))));
         assert!(matches!(parse_reply(b""), Err(ReplyError::Json(_))));
     }

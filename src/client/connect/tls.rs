@@ -185,8 +185,14 @@ pub(super) fn tls_hint(err: &io::Error) -> &'static str {
         rustls::Error::InvalidCertificate(cert) => match cert {
             CertificateError::UnknownIssuer => {
                 " (the certificate is not signed by a CA in the system trust store: if the \
-                 server uses a private CA, add it to the trust store or the extra CA \
-                 certificates; a proxy that intercepts TLS causes this too)"
+                 server uses a private CA, trust it with `cacert = [\"/path/ca.pem\"]` in the \
+                 source (`--cacert` for query); a proxy that intercepts TLS causes this too)"
+            }
+            CertificateError::BadSignature
+            | CertificateError::UnsupportedSignatureAlgorithmContext { .. } => {
+                " (the certificate names a trusted CA as its issuer but that CA's signature \
+                 does not verify: a forged certificate, or a private CA that shares a name \
+                 with a trusted one)"
             }
             CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
                 " (the certificate is not issued for the host in the server URL: use a name \
