@@ -1,6 +1,11 @@
 //! `webntpd query`: measure servers once and report, as text (go-webntp's lines, so users
 //! recognise them) or as one JSON object per server for scripts; and, with `--shm`/`--sock`,
-//! hand the best result to ntpd, ntpsec or chrony once, as go-webntp's `-shm` did.
+//! hand the result to ntpd, ntpsec or chrony once, as go-webntp's `-shm` did.
+//!
+//! What is written follows the daemon's rules: with several servers, the one combined
+//! offset of those that agree (NTP's selection, [`crate::select`]), never the answer of a
+//! server the others outvote; nothing when no majority agrees; and nothing the sanity gate
+//! refuses ([`crate::sanity`]).
 
 use std::io::Write;
 
@@ -10,8 +15,10 @@ use serde_json::json;
 use crate::client::{measure, ClientOptions, MeasureError, Measurement};
 use crate::clock::SharedClock;
 use crate::exit;
+use crate::refclock::sample::{leap_warning, precision_log2};
 use crate::refclock::{Output, OutputConfig, RefSample};
 use crate::sanity::{Gate, Passed, Policy};
+use crate::select::{self, Candidate, SelectError};
 use crate::wire::Timestamp;
 
 /// Seconds with six decimals and a sign only when negative, as go-webntp prints them.
@@ -83,12 +90,73 @@ fn corrected_time(now: Timestamp, offset_ns: i64) -> String {
     }
 }
 
-/// Measure every server (concurrently), print the results, write the best one (smallest
-/// error bound) to the reference-clock `outputs`, and return the exit code: 0 if at least one
-/// server answered and every output took the sample, [`exit::UNAVAILABLE`] if no server
-/// answered (nothing is written then), [`exit::DATAERR`] if the sanity rules (`policy`: the
-/// floor, the panic threshold, the startup step) refused to write the best result, or the
-/// first failed output's code.
+/// What the answers come to: the server shown as the best, and the sample for the outputs.
+struct Choice<'a> {
+    /// The answering server with the smallest error bound among those that agree (among
+    /// all that answered, when none agree).
+    best: &'a Measurement,
+    /// Its result or the servers' combined one; `Err` when the servers disagree.
+    sample: Result<RefSample, SelectError>,
+    /// The servers the others outvoted.
+    falsetickers: Vec<&'a Measurement>,
+}
+
+/// Select among the servers that answered, as the daemon does: one answers for itself;
+/// several are combined when a majority agrees (each claims the true offset lies within its
+/// error bound), and the outvoted are named.
+fn choose<'a>(answered: &[&'a Measurement], clock: &SharedClock) -> Option<Choice<'a>> {
+    let by_error = |m: &&&Measurement| m.estimate.error_bound_ns();
+    let overall = *answered.iter().min_by_key(by_error)?;
+    if answered.len() == 1 {
+        return Some(Choice {
+            best: overall,
+            sample: Ok(RefSample::from_estimate(&overall.estimate, overall.leap)),
+            falsetickers: Vec::new(),
+        });
+    }
+    let candidates: Vec<Candidate> = answered
+        .iter()
+        .map(|m| Candidate {
+            offset_ns: m.estimate.offset_ns,
+            distance_ns: m.estimate.error_bound_ns(),
+            weight: 1.0,
+            leap: m.leap,
+        })
+        .collect();
+    match select::select(&candidates, 1, None) {
+        Ok(sel) => {
+            let now = clock.realtime();
+            let best = sel
+                .survivors
+                .iter()
+                .map(|&i| answered[i])
+                .min_by_key(|m| m.estimate.error_bound_ns())
+                .unwrap_or(overall);
+            Some(Choice {
+                best,
+                sample: Ok(RefSample {
+                    receive: now,
+                    offset_ns: sel.offset_ns,
+                    leap: leap_warning(sel.leap, now.add_nanos(i128::from(sel.offset_ns))),
+                    precision: precision_log2(sel.error_ns),
+                }),
+                falsetickers: sel.falsetickers.iter().map(|&i| answered[i]).collect(),
+            })
+        }
+        Err(e) => Some(Choice {
+            best: overall,
+            sample: Err(e),
+            falsetickers: Vec::new(),
+        }),
+    }
+}
+
+/// Measure every server (concurrently), print the results, write the result to the
+/// reference-clock `outputs` (see the module comment for what is written), and return the
+/// exit code: 0 if at least one server answered and every output took the sample,
+/// [`exit::UNAVAILABLE`] if no server answered (nothing is written then), [`exit::DATAERR`]
+/// if the servers disagree or the sanity rules (`policy`: the floor, the panic threshold,
+/// the startup step) refused the result, or the first failed output's code.
 ///
 /// The outputs are opened before anything is measured, so a segment that cannot be used is
 /// reported at once.
@@ -121,15 +189,20 @@ pub async fn run(
         );
     }
     let results = join_all(urls.iter().map(|u| measure(u, opts, clock.clone()))).await;
-    let best = results
-        .iter()
-        .filter_map(|r| r.as_ref().ok())
-        .min_by_key(|m| m.estimate.error_bound_ns());
+    let answered: Vec<&Measurement> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
+    let choice = choose(&answered, &clock);
+    let best = choice.as_ref().map(|c| c.best);
     let mut gate = Gate::new(policy);
     let mut refused = None;
     // Written first, while the receive time is fresh (ntpd refuses samples over 5 s old).
-    let written = best.map(|m| {
-        let sample = RefSample::from_estimate(&m.estimate, m.leap);
+    let written = choice.as_ref().map(|c| {
+        let sample = match &c.sample {
+            Ok(sample) => *sample,
+            Err(e) => {
+                refused = Some(e.to_string());
+                return (None, Vec::new());
+            }
+        };
         let results: Vec<_> = if open.is_empty() {
             Vec::new()
         } else {
@@ -148,17 +221,17 @@ pub async fn run(
                         .collect()
                 }
                 Err(r) => {
-                    refused = Some(r);
+                    refused = Some(r.to_string());
                     Vec::new()
                 }
             }
         };
-        (sample, results)
+        (Some(sample), results)
     });
     for result in &results {
         if json_output {
             let mut object = json_object(result);
-            if let (Some((sample, outs)), Ok(m)) = (&written, result) {
+            if let (Some((Some(sample), outs)), Ok(m)) = (&written, result) {
                 if best.is_some_and(|b| std::ptr::eq(b, m)) && !outs.is_empty() {
                     object["refclock"] = refclock_json(sample, outs);
                 }
@@ -179,10 +252,10 @@ pub async fn run(
             }
         }
     }
-    let (Some(best), Some((sample, outs))) = (best, written) else {
+    let (Some(best), Some((sample, outs)), Some(choice)) = (best, written, &choice) else {
         let _ = writeln!(
             err,
-            "webntpd: no server answered; the local clock was not measured{}",
+            "webntpd: no server gave a usable answer; the local clock was not measured{}",
             if outputs.is_empty() {
                 ""
             } else {
@@ -200,10 +273,24 @@ pub async fn run(
             secs6(best.estimate.offset_ns)
         );
     }
-    if let Some(r) = refused {
-        let _ = writeln!(err, "webntpd: nothing written: {r}");
-        return exit::DATAERR;
+    for f in &choice.falsetickers {
+        let _ = writeln!(
+            err,
+            "webntpd: {}: falseticker: its offset disagrees with the majority; not used",
+            f.url
+        );
     }
+    if let Some(r) = refused {
+        if outputs.is_empty() {
+            let _ = writeln!(err, "webntpd: warning: {r}");
+        } else {
+            let _ = writeln!(err, "webntpd: nothing written: {r}");
+            return exit::DATAERR;
+        }
+    }
+    let Some(sample) = sample else {
+        return exit::OK;
+    };
     let mut code = exit::OK;
     for (name, result) in &outs {
         match result {

@@ -128,7 +128,7 @@ async fn no_answer_exits_69_and_says_so() {
     assert!(out.stdout.is_empty(), "{}", text(&out.stdout));
     let err = text(&out.stderr);
     assert!(
-        err.contains(&dead) && err.contains("no server answered"),
+        err.contains(&dead) && err.contains("no server gave a usable answer"),
         "{err}"
     );
     // A bad URL is reported the same way.
@@ -184,4 +184,113 @@ async fn a_server_whose_process_clock_is_shifted_is_measured_end_to_end() {
             "{scheme}: measured {offset} s +- {bound} s, injected 0.25 s"
         );
     }
+}
+
+/// A webntpd server in this process whose clock is `shift_ns` off the system's.
+async fn shifted(shift_ns: i64) -> (TestServer, String) {
+    use std::sync::Arc;
+    use webntpd::clock::{ShiftedClock, SystemClock};
+    let clock = Arc::new(ShiftedClock::new(SystemClock::shared(), shift_ns));
+    let srv = start_with(
+        config(),
+        clock,
+        Arc::new(webntpd::leap::store::LeapStore::empty()),
+    )
+    .await;
+    let url = format!("http://{}/", srv.addr);
+    (srv, url)
+}
+
+/// A chrony-style SOCK socket in `dir`; `received` drains what came.
+struct Sock(std::os::unix::net::UnixDatagram, String);
+
+impl Sock {
+    fn bind(dir: &std::path::Path) -> Sock {
+        let path = dir.join("chrony.sock");
+        let s = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
+        s.set_nonblocking(true).unwrap();
+        Sock(s, path.to_str().unwrap().to_string())
+    }
+
+    /// The offsets of every sample received so far.
+    fn received(&self) -> Vec<f64> {
+        let mut buf = [0u8; 64];
+        let mut out = Vec::new();
+        while let Ok(40) = self.0.recv(&mut buf) {
+            out.push(f64::from_ne_bytes(buf[16..24].try_into().unwrap()));
+        }
+        out
+    }
+}
+
+const YEAR_NS: i64 = 365 * 86_400 * 1_000_000_000;
+
+#[tokio::test]
+async fn query_writes_nothing_the_daemon_would_not() {
+    // The sanity rules and selection apply to `query --sock/--shm` as to the daemon: a lone
+    // server 50 years back (exit 69) or 73 ahead (65) is refused, an outvoted one is named and
+    // not written, two that disagree write nothing.
+    let dir = tempfile::tempdir().unwrap();
+    let sock = Sock::bind(dir.path());
+    let (_back, back) = shifted(-50 * YEAR_NS).await;
+    let (_ahead, ahead) = shifted(73 * YEAR_NS).await;
+    let (_second, second) = shifted(1_000_000_000).await;
+    let honest: Vec<(TestServer, String)> = vec![shifted(0).await, shifted(0).await];
+
+    // A time before this build is refused at the exchange: no usable answer.
+    let out = query(&["-n", "3", "--sock", &sock.1, &back]).await;
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(69), "{err}");
+    assert!(err.contains("before this build"), "{err}");
+    assert!(err.contains("no server gave a usable answer"), "{err}");
+    assert!(err.contains("one server decides alone"), "{err}");
+
+    let out = query(&["-n", "3", "--sock", &sock.1, &ahead]).await;
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(65), "{err}");
+    assert!(
+        err.contains("nothing written") && err.contains("panic threshold"),
+        "{err}"
+    );
+    assert_eq!(sock.received(), Vec::<f64>::new(), "no sample written");
+
+    // --allow-step lets a far-off first sample through (ntpd -g), loudly; the floor stays.
+    let out = query(&["-n", "3", "--allow-step", "--sock", &sock.1, &ahead]).await;
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains("--allow-step was given"), "{err}");
+    let got = sock.received();
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert!((got[0] - (73 * YEAR_NS) as f64 / 1e9).abs() < 0.01, "{got:?}");
+    let out = query(&["-n", "3", "--allow-step", "--sock", &sock.1, &back]).await;
+    assert_eq!(out.status.code(), Some(69), "{}", text(&out.stderr));
+    assert!(sock.received().is_empty());
+
+    // One liar (+1 s) among three: named, outvoted, the honest offset written.
+    let out = query(&[
+        "-n",
+        "3",
+        "--sock",
+        &sock.1,
+        &honest[0].1,
+        &second,
+        &honest[1].1,
+    ])
+    .await;
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains(&format!("{second}: falseticker")),
+        "the liar is named: {err}"
+    );
+    let got = sock.received();
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert!(got[0].abs() < 0.001, "the honest offset, not the liar's: {got:?}");
+
+    // Two that disagree: no majority, nothing written.
+    let out = query(&["-n", "3", "--sock", &sock.1, &honest[0].1, &second]).await;
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(65), "{err}");
+    assert!(err.contains("disagree"), "{err}");
+    assert!(sock.received().is_empty());
 }
