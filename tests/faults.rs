@@ -519,8 +519,28 @@ struct Symptom {
     words: &'static str,
 }
 
-const fn shows(field: &'static str, words: &'static str) -> Symptom {
-    Symptom { field, words }
+/// The source's `last_error` says `words`.
+const fn error(words: &'static str) -> Symptom {
+    Symptom {
+        field: "last_error",
+        words,
+    }
+}
+
+/// The source's `partial_error` (a burst that measured despite failures) says `words`.
+const fn partial(words: &'static str) -> Symptom {
+    Symptom {
+        field: "partial_error",
+        words,
+    }
+}
+
+/// The source's `state` is `words`.
+const fn state(words: &'static str) -> Symptom {
+    Symptom {
+        field: "state",
+        words,
+    }
 }
 
 /// One bad server among three honest ones: from honest, to `fault`, back to honest.
@@ -599,135 +619,61 @@ fn run_all(cases: Vec<(Fault, Speaks, Symptom)>) {
 
 #[test]
 fn a_server_that_fails_is_reported_once_and_recovers() {
+    use Speaks::*;
     run_all(vec![
-        (Fault::Refused, Speaks::Http, shows("last_error", "refused")),
-        (
-            Fault::Closed,
-            Speaks::Http,
-            shows("last_error", "closed the connection"),
-        ),
-        (Fault::Hang, Speaks::Http, shows("last_error", "timed out")),
-        (
-            Fault::Trickle,
-            Speaks::Http,
-            shows("last_error", "timed out"),
-        ),
-        (
-            Fault::Status(302),
-            Speaks::Http,
-            shows("last_error", "HTTP status 302"),
-        ),
-        (
-            Fault::Status(404),
-            Speaks::Http,
-            shows("last_error", "HTTP status 404"),
-        ),
-        (
-            Fault::Status(503),
-            Speaks::Http,
-            shows("last_error", "HTTP status 503"),
-        ),
+        (Fault::Refused, Http, error("refused")),
+        (Fault::Closed, Http, error("closed the connection")),
+        (Fault::Hang, Http, error("timed out")),
+        (Fault::Trickle, Http, error("timed out")),
+        (Fault::Status(302), Http, error("HTTP status 302")),
+        (Fault::Status(404), Http, error("HTTP status 404")),
+        (Fault::Status(503), Http, error("HTTP status 503")),
         (
             Fault::Truncated,
-            Speaks::Http,
-            shows("last_error", "in the middle of the reply's body"),
+            Http,
+            error("in the middle of the reply's body"),
         ),
-        (
-            Fault::Huge,
-            Speaks::Http,
-            shows("last_error", "larger than"),
-        ),
-        (
-            Fault::TlsUntrusted,
-            Speaks::Https,
-            shows("last_error", "UnknownIssuer"),
-        ),
-        (
-            Fault::TlsForged,
-            Speaks::Https,
-            shows("last_error", "BadSignature"),
-        ),
-        (
-            Fault::TlsWrongName,
-            Speaks::Https,
-            shows("last_error", "not valid for name"),
-        ),
-        (
-            Fault::TlsExpired,
-            Speaks::Https,
-            shows("last_error", "certificate expired"),
-        ),
+        (Fault::Huge, Http, error("larger than")),
+        (Fault::TlsUntrusted, Https, error("UnknownIssuer")),
+        (Fault::TlsForged, Https, error("BadSignature")),
+        (Fault::TlsWrongName, Https, error("not valid for name")),
+        (Fault::TlsExpired, Https, error("certificate expired")),
     ]);
 }
 
 #[test]
 fn a_server_that_lies_is_refused_or_outvoted_and_recovers() {
+    use Speaks::*;
     run_all(vec![
-        (
-            Fault::WrongIt,
-            Speaks::Http,
-            shows("last_error", "echoes it="),
-        ),
-        (
-            Fault::St("0.000000"),
-            Speaks::Http,
-            shows("last_error", "before this build"),
-        ),
-        (
-            Fault::St("NaN"),
-            Speaks::Http,
-            shows("last_error", "in field `st`"),
-        ),
-        (
-            Fault::St("inf"),
-            Speaks::Http,
-            shows("last_error", "in field `st`"),
-        ),
-        (
-            Fault::RtAfterSt,
-            Speaks::Http,
-            shows("last_error", "receive time"),
-        ),
-        (
-            Fault::Alternate(S),
-            Speaks::Http,
-            shows("last_error", "contradict each other"),
-        ),
+        (Fault::WrongIt, Http, error("echoes it=")),
+        (Fault::St("0.000000"), Http, error("before this build")),
+        (Fault::St("NaN"), Http, error("in field `st`")),
+        (Fault::St("inf"), Http, error("in field `st`")),
+        (Fault::RtAfterSt, Http, error("receive time")),
+        (Fault::Alternate(S), Http, error("contradict each other")),
         (
             Fault::Alternate(5_000_000),
-            Speaks::Http,
-            shows("last_error", "contradict each other"),
+            Http,
+            error("contradict each other"),
         ),
         // A clock stuck in 2100: the same `st` on every reply while our clock runs, so the
         // burst contradicts itself.
         (
             Fault::St("4102444800.000000"),
-            Speaks::Http,
-            shows("last_error", "contradict each other"),
+            Http,
+            error("contradict each other"),
         ),
         // 75 years ahead and running: passes every single-source rule but the panic
         // threshold; among three it is simply outvoted.
-        (
-            Fault::Honest(75 * YEAR),
-            Speaks::Http,
-            shows("state", "falseticker"),
-        ),
+        (Fault::Honest(75 * YEAR), Http, state("falseticker")),
         // A server clock that jumps between bursts: held, then confirmed, then outvoted.
-        (
-            Fault::Honest(S / 2),
-            Speaks::Http,
-            shows("state", "falseticker"),
-        ),
+        (Fault::Honest(S / 2), Http, state("falseticker")),
         // Closed or cut after the warm-up and one sample of each connection: mid-burst.
-        (
-            Fault::WsClose(2),
-            Speaks::Ws,
-            shows("partial_error", "1011"),
-        ),
+        (Fault::WsClose(2), Ws, partial("1011")),
         (
             Fault::WsAbort(2),
-            Speaks::Ws,
-            shows("partial_error", "without a WebSocket close frame"),
+            Ws,
+            partial("without a WebSocket close frame"),
         ),
     ]);
 }

@@ -261,7 +261,10 @@ async fn query_writes_nothing_the_daemon_would_not() {
     assert!(err.contains("--allow-step was given"), "{err}");
     let got = sock.received();
     assert_eq!(got.len(), 1, "{got:?}");
-    assert!((got[0] - (73 * YEAR_NS) as f64 / 1e9).abs() < 0.01, "{got:?}");
+    assert!(
+        (got[0] - (73 * YEAR_NS) as f64 / 1e9).abs() < 0.01,
+        "{got:?}"
+    );
     let out = query(&["-n", "3", "--allow-step", "--sock", &sock.1, &back]).await;
     assert_eq!(out.status.code(), Some(69), "{}", text(&out.stderr));
     assert!(sock.received().is_empty());
@@ -285,7 +288,10 @@ async fn query_writes_nothing_the_daemon_would_not() {
     );
     let got = sock.received();
     assert_eq!(got.len(), 1, "{got:?}");
-    assert!(got[0].abs() < 0.001, "the honest offset, not the liar's: {got:?}");
+    assert!(
+        got[0].abs() < 0.001,
+        "the honest offset, not the liar's: {got:?}"
+    );
 
     // Two that disagree: no majority, nothing written.
     let out = query(&["-n", "3", "--sock", &sock.1, &honest[0].1, &second]).await;
