@@ -9,6 +9,7 @@ use clap::{Args, Parser, Subcommand};
 
 use webntpd::clock::{SharedClock, SystemClock};
 use webntpd::config::{self, BurstSettings, ServerSettings};
+use webntpd::daemon::notify;
 use webntpd::daemon::signals::{SignalEvent, Signals};
 use webntpd::exit;
 use webntpd::refclock::OutputConfig;
@@ -258,6 +259,17 @@ async fn serve(settings: ServerSettings) -> u8 {
             return e.exit_code();
         }
     };
+    // Type=notify under systemd: ready once every listener is bound.
+    let serving = format!(
+        "serving on {}",
+        server
+            .local_addrs()
+            .iter()
+            .map(|(a, tls)| format!("{}://{a}", if *tls { "https" } else { "http" }))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    notify::ready(&serving);
     loop {
         match signals.next().await {
             SignalEvent::Shutdown(name) => {
@@ -266,10 +278,13 @@ async fn serve(settings: ServerSettings) -> u8 {
             }
             SignalEvent::Reload => {
                 tracing::info!("SIGHUP: reloading the leap-seconds list and TLS certificate");
+                notify::reloading();
                 server.reload();
+                notify::ready(&serving);
             }
         }
     }
+    notify::stopping();
     if server.stop().await {
         exit::OK
     } else {

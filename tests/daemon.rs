@@ -431,3 +431,57 @@ fn a_noselect_source_measuring_again_writes_nothing_new() {
     );
     assert_eq!(status["outputs"][0]["writes"], 1, "{status:#}");
 }
+
+#[test]
+fn serve_tells_systemd_when_it_is_ready_reloading_and_stopping() {
+    // webntpd-server.service is Type=notify: READY=1 once every listener is bound, with
+    // the addresses as STATUS; RELOADING=1 and READY=1 again around SIGHUP; STOPPING=1.
+    let dir = tempfile::tempdir().unwrap();
+    let notify_path = dir.path().join("notify.sock");
+    let systemd = UnixDatagram::bind(&notify_path).unwrap();
+    systemd
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let mut cmd = Command::new(binary());
+    cmd.args(["serve", "--listen", "127.0.0.1:0"])
+        .env("NOTIFY_SOCKET", &notify_path)
+        .env_remove("RUST_LOG")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    let mut srv = ChildServer::spawn(cmd, 1);
+    let mut heard: Vec<String> = Vec::new();
+    let mut listen = |until: &dyn Fn(&[String]) -> bool| {
+        let start = Instant::now();
+        let mut buf = [0u8; 4096];
+        while start.elapsed() < Duration::from_secs(5) && !until(&heard) {
+            if let Ok(n) = systemd.recv(&mut buf) {
+                heard.extend(
+                    String::from_utf8_lossy(&buf[..n])
+                        .lines()
+                        .map(str::to_string),
+                );
+            }
+        }
+        heard.clone()
+    };
+    let count = |h: &[String], l: &str| h.iter().filter(|x| *x == l).count();
+    let got = listen(&|h| count(h, "READY=1") == 1);
+    assert_eq!(count(&got, "READY=1"), 1, "{got:?}");
+    let status = format!("STATUS=serving on {}", srv.urls[0].trim_end_matches('/'));
+    assert!(got.contains(&status), "{status} in {got:?}");
+
+    srv.signal(Signal::SIGHUP);
+    let got = listen(&|h| count(h, "READY=1") == 2);
+    assert!(got.contains(&"RELOADING=1".to_string()), "{got:?}");
+    assert_eq!(
+        count(&got, "READY=1"),
+        2,
+        "ready again after the reload: {got:?}"
+    );
+
+    srv.signal(Signal::SIGTERM);
+    let got = listen(&|h| count(h, "STOPPING=1") == 1);
+    assert_eq!(count(&got, "STOPPING=1"), 1, "{got:?}");
+    assert_eq!(srv.wait_exit(Duration::from_secs(5)), 0);
+}

@@ -107,17 +107,83 @@ fn install_script_installs_and_keeps_local_settings() {
 #[test]
 fn the_daemon_unit_is_a_notify_service_with_a_watchdog() {
     let unit = std::fs::read_to_string(repo().join("systemd/webntpd.service")).unwrap();
+    let lines: Vec<&str> = unit.lines().collect();
     for line in [
         "Type=notify",
         "WatchdogSec=",
         "Restart=on-failure",
-        "ExecReload=/bin/kill -HUP $MAINPID",
         "RuntimeDirectory=webntpd",
+        "StateDirectory=webntpd",
     ] {
-        assert!(unit.lines().any(|l| l.starts_with(line)), "{line}");
+        assert!(lines.iter().any(|l| l.starts_with(line)), "{line}");
     }
+    // A reload validates before it signals, so a broken file fails `systemctl reload`.
+    let check = "ExecReload=/usr/bin/webntpd check-config -c /etc/webntpd.toml";
+    let hup = "ExecReload=/bin/kill -HUP $MAINPID";
+    let at = |l: &str| lines.iter().position(|x| *x == l);
+    assert!(
+        matches!((at(check), at(hup)), (Some(c), Some(h)) if c < h),
+        "{check} before {hup}"
+    );
+    // No ExecStartPre: its failure would restart the unit whatever RestartPreventExitStatus
+    // says (that looks only at the main process); the daemon validates and exits 78 itself.
+    assert!(!unit.contains("ExecStartPre"));
     // SHM readers share the host's IPC namespace: the unit must not hide it.
     assert!(!unit.contains("PrivateIPC=yes"));
+}
+
+#[test]
+fn both_units_stay_failed_on_configuration_errors_and_keep_their_own_state() {
+    let mut states = Vec::new();
+    for unit in ["webntpd.service", "webntpd-server.service"] {
+        let text = std::fs::read_to_string(repo().join("systemd").join(unit)).unwrap();
+        let prevent = text
+            .lines()
+            .find_map(|l| l.strip_prefix("RestartPreventExitStatus="))
+            .unwrap_or_else(|| panic!("{unit}: no RestartPreventExitStatus="));
+        for code in ["64", "66", "78"] {
+            assert!(
+                prevent.split_whitespace().any(|c| c == code),
+                "{unit}: {code}"
+            );
+        }
+        let state = text
+            .lines()
+            .find_map(|l| l.strip_prefix("StateDirectory="))
+            .unwrap_or_else(|| panic!("{unit}: no StateDirectory="));
+        states.push(state.to_string());
+    }
+    assert_ne!(
+        states[0], states[1],
+        "each unit has a state directory of its own"
+    );
+}
+
+/// `systemd-analyze security --offline=true`'s overall exposure of `unit`.
+fn exposure(unit: &Path) -> f64 {
+    let out = Command::new("systemd-analyze")
+        .args(["security", "--offline=true", "--no-pager"])
+        .arg(unit)
+        .output()
+        .expect("systemd-analyze runs (package systemd)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text
+        .lines()
+        .find(|l| l.contains("Overall exposure level"))
+        .unwrap_or_else(|| panic!("no exposure in: {text}"));
+    line.split(':')
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("exposure not a number: {line}"))
+}
+
+#[test]
+fn both_units_are_sandboxed_to_an_exposure_of_at_most_1_5() {
+    for unit in ["webntpd.service", "webntpd-server.service"] {
+        let e = exposure(&repo().join("systemd").join(unit));
+        assert!(e <= 1.5, "{unit}: exposure {e}, the bound is 1.5");
+    }
 }
 
 #[test]

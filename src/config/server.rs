@@ -64,13 +64,11 @@ pub struct ServerSettings {
     #[arg(long, value_name = "URL")]
     pub leap_seconds_url: Option<String>,
 
-    /// Where refreshed leap-seconds lists are kept.
-    #[arg(
-        long,
-        value_name = "FILE",
-        default_value = "/var/lib/webntpd/leap-seconds.list"
-    )]
-    pub leap_seconds_cache: PathBuf,
+    /// Where refreshed leap-seconds lists are kept. Default: leap-seconds.list in the unit's
+    /// StateDirectory under systemd ($STATE_DIRECTORY: /var/lib/webntpd for webntpd.service,
+    /// /var/lib/webntpd-server for webntpd-server.service), else in /var/lib/webntpd.
+    #[arg(long, value_name = "FILE")]
+    pub leap_seconds_cache: Option<PathBuf>,
 
     /// How often to refresh the leap-seconds list (with --leap-seconds-url).
     #[arg(long, value_name = "DURATION", default_value = "1d", value_parser = parse_duration)]
@@ -108,6 +106,21 @@ pub struct ServerSettings {
     pub shutdown_timeout: Duration,
 }
 
+/// Where refreshed leap-seconds lists are kept when no `leap_seconds_cache` is given:
+/// `leap-seconds.list` in the first directory of `state_directory` (systemd's
+/// `$STATE_DIRECTORY`, a colon-separated list, set from the unit's `StateDirectory=`), so
+/// the daemon's and the server's units each keep their own; else in `/var/lib/webntpd`.
+pub fn default_leap_cache(state_directory: Option<std::ffi::OsString>) -> PathBuf {
+    use std::os::unix::ffi::{OsStrExt, OsStringExt};
+    let first = state_directory.and_then(|dirs| {
+        let first = dirs.as_bytes().split(|&b| b == b':').next()?.to_vec();
+        (first.first() == Some(&b'/')).then(|| PathBuf::from(std::ffi::OsString::from_vec(first)))
+    });
+    first
+        .unwrap_or_else(|| PathBuf::from("/var/lib/webntpd"))
+        .join("leap-seconds.list")
+}
+
 /// The listener used when none is given.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 
@@ -125,7 +138,7 @@ impl Default for ServerSettings {
             allow_origin: Vec::new(),
             leap_seconds: leap.file,
             leap_seconds_url: leap.url,
-            leap_seconds_cache: leap.cache,
+            leap_seconds_cache: None,
             leap_seconds_refresh: leap.refresh_interval,
             header_read_timeout: limits.header_read_timeout,
             keepalive_timeout: limits.keepalive_timeout,
@@ -188,7 +201,10 @@ impl ServerSettings {
         LeapConfig {
             file: self.leap_seconds.clone(),
             url: self.leap_seconds_url.clone(),
-            cache: self.leap_seconds_cache.clone(),
+            cache: self
+                .leap_seconds_cache
+                .clone()
+                .unwrap_or_else(|| default_leap_cache(std::env::var_os("STATE_DIRECTORY"))),
             refresh_interval: self.leap_seconds_refresh,
             ..LeapConfig::default()
         }

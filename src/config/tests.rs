@@ -1447,3 +1447,28 @@ fn suggestions_are_near_misses_only() {
         assert_eq!(closest(written, among), meant, "{written}");
     }
 }
+
+#[test]
+fn the_leap_cache_defaults_to_the_units_state_directory() {
+    use super::server::default_leap_cache;
+    use std::ffi::OsString;
+    let of = |v: Option<&str>| default_leap_cache(v.map(OsString::from));
+    assert_eq!(of(None), Path::new("/var/lib/webntpd/leap-seconds.list"));
+    assert_eq!(
+        of(Some("/var/lib/webntpd-server")),
+        Path::new("/var/lib/webntpd-server/leap-seconds.list")
+    );
+    // Several StateDirectory= entries: the first; nonsense: the fallback.
+    assert_eq!(
+        of(Some("/var/lib/a:/var/lib/b")),
+        Path::new("/var/lib/a/leap-seconds.list")
+    );
+    assert_eq!(
+        of(Some("")),
+        Path::new("/var/lib/webntpd/leap-seconds.list")
+    );
+    assert_eq!(
+        of(Some("relative")),
+        Path::new("/var/lib/webntpd/leap-seconds.list")
+    );
+}
