@@ -4,6 +4,8 @@
 //! daemon that measures WebNTP servers and feeds ntpd/chrony through reference clocks.
 //!
 //! # Layout
+//! - [`cli`]: the command line's definition (clap), for `main.rs`, the man page and the
+//!   shell completions.
 //! - [`client`]: measuring a WebNTP server: transports, socket-edge timestamps, bursts.
 //! - [`clock`]: the `Clock` trait, the only place time is read, so tests can shift it.
 //! - [`config`]: `/etc/webntpd.toml`: its schema, reading it, and every check on it.
@@ -25,6 +27,7 @@
 
 #![deny(unsafe_code)]
 
+pub mod cli;
 pub mod client;
 pub mod clock;
 pub mod config;
