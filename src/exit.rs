@@ -17,6 +17,9 @@ pub const SOFTWARE: u8 = 70;
 pub const OSERR: u8 = 71;
 /// An output file or socket cannot be created.
 pub const CANTCREAT: u8 = 73;
+/// A temporary failure, worth trying again later (e.g. `webntpd status`: the daemon runs
+/// but is not synchronised yet).
+pub const TEMPFAIL: u8 = 75;
 /// Not permitted (e.g. binding a port below 1024 without the capability).
 pub const NOPERM: u8 = 77;
 /// The configuration is wrong.

@@ -86,6 +86,7 @@ async fn status(args: StatusArgs) -> u8 {
     webntpd::daemon::status_command(
         &socket,
         args.json,
+        args.wait_sync,
         &mut std::io::stdout(),
         &mut std::io::stderr(),
     )

@@ -80,13 +80,18 @@ fn errors_are_printed_with_line_and_column_and_exit_78() {
     assert_eq!(o.status.code(), Some(78));
     assert_eq!(text(&o.stdout), "");
     let err = text(&o.stderr);
-    // The one source draws a warning too; the errors follow it, in file order.
+    // The one source draws warnings too (alone; a placeholder name); the errors follow
+    // them, in file order.
     let (warnings, lines): (Vec<&str>, Vec<&str>) =
         err.lines().partition(|l| l.contains(": warning: "));
     assert_eq!(lines.len(), 2, "{err}");
-    assert_eq!(warnings.len(), 1, "{err}");
+    assert_eq!(warnings.len(), 2, "{err}");
     assert!(
         warnings[0].contains("one selectable source decides alone"),
+        "{err}"
+    );
+    assert!(
+        warnings[1].contains("https://a.example/ names example, a name reserved"),
         "{err}"
     );
     let p = path.display();

@@ -385,7 +385,16 @@ fn under_journald_bursts_are_logged_with_structured_fields() {
         .find(|e| e.get("SOURCE_URL").is_some())
         .unwrap_or_else(|| panic!("no entry with SOURCE_URL in:\n{stdout}"));
     assert_eq!(burst["SOURCE_URL"], format!("http://127.0.0.1:{port}/"));
+    assert_eq!(burst["SOURCE_MODE"], "json");
     assert_eq!(burst["SYSLOG_IDENTIFIER"], "webntpd");
+    // The source starting to answer, at info: priority 6, not tracing-journald's notice (5).
+    assert_eq!(burst["PRIORITY"], "6", "{burst}");
+    assert!(
+        burst["MESSAGE"]
+            .as_str()
+            .is_some_and(|m| m.contains("(json): reachable: offset")),
+        "{burst}"
+    );
     for field in ["OFFSET_NS", "DELAY_NS", "ERROR_NS"] {
         let v: i64 = burst[field]
             .as_str()
@@ -484,4 +493,174 @@ fn serve_tells_systemd_when_it_is_ready_reloading_and_stopping() {
     let got = listen(&|h| count(h, "STOPPING=1") == 1);
     assert_eq!(count(&got, "STOPPING=1"), 1, "{got:?}");
     assert_eq!(srv.wait_exit(Duration::from_secs(5)), 0);
+}
+
+#[test]
+fn status_exits_75_until_synchronised_and_wait_sync_waits_for_it() {
+    let dir = tempfile::tempdir().unwrap();
+    // A port nothing listens on yet.
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let url = format!("http://{addr}/");
+    let config = format!("{}{}", source(&url, ""), status_socket(dir.path()));
+    let daemon = Daemon::start(dir.path(), &config, &[]);
+    let status = |extra: &[&str]| {
+        let out = Command::new(binary())
+            .args(["status", "-c"])
+            .arg(&daemon.config)
+            .args(extra)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    daemon.wait_for(Duration::from_secs(10), "the source failed", |s| {
+        !state_of(s, &url)["last_error"].is_null()
+    });
+    let (code, out, err) = status(&[]);
+    assert_eq!(code, Some(75), "answering but not synchronised: {out}{err}");
+    assert!(out.contains("Synchronised: no"), "{out}");
+    assert!(err.contains("not synchronised"), "{err}");
+
+    // A bounded wait gives up after its time, with the same code.
+    let start = Instant::now();
+    let (code, _, err) = status(&["--wait-sync=1500ms"]);
+    assert_eq!(code, Some(75), "{err}");
+    assert!(start.elapsed() >= Duration::from_millis(1500), "waited");
+    assert!(err.contains("not synchronised within 1s 500ms"), "{err}");
+
+    // Waiting without a limit returns once the server is up and its time written.
+    let waiter = {
+        let config = daemon.config.clone();
+        std::thread::spawn(move || {
+            let start = Instant::now();
+            let out = Command::new(binary())
+                .args(["status", "--wait-sync", "-c"])
+                .arg(config)
+                .output()
+                .unwrap();
+            (out.status.code(), start.elapsed(), out.stdout)
+        })
+    };
+    std::thread::sleep(Duration::from_millis(500));
+    let _up = server(&addr.to_string(), None);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !waiter.is_finished() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        waiter.is_finished(),
+        "--wait-sync returned once synchronised"
+    );
+    let (code, took, stdout) = waiter.join().unwrap();
+    assert_eq!(code, Some(0), "{}", String::from_utf8_lossy(&stdout));
+    assert!(took >= Duration::from_millis(500), "it waited: {took:?}");
+    assert!(String::from_utf8_lossy(&stdout).contains("Synchronised: yes"));
+    let (code, out, _) = status(&["--json"]);
+    assert_eq!(code, Some(0), "{out}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["synchronised"], true, "{v:#}");
+}
+
+#[test]
+fn at_info_the_log_says_what_changed_not_every_burst() {
+    // Four bursts of a steady source: one line that it answers, one that it is selected,
+    // one for the combined offset; the bursts themselves only at debug.
+    let dir = tempfile::tempdir().unwrap();
+    let a = server("127.0.0.1:0", None);
+    let url = format!("http://{}/", a.authority());
+    let config = format!("{}{}", source(&url, ""), status_socket(dir.path()));
+    let daemon = Daemon::start(dir.path(), &config, &[]);
+    daemon.wait_for(Duration::from_secs(20), "four bursts", |s| {
+        state_of(s, &url)["polls"].as_u64() >= Some(4)
+    });
+    let log = daemon.log_text();
+    let about = |words: &str| log.lines().filter(|l| l.contains(words)).count();
+    assert_eq!(
+        about(&format!("{url} (json): reachable: offset")),
+        1,
+        "{log}"
+    );
+    assert_eq!(about(&format!("{url} (json): selected")), 1, "{log}");
+    assert_eq!(about("combined offset"), 1, "{log}");
+    assert_eq!(
+        log.lines()
+            .filter(|l| l.contains(" INFO ") && l.contains("delay"))
+            .count(),
+        1,
+        "only the first burst at info: {log}"
+    );
+
+    // At debug, every burst.
+    let dir = tempfile::tempdir().unwrap();
+    let config = format!("{}{}", source(&url, ""), status_socket(dir.path()));
+    let daemon = Daemon::start(dir.path(), &config, &[("RUST_LOG", "debug")]);
+    daemon.wait_for(Duration::from_secs(20), "three bursts", |s| {
+        state_of(s, &url)["polls"].as_u64() >= Some(3)
+    });
+    assert!(
+        daemon
+            .log_text()
+            .lines()
+            .filter(|l| l.contains(&format!("{url} (json): offset")))
+            .count()
+            >= 2,
+        "{}",
+        daemon.log_text()
+    );
+}
+
+#[test]
+fn on_a_journal_stream_lines_carry_their_priority_and_no_timestamp() {
+    // systemd's journal stream: JOURNAL_STREAM names stderr's device and inode. With
+    // target = "stderr", lines are `<6>...`, as journald reads priorities, and carry no
+    // timestamp of their own (the journal stamps them).
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap();
+    let a = server("127.0.0.1:0", None);
+    let url = format!("http://{}/", a.authority());
+    let config = Daemon::write_config(
+        dir.path(),
+        &format!("{}{}", source(&url, ""), status_socket(dir.path())),
+    );
+    let stream = dir.path().join("journal-stream");
+    let file = std::fs::File::create(&stream).unwrap();
+    let meta = file.metadata().unwrap();
+    let mut cmd = Daemon::command(&config);
+    cmd.env("JOURNAL_STREAM", format!("{}:{}", meta.dev(), meta.ino()))
+        .stdin(Stdio::null())
+        .stderr(file);
+    let mut child = cmd.spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let text = loop {
+        let text = std::fs::read_to_string(&stream).unwrap();
+        if text.contains("combined offset") || Instant::now() > deadline {
+            break text;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(text.contains("combined offset"), "{text}");
+    for line in text.lines() {
+        assert!(
+            ["<3>", "<4>", "<6>", "<7>"]
+                .iter()
+                .any(|p| line.starts_with(p)),
+            "a priority prefix: {line}"
+        );
+        assert!(
+            !line.contains(" INFO ") && !line.contains("Z "),
+            "no timestamp: {line}"
+        );
+    }
+    assert!(
+        text.contains(&format!("<6>{url} (json): reachable")),
+        "{text}"
+    );
 }

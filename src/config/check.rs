@@ -242,6 +242,15 @@ pub(super) fn run(text: &str, path: &Path, files: bool) -> Result<Loaded, Config
             message: format!("{more} more errors not shown: fix these first"),
         });
     }
+    if warnings.len() > MAX_ERRORS {
+        let more = warnings.len() - MAX_ERRORS;
+        warnings.truncate(MAX_ERRORS);
+        warnings.push(Diagnostic {
+            path: path.to_path_buf(),
+            location: None,
+            message: format!("{more} more warnings not shown"),
+        });
+    }
     if errors.is_empty() {
         Ok(Loaded { config, warnings })
     } else {
@@ -419,6 +428,17 @@ impl Check<'_, '_> {
         };
         let poll = self.poll(i, &s, &burst);
         if let Some(t) = &target {
+            if let Some(reserved) = reserved_name(&t.host) {
+                self.warn(
+                    &at("url"),
+                    format!(
+                        "{} names {reserved}, a name reserved for examples and tests (RFC 2606, \
+                         RFC 6761): it cannot be a real server, so this source will never \
+                         answer; replace it with the URL of a WebNTP server you use",
+                        s.url
+                    ),
+                );
+            }
             if !t.scheme.is_tls() && !t.is_loopback() {
                 self.warn(
                     &at("url"),
@@ -953,4 +973,22 @@ impl Check<'_, '_> {
             );
         }
     }
+}
+
+/// The reserved name `host` is or lies under (RFC 2606 and RFC 6761: the `example`, `test`
+/// and `invalid` top-level domains and `example.com`, `.net`, `.org`), if any: a URL with one
+/// is a placeholder nobody filled in. (`localhost` is reserved too, but means this host.)
+pub fn reserved_name(host: &str) -> Option<&'static str> {
+    const RESERVED: [&str; 6] = [
+        "example.com",
+        "example.net",
+        "example.org",
+        "example",
+        "test",
+        "invalid",
+    ];
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    RESERVED
+        .into_iter()
+        .find(|r| host == *r || host.ends_with(&format!(".{r}")))
 }

@@ -38,6 +38,30 @@ use status::{Combined, LeapStatus, OutputStatus, SourceStatus, Status, StatusSer
 /// Reports a source task may queue before it waits for the supervisor.
 const REPORT_QUEUE: usize = 64;
 
+/// The combined offset is logged (at info) when it is first written, and again when it has
+/// moved by more than both estimates' error bounds together, and at least this much: 1 ms.
+const COMBINED_LOG_STEP_NS: i64 = 1_000_000;
+
+/// A log event about one source: "URL (mode): ..." as the text, and the URL and the mode as
+/// structured fields (SOURCE_URL and SOURCE_MODE in the journal), so the `json` and `toh`
+/// sources of one server can be told apart. Extra fields go in braces before the message.
+macro_rules! source_event {
+    ($level:ident, $src:expr, { $($field:tt)* }, $($message:tt)+) => {{
+        let src: &SourceState = $src;
+        let (url, mode) = (src.config.url.as_str(), mode_name(&src.config));
+        tracing::$level!(
+            source_url = %url,
+            source_mode = %mode,
+            $($field)*
+            "{url} ({mode}): {}",
+            format_args!($($message)+)
+        )
+    }};
+    ($level:ident, $src:expr, $($message:tt)+) => {
+        source_event!($level, $src, {}, $($message)+)
+    };
+}
+
 /// Run the daemon with the configuration at `path` until SIGTERM or SIGINT; the exit code.
 /// `log_level`, when given (the command line's `--log-level`), overrides `[log] level`.
 pub async fn run(path: &Path, log_level: Option<&str>) -> u8 {
@@ -117,6 +141,8 @@ struct Daemon {
     indicator: Leap,
     /// The sanity rules' last word before anything is written.
     gate: Gate,
+    /// The combined offset and error last logged at info ([`Daemon::log_combined`]).
+    logged_combined: Option<(i64, i64)>,
     /// Why the last combined offset was not written (the rule and the message), while that
     /// lasts.
     write_refused: Option<(&'static str, String)>,
@@ -156,6 +182,7 @@ impl Daemon {
             selected_leap: None,
             indicator: Leap::Unsynchronised,
             gate: Gate::new(Policy::default()),
+            logged_combined: None,
             write_refused: None,
         };
         daemon.gate.set_policy(daemon.policy());
@@ -256,19 +283,36 @@ impl Daemon {
             return; // A source removed by a reload, finishing its last burst.
         };
         let src = &mut self.sources[i];
-        let url = src.config.url.clone();
         match &report.result {
-            Ok(m) => tracing::info!(
-                source_url = %url,
-                offset_ns = m.estimate.offset_ns,
-                delay_ns = m.estimate.delay_ns,
-                jitter_ns = m.estimate.jitter_ns,
-                error_ns = m.estimate.error_bound_ns(),
-                samples_kept = m.estimate.kept,
-                "{url}: offset {:+.6} s, delay {:.6} s",
-                m.estimate.offset_ns as f64 / 1e9,
-                m.estimate.delay_ns as f64 / 1e9,
-            ),
+            Ok(m) => {
+                let e = &m.estimate;
+                // Every burst at debug; at info only when the source starts answering.
+                let answering_again = src.polls == 0 || src.last_error.is_some();
+                let fields = (
+                    e.offset_ns,
+                    e.delay_ns,
+                    e.jitter_ns,
+                    e.error_bound_ns(),
+                    e.kept,
+                );
+                let text = format!(
+                    "offset {:+.6} s, delay {:.6} s, error {:.6} s",
+                    e.offset_ns as f64 / 1e9,
+                    e.delay_ns as f64 / 1e9,
+                    e.error_bound_ns() as f64 / 1e9
+                );
+                if answering_again {
+                    source_event!(info, src, {
+                        offset_ns = fields.0, delay_ns = fields.1, jitter_ns = fields.2,
+                        error_ns = fields.3, samples_kept = fields.4,
+                    }, "reachable: {text}");
+                } else {
+                    source_event!(debug, src, {
+                        offset_ns = fields.0, delay_ns = fields.1, jitter_ns = fields.2,
+                        error_ns = fields.3, samples_kept = fields.4,
+                    }, "{text}");
+                }
+            }
             Err(e) => {
                 let message = e.error.to_string();
                 let repeat = src
@@ -276,12 +320,15 @@ impl Daemon {
                     .as_deref()
                     .is_some_and(|last| source::same_trouble(last, &message));
                 if repeat {
-                    tracing::debug!(source_url = %url, "{url}: {message}");
+                    source_event!(debug, src, "{message}");
                 } else {
-                    tracing::warn!(
-                        source_url = %url,
-                        "{url}: burst failed: {message}; retrying in {:?}",
-                        report.next_poll
+                    source_event!(
+                        warn,
+                        src,
+                        "burst failed: {message}; retrying in {}",
+                        humantime::format_duration(std::time::Duration::from_millis(
+                            report.next_poll.as_millis() as u64
+                        ))
                     );
                 }
             }
@@ -293,41 +340,46 @@ impl Daemon {
         let partial_before = src.partial_error.take();
         let was_held = src.filter.held().is_some();
         let offer = src.record(report);
+        let src = &self.sources[i];
         match (&partial_before, &src.partial_error) {
             (_, Some(now))
                 if !partial_before
                     .as_deref()
                     .is_some_and(|before| source::same_trouble(before, now)) =>
             {
-                tracing::warn!(source_url = %url, "{url}: {now}")
+                source_event!(warn, src, "{now}")
             }
             (Some(_), None) if offer.is_some() => {
-                tracing::info!(source_url = %url, "{url}: every exchange of the last burst worked")
+                source_event!(info, src, "every exchange of the last burst worked")
             }
             _ => {}
         }
         let secs = |ns: i64| ns as f64 / 1e9;
         match offer {
-            Some(Offer::Held { jump_ns }) if !was_held => tracing::warn!(
-                source_url = %url,
-                "{url}: offset jumped by {:+.6} s, beyond its error of {:.6} s: not used until \
-                 the next burst confirms or undoes the jump",
+            Some(Offer::Held { jump_ns }) if !was_held => source_event!(
+                warn,
+                src,
+                "offset jumped by {:+.6} s, beyond its error of {:.6} s: not used until the \
+                 next burst confirms or undoes the jump",
                 secs(jump_ns),
                 secs(error_ns)
             ),
-            Some(Offer::Held { jump_ns }) => tracing::warn!(
-                source_url = %url,
-                "{url}: offset jumped again, by {:+.6} s: still not used",
+            Some(Offer::Held { jump_ns }) => source_event!(
+                warn,
+                src,
+                "offset jumped again, by {:+.6} s: still not used",
                 secs(jump_ns)
             ),
-            Some(Offer::Confirmed { jump_ns }) => tracing::warn!(
-                source_url = %url,
-                "{url}: the next burst confirms the jump of {:+.6} s: its new offset is used",
+            Some(Offer::Confirmed { jump_ns }) => source_event!(
+                warn,
+                src,
+                "the next burst confirms the jump of {:+.6} s: its new offset is used",
                 secs(jump_ns)
             ),
-            Some(Offer::SpikeDropped { jump_ns }) => tracing::info!(
-                source_url = %url,
-                "{url}: back where it was: the jump of {:+.6} s was a spike and is dropped",
+            Some(Offer::SpikeDropped { jump_ns }) => source_event!(
+                info,
+                src,
+                "back where it was: the jump of {:+.6} s was a spike and is dropped",
                 secs(jump_ns)
             ),
             Some(Offer::Accepted) | None => {}
@@ -401,6 +453,7 @@ impl Daemon {
                     };
                     if self.pass_gate(&sample) {
                         self.write_outputs(&sample);
+                        self.log_combined(sel.offset_ns, sel.error_ns, sel.survivors.len());
                         self.combined = Some(Combined {
                             offset: sel.offset_ns as f64 / 1e9,
                             error: sel.error_ns as f64 / 1e9,
@@ -422,28 +475,56 @@ impl Daemon {
                         tracing::warn!("no combined offset, nothing written: {message}");
                     }
                 }
+                // Log the next combined offset whatever it is.
+                self.logged_combined = None;
                 self.selection_error = Some(message);
             }
         }
         self.log_verdict_changes(&before);
     }
 
-    /// One line when a source becomes a falseticker, and one when it agrees again.
+    /// One line when a source becomes selected, a falseticker or unreachable, and when it
+    /// agrees with the majority again.
     fn log_verdict_changes(&self, before: &[Verdict]) {
         for (s, was) in self.sources.iter().zip(before) {
-            let url = &s.config.url;
             match (was, &s.verdict) {
-                (Verdict::Falseticker, Verdict::Falseticker) => {}
-                (_, Verdict::Falseticker) => tracing::warn!(
-                    source_url = %url,
-                    "{url}: falseticker: its offset disagrees with the majority"
-                ),
-                (Verdict::Falseticker, Verdict::Selected) => tracing::info!(
-                    source_url = %url,
-                    "{url}: agrees with the majority again"
-                ),
+                (was, now) if was == now => {}
+                (_, Verdict::Falseticker) => {
+                    source_event!(
+                        warn,
+                        s,
+                        "falseticker: its offset disagrees with the majority"
+                    )
+                }
+                (Verdict::Falseticker, Verdict::Selected) => {
+                    source_event!(info, s, "agrees with the majority again: selected")
+                }
+                (_, Verdict::Selected) => source_event!(info, s, "selected"),
+                // The failure itself was logged when it began.
+                (_, Verdict::Unreachable) => {
+                    source_event!(warn, s, "unreachable: none of its last 8 bursts worked")
+                }
                 _ => {}
             }
+        }
+    }
+
+    /// Log the combined offset just written when it is the first, or has moved beyond what
+    /// both estimates' error bounds allow (and at least [`COMBINED_LOG_STEP_NS`]).
+    fn log_combined(&mut self, offset_ns: i64, error_ns: i64, survivors: usize) {
+        let moved = self.logged_combined.is_none_or(|(o, e)| {
+            offset_ns.abs_diff(o) > (e.saturating_add(error_ns)).max(COMBINED_LOG_STEP_NS) as u64
+        });
+        if moved {
+            tracing::info!(
+                offset_ns,
+                error_ns,
+                survivors,
+                "combined offset {:+.6} s, error {:.6} s, from {survivors} source(s): written",
+                offset_ns as f64 / 1e9,
+                error_ns as f64 / 1e9
+            );
+            self.logged_combined = Some((offset_ns, error_ns));
         }
     }
 
@@ -627,7 +708,31 @@ impl Daemon {
                     .to_string(),
             );
         }
+        if let Some(e) = self.list_expires() {
+            if e <= self.clock.realtime().unix_seconds() {
+                w.push(format!(
+                    "the server's leap-seconds list expired on {}: it is still right about \
+                     past leap seconds but cannot announce a new one; update tzdata, or set \
+                     [server] leap_seconds_url",
+                    crate::sanity::utc(Timestamp::from_secs(e))
+                ));
+            }
+        }
         w
+    }
+
+    /// The built-in server's leap-seconds list expiry (Unix seconds), if it has a list.
+    fn list_expires(&self) -> Option<i64> {
+        self.server
+            .as_ref()
+            .and_then(|s| s.leap().current())
+            .map(|l| l.expires_unix())
+    }
+
+    /// A combined offset was written, and the last selection neither failed nor was
+    /// refused by the sanity rules.
+    fn synchronised(&self) -> bool {
+        self.combined.is_some() && self.selection_error.is_none() && self.write_refused.is_none()
     }
 
     /// One line for systemd's STATUS=.
@@ -701,17 +806,15 @@ impl Daemon {
                 .map(|(a, tls)| format!("{}://{a}", if *tls { "https" } else { "http" }))
                 .collect()
         });
-        let list_expires = self
-            .server
-            .as_ref()
-            .and_then(|s| s.leap().current())
-            .map(|l| l.expires_unix());
+        let list_expires = self.list_expires();
+        let list_expired = list_expires.is_some_and(|e| e <= self.clock.realtime().unix_seconds());
         let status = Status {
             version: env!("CARGO_PKG_VERSION").to_string(),
             pid: std::process::id(),
             config: self.config.path.clone(),
             sources,
             combined: self.combined.clone(),
+            synchronised: self.synchronised(),
             selection_error: self.selection_error.clone(),
             write_refused: self.write_refused.as_ref().map(|(_, m)| m.clone()),
             warnings: self.warnings(),
@@ -723,6 +826,7 @@ impl Daemon {
                 next_event: self.selected_leap.map(|l| l.next_unix),
                 step: self.selected_leap.map(|l| l.step),
                 list_expires,
+                list_expired,
             },
         };
         self.status_tx.send_replace(Arc::new(status));
@@ -748,20 +852,54 @@ fn leap_name(l: Leap) -> &'static str {
     }
 }
 
-/// `webntpd status`: fetch the daemon's status from `socket` and print it; the exit code.
+/// `webntpd status`: fetch the daemon's status from `socket` and print it; the exit code:
+/// 0 when the daemon is synchronised, [`exit::TEMPFAIL`] (75) when it answers but is not,
+/// [`exit::UNAVAILABLE`] (69) when nothing answers. With `wait_sync`, first wait until it is
+/// synchronised, checking every second, at most that long (`Duration::ZERO`: no limit); a
+/// daemon that does not answer yet (still starting) is waited for too.
 pub async fn status_command(
     socket: &Path,
     json: bool,
+    wait_sync: Option<std::time::Duration>,
     out: &mut dyn std::io::Write,
     err: &mut dyn std::io::Write,
 ) -> u8 {
-    match status::fetch(socket).await {
+    let started = tokio::time::Instant::now();
+    let mut fetched = status::fetch(socket).await;
+    if let Some(limit) = wait_sync {
+        let within = |e: std::time::Duration| limit.is_zero() || e < limit;
+        while !matches!(&fetched, Ok((_, s)) if s.synchronised) && within(started.elapsed()) {
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            fetched = status::fetch(socket).await;
+        }
+    }
+    match fetched {
         Ok((raw, status)) => {
             let text = if json { raw } else { status::render(&status) };
             if out.write_all(text.as_bytes()).is_err() {
                 return exit::OSERR;
             }
-            exit::OK
+            if status.synchronised {
+                return exit::OK;
+            }
+            let why = status
+                .write_refused
+                .as_deref()
+                .or(status.selection_error.as_deref())
+                .unwrap_or("no combined offset written yet");
+            match wait_sync {
+                Some(limit) => {
+                    let _ = writeln!(
+                        err,
+                        "webntpd status: not synchronised within {}: {why}",
+                        humantime::format_duration(limit)
+                    );
+                }
+                None => {
+                    let _ = writeln!(err, "webntpd status: not synchronised: {why}");
+                }
+            }
+            exit::TEMPFAIL
         }
         Err(e) => {
             let _ = writeln!(err, "webntpd status: {e}");

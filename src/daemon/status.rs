@@ -29,6 +29,11 @@ pub struct Status {
     pub sources: Vec<SourceStatus>,
     /// The combined estimate last written to the outputs, if any.
     pub combined: Option<Combined>,
+    /// Whether the daemon is synchronised: a combined offset was written, and the last
+    /// selection succeeded and was not refused by the sanity rules. `webntpd status` exits 0
+    /// only then (75 otherwise); `--wait-sync` waits for it.
+    #[serde(default)]
+    pub synchronised: bool,
     /// Why no estimate could be formed at the last selection, if it failed.
     pub selection_error: Option<String>,
     /// Why the last combined offset was not written (the sanity rules), while that lasts.
@@ -103,6 +108,10 @@ pub struct LeapStatus {
     pub step: Option<i32>,
     /// The built-in server's leap-seconds list expiry (Unix seconds), if it has one.
     pub list_expires: Option<i64>,
+    /// That list is past its expiry (it is still right about past events, but cannot
+    /// announce new ones).
+    #[serde(default)]
+    pub list_expired: bool,
 }
 
 /// Serves [`Status`] on a Unix socket until cancelled, then removes the socket file.
@@ -350,6 +359,11 @@ pub fn render(status: &Status) -> String {
         )),
         (None, None) => out.push_str("Combined: none yet\n"),
     }
+    out.push_str(if status.synchronised {
+        "Synchronised: yes\n"
+    } else {
+        "Synchronised: no\n"
+    });
     if let Some(r) = &status.write_refused {
         out.push_str(&format!("Not written: {r}\n"));
     }
@@ -375,8 +389,10 @@ pub fn render(status: &Status) -> String {
             utc(n)
         ));
     }
-    if let Some(e) = l.list_expires {
-        out.push_str(&format!(", leap-seconds list expires {}", utc(e)));
+    match (l.list_expires, l.list_expired) {
+        (Some(e), true) => out.push_str(&format!(", leap-seconds list EXPIRED {}", utc(e))),
+        (Some(e), false) => out.push_str(&format!(", leap-seconds list expires {}", utc(e))),
+        (None, _) => {}
     }
     out.push('\n');
     if !status.server.is_empty() {
@@ -435,6 +451,7 @@ mod tests {
             next_event: Some(1_483_228_800),
             step: Some(1),
             list_expires: Some(1_782_604_800),
+            list_expired: false,
         };
         let text = render(&leap);
         assert!(
@@ -442,6 +459,13 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("expires 2026-06-28 00:00:00 UTC"), "{text}");
+        assert!(text.contains("Synchronised: no"), "{text}");
+        leap.leap.list_expired = true;
+        assert!(
+            render(&leap).contains("list EXPIRED 2026-06-28 00:00:00 UTC"),
+            "{}",
+            render(&leap)
+        );
         // The JSON round-trips.
         let json = serde_json::to_string(&status).unwrap();
         assert_eq!(serde_json::from_str::<Status>(&json).unwrap(), status);

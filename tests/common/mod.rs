@@ -659,7 +659,8 @@ impl Daemon {
             .arg(&self.config)
             .output()
             .ok()?;
-        if !out.status.success() {
+        // 0: synchronised; 75: answering but not synchronised. Both print the status.
+        if !matches!(out.status.code(), Some(0 | 75)) {
             return None;
         }
         serde_json::from_slice(&out.stdout).ok()
