@@ -233,28 +233,25 @@ pub(super) fn run(text: &str, path: &Path, files: bool) -> Result<Loaded, Config
     } = check;
     errors.sort_by_key(order);
     warnings.sort_by_key(order);
-    if errors.len() > MAX_ERRORS {
-        let more = errors.len() - MAX_ERRORS;
-        errors.truncate(MAX_ERRORS);
-        errors.push(Diagnostic {
-            path: path.to_path_buf(),
-            location: None,
-            message: format!("{more} more errors not shown: fix these first"),
-        });
-    }
-    if warnings.len() > MAX_ERRORS {
-        let more = warnings.len() - MAX_ERRORS;
-        warnings.truncate(MAX_ERRORS);
-        warnings.push(Diagnostic {
-            path: path.to_path_buf(),
-            location: None,
-            message: format!("{more} more warnings not shown"),
-        });
-    }
+    cap(&mut errors, path, "errors not shown: fix these first");
+    cap(&mut warnings, path, "warnings not shown");
     if errors.is_empty() {
         Ok(Loaded { config, warnings })
     } else {
         Err(ConfigError::Invalid { errors, warnings })
+    }
+}
+
+/// Keep the first [`MAX_ERRORS`] of `list`, and say how many more there were.
+fn cap(list: &mut Vec<Diagnostic>, path: &Path, more_what: &str) {
+    if list.len() > MAX_ERRORS {
+        let more = list.len() - MAX_ERRORS;
+        list.truncate(MAX_ERRORS);
+        list.push(Diagnostic {
+            path: path.to_path_buf(),
+            location: None,
+            message: format!("{more} more {more_what}"),
+        });
     }
 }
 
