@@ -7,7 +7,8 @@
 //! | `OPTIONS`, any path | 204 CORS preflight |
 //! | `GET /cgi-bin/ntp`, `/cgi-bin/jst` | NICT's HTML page with NTP / POSIX seconds |
 //! | `GET /cgi-bin/time?ZONE` | NICT's HTML page with the time in ZONE (default Asia/Tokyo) |
-//! | `GET /cgi-bin/jsont?TS` | JSONP, callback `jsont` unless `callback=` says otherwise |
+//! | `GET /cgi-bin/json?TS` | NICT's JSON object (three decimals, one field per line) |
+//! | `GET /cgi-bin/jsont?TS` | the same as JSONP, callback `jsont` unless `callback=` says otherwise |
 //! | `GET` any other path `?TS` | the WebNTP JSON reply (JSONP with `callback=NAME`) |
 //! | anything else | 405 |
 //!
@@ -389,42 +390,77 @@ fn get<H: Head>(
                 Err(e) => bad_request(peer, &e.to_string(), busy, cors),
             }
         }
-        path => {
-            let query = match parse_query(raw_query) {
-                Ok(q) => q,
-                Err(e) => return bad_request(peer, &e.to_string(), busy, cors),
-            };
-            let callback = match (&query.callback, path) {
-                (Some(cb), _) => Some(cb.as_str()),
-                (None, "/cgi-bin/jsont") => Some("jsont"),
-                (None, _) => None,
-            };
-            let id = server_id(shared, req);
-            let fields = ReplyFields {
-                id: &id,
-                it: query.it,
-                // A bare timestamp in wire form is echoed as sent (the value is the same).
-                it_text: Some(raw_query),
-                rt,
-                leap: shared.leap.info(rt),
-            };
-            let template = ReplyTemplate::new(&fields, rt, callback);
-            let content_type = if callback.is_some() {
-                &JAVASCRIPT
-            } else {
-                &JSON
-            };
-            let mut reply = Reply::new(
-                StatusCode::OK,
-                ReplyBody::stamped(template, shared.clock.clone(), busy),
-            );
-            reply.fixed(content_type);
-            reply.fixed(&NO_CACHE);
-            reply.fixed(&NOSNIFF);
-            cors.apply(&mut reply);
-            reply
-        }
+        // NICT's own layout of the object, byte for byte (see `nict::reply_template`).
+        "/cgi-bin/json" => webntp(req, rt, peer, shared, busy, cors, Layout::Nict(None)),
+        "/cgi-bin/jsont" => webntp(
+            req,
+            rt,
+            peer,
+            shared,
+            busy,
+            cors,
+            Layout::Nict(Some("jsont")),
+        ),
+        _ => webntp(req, rt, peer, shared, busy, cors, Layout::WebNtp),
     }
+}
+
+/// How a WebNTP reply is laid out.
+enum Layout {
+    /// go-webntp's compact object plus `rt`; JSONP as `cb({...});` when asked.
+    WebNtp,
+    /// NICT's documented object; JSONP as `cb( {...} )`, with this callback unless the query
+    /// names one.
+    Nict(Option<&'static str>),
+}
+
+/// The WebNTP reply to a GET: JSON, or JSONP when a callback is asked for.
+fn webntp<H: Head>(
+    req: &H,
+    rt: Timestamp,
+    peer: SocketAddr,
+    shared: &Arc<Shared>,
+    busy: InFlight,
+    cors: &Cors,
+    layout: Layout,
+) -> Reply {
+    let raw_query = req.query().unwrap_or("");
+    let query = match parse_query(raw_query) {
+        Ok(q) => q,
+        Err(e) => return bad_request(peer, &e.to_string(), busy, cors),
+    };
+    let callback = match (&query.callback, &layout) {
+        (Some(cb), _) => Some(cb.as_str()),
+        (None, Layout::Nict(cb)) => *cb,
+        (None, Layout::WebNtp) => None,
+    };
+    let id = server_id(shared, req);
+    let fields = ReplyFields {
+        id: &id,
+        it: query.it,
+        // A bare timestamp in wire form is echoed as sent (the value is the same).
+        it_text: Some(raw_query),
+        rt,
+        leap: shared.leap.info(rt),
+    };
+    let template = match layout {
+        Layout::WebNtp => ReplyTemplate::new(&fields, rt, callback),
+        Layout::Nict(_) => nict::reply_template(&fields, rt, callback),
+    };
+    let content_type = if callback.is_some() {
+        &JAVASCRIPT
+    } else {
+        &JSON
+    };
+    let mut reply = Reply::new(
+        StatusCode::OK,
+        ReplyBody::stamped(template, shared.clock.clone(), busy),
+    );
+    reply.fixed(content_type);
+    reply.fixed(&NO_CACHE);
+    reply.fixed(&NOSNIFF);
+    cors.apply(&mut reply);
+    reply
 }
 
 fn head(shared: &Arc<Shared>, busy: InFlight, cors: &Cors) -> Reply {
