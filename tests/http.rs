@@ -705,3 +705,105 @@ async fn an_every_address_listener_is_dual_stack_and_a_taken_port_says_so() {
         "{e}"
     );
 }
+
+/// The clock page: served with its policy and entity tag on both paths of the server (the
+/// fast path, and hyper, which a chunked request goes through), `HEAD` with its length and
+/// no body, `304` for a browser that has it, its leap-second state beside it; every other
+/// path as before.
+#[tokio::test]
+async fn the_clock_page_and_its_leap_state() {
+    let list = webntpd::leap::LeapList::parse(include_str!("data/leap-seconds.list")).unwrap();
+    let srv = start_with(
+        ServerConfig {
+            clock_page: Some("/clock".into()),
+            clock_peers: vec!["https://time.example.org/".into()],
+            ..config()
+        },
+        frozen_clock(NOW),
+        Arc::new(LeapStore::from_list(list)),
+    )
+    .await;
+    let page = get(srv.addr, "/clock").await;
+    assert_eq!(page.status, 200);
+    assert_eq!(
+        page.header("content-type"),
+        Some("text/html; charset=utf-8")
+    );
+    assert_eq!(page.header("cache-control"), Some("no-cache"));
+    assert_eq!(
+        page.header("cross-origin-opener-policy"),
+        Some("same-origin")
+    );
+    let csp = page.header("content-security-policy").unwrap();
+    assert!(
+        csp.contains("connect-src 'self' https://time.example.org wss://time.example.org;"),
+        "{csp}"
+    );
+    let html = page.text();
+    assert!(html.starts_with("<!doctype html>"), "{html:.40}");
+    assert!(html.contains("data-peers=\"https://time.example.org/\""));
+    let etag = page.header("etag").unwrap().to_string();
+
+    let head = request(srv.addr, "HEAD", "/clock", "").await;
+    assert_eq!(head.status, 200);
+    assert_eq!(
+        head.header("content-length"),
+        Some(html.len().to_string().as_str())
+    );
+    assert_eq!(head.header("etag"), Some(etag.as_str()));
+
+    let chunked = "Transfer-Encoding: chunked\r\n";
+    for extra in ["", chunked] {
+        let mut s = TcpStream::connect(srv.addr).await.unwrap();
+        let body = if extra.is_empty() { "" } else { "0\r\n\r\n" };
+        let req = format!(
+            "GET /clock HTTP/1.1\r\nHost: {}\r\nIf-None-Match: {etag}\r\n{extra}\r\n{body}",
+            srv.addr
+        );
+        let r = exchange(&mut s, &req, true).await;
+        assert_eq!(r.status, 304, "{extra:?}");
+        assert_eq!(r.header("content-length"), None, "{extra:?}");
+        assert_eq!(r.header("etag"), Some(etag.as_str()), "{extra:?}");
+        // Still in step on the same connection.
+        let next = format!("GET /?1.5 HTTP/1.1\r\nHost: {}\r\n\r\n", srv.addr);
+        assert!(exchange(&mut s, &next, false)
+            .await
+            .text()
+            .contains("\"it\":1.500000,"));
+        let page = exchange(
+            &mut s,
+            &format!("GET /clock HTTP/1.1\r\nHost: h\r\n{extra}\r\n{body}"),
+            false,
+        )
+        .await;
+        assert_eq!(page.text(), html, "{extra:?}");
+    }
+
+    let leap = get(srv.addr, "/clock/leap").await;
+    assert_eq!(
+        leap.header("content-type"),
+        Some("application/json; charset=utf-8")
+    );
+    assert_eq!(leap.header("access-control-allow-origin"), Some("*"));
+    assert_eq!(
+        leap.json(),
+        serde_json::json!({
+            "leap": 36, "next": 1_483_228_800_i64, "step": 1, "tai_utc": 37,
+            "list": {"updated": 1_751_846_400_i64, "expires": 1_782_604_800_i64, "expired": true},
+        })
+    );
+    // Everything else is as it was.
+    for path in ["/clock/", "/clock/x", "/clocks", "/Clock"] {
+        let r = get(srv.addr, &format!("{path}?1.5")).await;
+        assert!(r.text().starts_with("{\"id\":"), "{path}: {}", r.text());
+    }
+    assert_eq!(request(srv.addr, "HEAD", "/", "").await.status, 204);
+    assert_eq!(request(srv.addr, "POST", "/clock", "").await.status, 405);
+    srv.stop_within(std::time::Duration::from_secs(2)).await;
+
+    // `off` (no page): every path answers WebNTP JSON, as go-webntp's.
+    let srv = frozen(config()).await;
+    let r = get(srv.addr, "/clock?1.5").await;
+    assert!(r.text().starts_with("{\"id\":"), "{}", r.text());
+    srv.stop_within(std::time::Duration::from_secs(2)).await;
+}

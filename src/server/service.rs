@@ -4,6 +4,7 @@
 //! |---|---|
 //! | WebSocket upgrade, any path | 101, then [`ws`](super::ws) |
 //! | `HEAD`, any path | 204 with `X-HTTPSTIME` (Time over HTTPS) |
+//! | `GET`/`HEAD` of the clock page (`/clock`) and `/clock/leap` | [`page`](super::page) |
 //! | `OPTIONS`, any path | 204 CORS preflight |
 //! | `GET /cgi-bin/ntp`, `/cgi-bin/jst` | NICT's HTML page with NTP / POSIX seconds |
 //! | `GET /cgi-bin/time?ZONE` | NICT's HTML page with the time in ZONE (default Asia/Tokyo) |
@@ -39,9 +40,9 @@ pub const DEFAULT_TIME_ZONE: &str = "Asia/Tokyo";
 /// A header whose name and value never change, with its HTTP/1 line rendered at compile
 /// time, so the fast path writes it with one copy.
 pub(crate) struct Fixed {
-    name: HeaderName,
-    value: HeaderValue,
-    line: &'static [u8],
+    pub(crate) name: HeaderName,
+    pub(crate) value: HeaderValue,
+    pub(crate) line: &'static [u8],
 }
 
 macro_rules! fixed {
@@ -53,12 +54,13 @@ macro_rules! fixed {
         }
     };
 }
+pub(crate) use fixed;
 
-static NO_CACHE: Fixed = fixed!("cache-control", "no-cache, no-store");
-static JSON: Fixed = fixed!("content-type", "application/json; charset=utf-8");
+pub(crate) static NO_CACHE: Fixed = fixed!("cache-control", "no-cache, no-store");
+pub(crate) static JSON: Fixed = fixed!("content-type", "application/json; charset=utf-8");
 static JAVASCRIPT: Fixed = fixed!("content-type", "application/javascript; charset=utf-8");
-static HTML: Fixed = fixed!("content-type", "text/html; charset=utf-8");
-static NOSNIFF: Fixed = fixed!("x-content-type-options", "nosniff");
+pub(crate) static HTML: Fixed = fixed!("content-type", "text/html; charset=utf-8");
+pub(crate) static NOSNIFF: Fixed = fixed!("x-content-type-options", "nosniff");
 static ANY_ORIGIN: Fixed = fixed!("access-control-allow-origin", "*");
 static ALLOW: Fixed = fixed!("allow", "GET, HEAD, OPTIONS");
 static ALLOWED_METHODS: Fixed = fixed!("access-control-allow-methods", "GET, HEAD, OPTIONS");
@@ -144,7 +146,7 @@ pub(crate) struct Reply {
 }
 
 impl Reply {
-    fn new(status: StatusCode, body: ReplyBody) -> Self {
+    pub(crate) fn new(status: StatusCode, body: ReplyBody) -> Self {
         Reply {
             status,
             headers: Vec::with_capacity(8),
@@ -156,7 +158,7 @@ impl Reply {
         self.headers.push(Header::Dynamic(name, value));
     }
 
-    fn fixed(&mut self, header: &'static Fixed) {
+    pub(crate) fn fixed(&mut self, header: &'static Fixed) {
         self.headers.push(Header::Fixed(header));
     }
 
@@ -199,7 +201,7 @@ impl Cors {
         }
     }
 
-    fn apply(&self, reply: &mut Reply) {
+    pub(crate) fn apply(&self, reply: &mut Reply) {
         match &self.allow {
             Some(Header::Fixed(f)) => reply.fixed(f),
             Some(Header::Dynamic(name, value)) => reply.insert(name.clone(), value.clone()),
@@ -272,10 +274,13 @@ pub(crate) fn handle<H: Head>(
         reply.insert(header::DATE, date_header(rt));
         return reply;
     }
-    let mut reply = match *req.method() {
-        Method::GET => get(req, rt, peer, shared, busy, &cors),
-        Method::HEAD => head(shared, busy, &cors),
-        Method::OPTIONS => preflight(req, busy, &cors),
+    // The clock page's two paths, if it is served: two string comparisons for the rest.
+    let page = shared.page.as_ref().filter(|p| p.owns(req.path()));
+    let mut reply = match (req.method(), page) {
+        (&Method::GET | &Method::HEAD, Some(page)) => page.answer(req, shared, busy, &cors),
+        (&Method::GET, _) => get(req, rt, peer, shared, busy, &cors),
+        (&Method::HEAD, _) => head(shared, busy, &cors),
+        (&Method::OPTIONS, _) => preflight(req, busy, &cors),
         _ => {
             let mut reply = error(
                 StatusCode::METHOD_NOT_ALLOWED,
