@@ -89,6 +89,7 @@ impl Server {
         Ok(std::sync::Arc::new(crate::server::conn::Activity::new(
             slot,
             std::sync::Arc::default(),
+            false,
         )))
     }
 

@@ -203,6 +203,12 @@ fn check_page(s: &serde_json::Value, allowed_console: &str) {
         seen.text("error")
     );
     assert_eq!(seen.text("state"), "done", "{name}: {s:#}");
+    // A bound is printed rounded up: never as zero.
+    let verdict = seen.text("verdict");
+    assert!(
+        verdict.contains("±0.") && !verdict.contains("±0.000 s"),
+        "{name}: {verdict}"
+    );
     let unexpected: Vec<&serde_json::Value> = s["consoleErrors"]
         .as_array()
         .unwrap()
@@ -251,7 +257,10 @@ fn check_page(s: &serde_json::Value, allowed_console: &str) {
 /// The page in Chromium against real servers: one on this machine's clock, whose truth is
 /// 0; one whose clock libfaketime moves 250 ms ahead, so that this browser is 0.250 s behind
 /// it; the first asking the second as its peer; and one that refuses the page's WebSocket
-/// (its `--allow-origin` names another origin), which the page gets round over HTTP.
+/// (its `--allow-origin` names another origin), which the page gets round over HTTP. The
+/// shifted one is also opened by a name that is not loopback's (mapped to 127.0.0.1 inside
+/// Chromium), as a page on a plain-HTTP server is: no secure context, so no cross-origin
+/// isolation and a coarser timer, and nothing in the console about it.
 #[test]
 fn the_clock_page_in_chromium_shows_the_true_offset() {
     if !have_browser() {
@@ -267,9 +276,13 @@ fn the_clock_page_in_chromium_shows_the_true_offset() {
         .join("browser");
     std::fs::create_dir_all(&artifacts).unwrap();
     let scenario = |name: &str, srv: &ChildServer, peers: &[&str]| {
+        let mut authority = srv.authority();
+        if name == "plain-name" {
+            authority = authority.replace("127.0.0.1", "clock.test");
+        }
         serde_json::json!({
             "name": name,
-            "url": format!("http://{}/clock", srv.authority()),
+            "url": format!("http://{authority}/clock"),
             "peers": peers,
             "screenshots": true,
         })
@@ -277,10 +290,12 @@ fn the_clock_page_in_chromium_shows_the_true_offset() {
     let config = serde_json::json!({
         "chromium": CHROMIUM,
         "artifacts": artifacts,
+        "hostRules": "MAP clock.test 127.0.0.1",
         "scenarios": [
             scenario("local", &local, &[&peer]),
             scenario("shifted", &shifted, &[]),
             scenario("http-fallback", &no_ws, &[]),
+            scenario("plain-name", &shifted, &[]),
         ],
     });
     let report = node_json(
@@ -308,13 +323,14 @@ fn the_clock_page_in_chromium_shows_the_true_offset() {
         CHROMIUM,
         artifacts.display()
     );
-    let [local_seen, shifted_seen, fallback_seen] = &scenarios[..] else {
-        panic!("three scenarios expected: {report:#}");
+    let [local_seen, shifted_seen, fallback_seen, plain_seen] = &scenarios[..] else {
+        panic!("four scenarios expected: {report:#}");
     };
 
     check_page(local_seen, "");
     let seen = Seen(local_seen);
     seen.offset_is(0.0, 5.0);
+    assert_eq!(local_seen["crossOriginIsolated"], true, "{local_seen:#}");
     assert_eq!(seen.text("via"), "WebSocket");
     assert!(
         local_seen["headers"]["content-security-policy"]
@@ -362,5 +378,14 @@ fn the_clock_page_in_chromium_shows_the_true_offset() {
     assert!(
         seen.text("viaText").contains("WebSocket failed"),
         "{fallback_seen:#}"
+    );
+
+    check_page(plain_seen, "");
+    let seen = Seen(plain_seen);
+    seen.offset_is(250.0, 5.0);
+    assert_eq!(plain_seen["crossOriginIsolated"], false, "{plain_seen:#}");
+    assert!(
+        seen.num("resolutionMs") >= 0.05,
+        "a coarser timer outside a secure context: {plain_seen:#}"
     );
 }

@@ -743,6 +743,18 @@ async fn the_clock_page_and_its_leap_state() {
     assert!(html.starts_with("<!doctype html>"), "{html:.40}");
     assert!(html.contains("data-peers=\"https://time.example.org/\""));
     let etag = page.header("etag").unwrap().to_string();
+    // Cross-origin isolation only where browsers allow it (TLS, or a loopback name): else
+    // Chromium ignores it and logs an error.
+    let mut s = TcpStream::connect(srv.addr).await.unwrap();
+    let r = exchange(
+        &mut s,
+        "GET /clock HTTP/1.1\r\nHost: time.example.org\r\n\r\n",
+        false,
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("cross-origin-opener-policy"), None);
+    assert_eq!(r.header("cross-origin-embedder-policy"), None);
 
     let head = request(srv.addr, "HEAD", "/clock", "").await;
     assert_eq!(head.status, 200);

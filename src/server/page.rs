@@ -26,7 +26,7 @@ use super::body::ReplyBody;
 use super::conn::InFlight;
 use super::service::{fixed, Cors, Fixed, Head, Reply, HTML, JSON, NOSNIFF, NO_CACHE};
 use super::Shared;
-use crate::client::connect::{Scheme, Target};
+use crate::client::connect::{is_loopback_host, Scheme, Target};
 use crate::leap::store::LeapStore;
 use crate::wire::Timestamp;
 
@@ -51,7 +51,8 @@ const PEERS_SLOT: &str = "data-peers=\"\"";
 static REVALIDATE: Fixed = fixed!("cache-control", "no-cache");
 static NO_REFERRER: Fixed = fixed!("referrer-policy", "no-referrer");
 // Cross-origin isolation: the page loads nothing that could object, and in return browsers
-// give it finer timers (Chromium: 5 us instead of 100 us) in a secure context.
+// give it finer timers (Chromium: 5 us instead of 100 us). Only in a secure context: sent
+// elsewhere, Chromium ignores the headers and says so in the console as an error.
 static COOP: Fixed = fixed!("cross-origin-opener-policy", "same-origin");
 static COEP: Fixed = fixed!("cross-origin-embedder-policy", "require-corp");
 static CSP: HeaderName = header::CONTENT_SECURITY_POLICY;
@@ -234,13 +235,15 @@ impl ClockPage {
     }
 
     /// The page, or `304 Not Modified` when the browser has it; or the leap-second state.
-    /// For `GET` and `HEAD` of a path this page [`owns`](Self::owns).
+    /// For `GET` and `HEAD` of a path this page [`owns`](Self::owns), on a TLS connection
+    /// or not.
     pub(crate) fn answer<H: Head>(
         &self,
         req: &H,
         shared: &Shared,
         busy: InFlight,
         cors: &Cors,
+        tls: bool,
     ) -> Reply {
         if req.path() == self.leap_path {
             let now = shared.clock.realtime();
@@ -266,8 +269,10 @@ impl ClockPage {
             reply.insert(CSP.clone(), self.csp.clone());
             reply.fixed(&NOSNIFF);
             reply.fixed(&NO_REFERRER);
-            reply.fixed(&COOP);
-            reply.fixed(&COEP);
+            if tls || req.header(&header::HOST).is_some_and(names_loopback) {
+                reply.fixed(&COOP);
+                reply.fixed(&COEP);
+            }
             reply
         };
         reply.insert(header::ETAG, self.etag.clone());
@@ -291,6 +296,19 @@ fn inline_hash(html: &str, tag: &str) -> String {
         "sha256-{}",
         base64::engine::general_purpose::STANDARD.encode(digest.as_ref())
     )
+}
+
+/// Whether a `Host` value names this machine (`localhost`, `127.0.0.1:8080`, `[::1]`):
+/// browsers treat such a page as a secure context without TLS.
+fn names_loopback(host: &[u8]) -> bool {
+    let Ok(host) = std::str::from_utf8(host) else {
+        return false;
+    };
+    let name = match host.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().unwrap_or(""),
+        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+    };
+    is_loopback_host(name)
 }
 
 /// Whether an `If-None-Match` value names `etag` (weakly, as RFC 9110 13.1.2 says a GET
@@ -450,9 +468,36 @@ mod tests {
         // The one absolute URL is SVG's namespace, which loads nothing.
         assert_eq!(ASSET.matches("http://").count(), 1);
         assert!(ASSET.contains("'http://www.w3.org/2000/svg'"));
+        // Small, and kept so: the README states its size.
+        assert!(ASSET.len() < 40 * 1024, "the page is {} bytes", ASSET.len());
         let hash = inline_hash(ASSET, "script");
         assert_eq!(hash.len(), "sha256-".len() + 44);
         assert_ne!(hash, inline_hash("", "script"));
+    }
+
+    #[test]
+    fn loopback_hosts() {
+        for yes in [
+            "localhost",
+            "localhost:8080",
+            "127.0.0.1:18301",
+            "127.1.2.3",
+            "[::1]:80",
+            "[::1]",
+            "a.localhost:1",
+        ] {
+            assert!(names_loopback(yes.as_bytes()), "{yes}");
+        }
+        for no in [
+            "time.example.org",
+            "192.168.1.2:80",
+            "[2001:db8::1]:80",
+            "localhost.example",
+            "",
+        ] {
+            assert!(!names_loopback(no.as_bytes()), "{no}");
+        }
+        assert!(!names_loopback(b"\xff"));
     }
 
     #[test]

@@ -277,7 +277,9 @@ pub(crate) fn handle<H: Head>(
     // The clock page's two paths, if it is served: two string comparisons for the rest.
     let page = shared.page.as_ref().filter(|p| p.owns(req.path()));
     let mut reply = match (req.method(), page) {
-        (&Method::GET | &Method::HEAD, Some(page)) => page.answer(req, shared, busy, &cors),
+        (&Method::GET | &Method::HEAD, Some(page)) => {
+            page.answer(req, shared, busy, &cors, activity.tls)
+        }
         (&Method::GET, _) => get(req, rt, peer, shared, busy, &cors),
         (&Method::HEAD, _) => head(shared, busy, &cors),
         (&Method::OPTIONS, _) => preflight(req, busy, &cors),

@@ -1,6 +1,7 @@
 // The clock page in headless Chromium (Debian's package, driven by playwright-core).
 //
 //   node clock-page.mjs '{"chromium": "/usr/bin/chromium", "artifacts": "DIR",
+//                         "hostRules": "MAP clock.test 127.0.0.1",
 //                         "scenarios": [{"name": "...", "url": "http://127.0.0.1:PORT/clock",
 //                                        "peers": ["http://127.0.0.1:PORT2"], "screenshots": true}]}'
 //
@@ -119,7 +120,9 @@ const browser = await chromium.launch({
   headless: true,
   // playwright-core adds a fresh --user-data-dir of its own.
   args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    '--disable-background-networking', '--disable-component-update', '--disable-sync',
+    // Names for loopback servers that are not "localhost": pages in no secure context.
+    ...(config.hostRules ? [`--host-resolver-rules=${config.hostRules}`] : [])],
 });
 const results = [];
 const version = browser.version();
