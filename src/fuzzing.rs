@@ -75,6 +75,7 @@ impl Server {
             server_id: self.server_id.clone(),
             origins: crate::server::OriginPolicy::Any,
             limits: crate::server::Limits::default(),
+            page: None,
             shutdown: tokio_util::sync::CancellationToken::new(),
             tasks: tokio_util::task::TaskTracker::new(),
         })
@@ -88,6 +89,7 @@ impl Server {
         Ok(std::sync::Arc::new(crate::server::conn::Activity::new(
             slot,
             std::sync::Arc::default(),
+            false,
         )))
     }
 

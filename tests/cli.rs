@@ -47,6 +47,8 @@ fn version_and_help_exit_0() {
         "--listen",
         "--tls-listen",
         "--allow-origin",
+        "--clock-page",
+        "--clock-peer",
         "--leap-seconds",
         "--max-connections",
     ] {

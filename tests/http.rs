@@ -125,17 +125,124 @@ async fn jsonp_with_callback_and_nict_jsont() {
     assert!(body.ends_with("});\n"), "{body}");
     assert!(body.contains("\"it\":1.500000,"), "{body}");
 
-    let r = get(srv.addr, "/cgi-bin/jsont?1232963971.248").await;
-    let body = r.text();
-    assert!(body.starts_with("jsont({"), "{body}");
-    assert!(body.contains("\"it\":1232963971.248000,"), "{body}");
-    // Cache busters (jQuery's `_=`) are ignored.
+    // NICT's path keeps NICT's layout with another callback; cache busters (jQuery's `_=`)
+    // are ignored.
     let r = get(
         srv.addr,
         "/cgi-bin/jsont?callback=jQuery1_2&_=1489217288328",
     )
     .await;
-    assert!(r.text().starts_with("jQuery1_2({"), "{}", r.text());
+    assert!(
+        r.text().starts_with("jQuery1_2( { \"id\": "),
+        "{}",
+        r.text()
+    );
+    assert!(r.text().ends_with(" } )"), "{}", r.text());
+}
+
+/// tests/data/leap-seconds.list without the leap seconds after NTP second `last`, with its
+/// `#h` hash computed again.
+fn leap_list_until(last: u64) -> webntpd::leap::LeapList {
+    use sha1::{Digest, Sha1};
+    let full = include_str!("data/leap-seconds.list");
+    let value = |tag: &str| {
+        let line = full.lines().find(|l| l.starts_with(tag)).unwrap();
+        line[tag.len()..].trim().to_string()
+    };
+    let (updated, expires) = (value("#$"), value("#@"));
+    let data: Vec<(u64, i32)> = full
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .map(|l| {
+            let mut f = l.split_whitespace();
+            (
+                f.next().unwrap().parse().unwrap(),
+                f.next().unwrap().parse().unwrap(),
+            )
+        })
+        .filter(|(ntp, _)| *ntp <= last)
+        .collect();
+    let mut sha = Sha1::new();
+    sha.update(updated.as_bytes());
+    sha.update(expires.as_bytes());
+    let mut text = format!("#$ {updated}\n#@ {expires}\n");
+    for (ntp, tai) in &data {
+        sha.update(ntp.to_string().as_bytes());
+        sha.update(tai.to_string().as_bytes());
+        text.push_str(&format!("{ntp} {tai}\n"));
+    }
+    let words: Vec<String> = sha
+        .finalize()
+        .chunks(4)
+        .map(|w| format!("{:x}", u32::from_be_bytes([w[0], w[1], w[2], w[3]])))
+        .collect();
+    text.push_str(&format!("#h {}\n", words.join(" ")));
+    webntpd::leap::LeapList::parse(&text).unwrap()
+}
+
+/// What NICT's page documents (shared/reference/seed-nict-http-time-service.txt), checked
+/// byte for byte: the JSONP body of `/cgi-bin/jsont?1232963971.248`, the same object on
+/// `/cgi-bin/json`, `?` optional, `Access-Control-Allow-Origin: *` on every service.
+#[tokio::test]
+async fn nict_json_and_jsonp_bodies_are_the_documented_ones() {
+    // NICT wrote the example in January 2009, when the list ended with that month's leap
+    // second: the tzdata list cut there.
+    let list = leap_list_until(3_439_756_800);
+    let srv = start_with(
+        ServerConfig {
+            server_id: Some("ntp-a1.nict.go.jp".into()),
+            ..config()
+        },
+        frozen_clock("1232963971.9204"),
+        Arc::new(LeapStore::from_list(list)),
+    )
+    .await;
+    let object = |it: &str| {
+        format!(
+            "{{ \"id\": \"ntp-a1.nict.go.jp\",\n\"it\": {it},\n\"st\": 1232963971.920,\n\
+             \"leap\": 33,\n\"next\": 1230768000,\n\"step\": 1 }}"
+        )
+    };
+    let r = get(srv.addr, "/cgi-bin/jsont?1232963971.248").await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.text(), format!("jsont( {} )", object("1232963971.248")));
+    assert_eq!(
+        r.header("content-type"),
+        Some("application/javascript; charset=utf-8")
+    );
+    assert_eq!(r.header("access-control-allow-origin"), Some("*"));
+    let r = get(srv.addr, "/cgi-bin/json?1232963971.248").await;
+    assert_eq!(r.text(), object("1232963971.248"));
+    assert_eq!(
+        r.header("content-type"),
+        Some("application/json; charset=utf-8")
+    );
+    // "POSIX seconds, in millisecond form": whole seconds and more digits are written with
+    // three decimals; without `?...` the client time is 0.
+    for (query, it) in [
+        ("?1232963971", "1232963971.000"),
+        ("?1232963971.2484", "1232963971.248"),
+        ("", "0.000"),
+    ] {
+        let r = get(srv.addr, &format!("/cgi-bin/json{query}")).await;
+        assert_eq!(r.text(), object(it), "{query}");
+    }
+    for path in [
+        "/cgi-bin/ntp",
+        "/cgi-bin/jst",
+        "/cgi-bin/time",
+        "/cgi-bin/json",
+    ] {
+        let r = get(srv.addr, path).await;
+        assert_eq!(r.status, 200, "{path}");
+        assert_eq!(r.header("access-control-allow-origin"), Some("*"), "{path}");
+    }
+    // go-webntp's layout stays on every other path.
+    let r = get(srv.addr, "/?1232963971.248").await;
+    assert!(r
+        .text()
+        .starts_with("{\"id\":\"ntp-a1.nict.go.jp\",\"it\":1232963971.248000,"));
+    srv.stop_within(std::time::Duration::from_secs(2)).await;
 }
 
 #[tokio::test]
@@ -179,7 +286,7 @@ async fn nict_paths() {
         r.header("content-type"),
         Some("application/json; charset=utf-8")
     );
-    assert!(r.text().starts_with("{\"id\":"));
+    assert!(r.text().starts_with("{ \"id\": "));
 
     let page = |value: &str| {
         format!("<HTML>\n<HEAD><TITLE>{host}</TITLE></HEAD>\n<BODY>\n{value}\n</BODY>\n</HTML>\n")
@@ -597,4 +704,118 @@ async fn an_every_address_listener_is_dual_stack_and_a_taken_port_says_so() {
         e.to_string().contains("another process is listening there"),
         "{e}"
     );
+}
+
+/// The clock page: served with its policy and entity tag on both paths of the server (the
+/// fast path, and hyper, which a chunked request goes through), `HEAD` with its length and
+/// no body, `304` for a browser that has it, its leap-second state beside it; every other
+/// path as before.
+#[tokio::test]
+async fn the_clock_page_and_its_leap_state() {
+    let list = webntpd::leap::LeapList::parse(include_str!("data/leap-seconds.list")).unwrap();
+    let srv = start_with(
+        ServerConfig {
+            clock_page: Some("/clock".into()),
+            clock_peers: vec!["https://time.example.org/".into()],
+            ..config()
+        },
+        frozen_clock(NOW),
+        Arc::new(LeapStore::from_list(list)),
+    )
+    .await;
+    let page = get(srv.addr, "/clock").await;
+    assert_eq!(page.status, 200);
+    assert_eq!(
+        page.header("content-type"),
+        Some("text/html; charset=utf-8")
+    );
+    assert_eq!(page.header("cache-control"), Some("no-cache"));
+    assert_eq!(
+        page.header("cross-origin-opener-policy"),
+        Some("same-origin")
+    );
+    let csp = page.header("content-security-policy").unwrap();
+    assert!(
+        csp.contains("connect-src 'self' https://time.example.org wss://time.example.org;"),
+        "{csp}"
+    );
+    let html = page.text();
+    assert!(html.starts_with("<!doctype html>"), "{html:.40}");
+    assert!(html.contains("data-peers=\"https://time.example.org/\""));
+    let etag = page.header("etag").unwrap().to_string();
+    // Cross-origin isolation only where browsers allow it (TLS, or a loopback name): else
+    // Chromium ignores it and logs an error.
+    let mut s = TcpStream::connect(srv.addr).await.unwrap();
+    let r = exchange(
+        &mut s,
+        "GET /clock HTTP/1.1\r\nHost: time.example.org\r\n\r\n",
+        false,
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("cross-origin-opener-policy"), None);
+    assert_eq!(r.header("cross-origin-embedder-policy"), None);
+
+    let head = request(srv.addr, "HEAD", "/clock", "").await;
+    assert_eq!(head.status, 200);
+    assert_eq!(
+        head.header("content-length"),
+        Some(html.len().to_string().as_str())
+    );
+    assert_eq!(head.header("etag"), Some(etag.as_str()));
+
+    let chunked = "Transfer-Encoding: chunked\r\n";
+    for extra in ["", chunked] {
+        let mut s = TcpStream::connect(srv.addr).await.unwrap();
+        let body = if extra.is_empty() { "" } else { "0\r\n\r\n" };
+        let req = format!(
+            "GET /clock HTTP/1.1\r\nHost: {}\r\nIf-None-Match: {etag}\r\n{extra}\r\n{body}",
+            srv.addr
+        );
+        let r = exchange(&mut s, &req, true).await;
+        assert_eq!(r.status, 304, "{extra:?}");
+        assert_eq!(r.header("content-length"), None, "{extra:?}");
+        assert_eq!(r.header("etag"), Some(etag.as_str()), "{extra:?}");
+        // Still in step on the same connection.
+        let next = format!("GET /?1.5 HTTP/1.1\r\nHost: {}\r\n\r\n", srv.addr);
+        assert!(exchange(&mut s, &next, false)
+            .await
+            .text()
+            .contains("\"it\":1.500000,"));
+        let page = exchange(
+            &mut s,
+            &format!("GET /clock HTTP/1.1\r\nHost: h\r\n{extra}\r\n{body}"),
+            false,
+        )
+        .await;
+        assert_eq!(page.text(), html, "{extra:?}");
+    }
+
+    let leap = get(srv.addr, "/clock/leap").await;
+    assert_eq!(
+        leap.header("content-type"),
+        Some("application/json; charset=utf-8")
+    );
+    assert_eq!(leap.header("access-control-allow-origin"), Some("*"));
+    assert_eq!(
+        leap.json(),
+        serde_json::json!({
+            "leap": 36, "next": 1_483_228_800_i64, "step": 1, "tai_utc": 37,
+            "list": {"updated": 1_751_846_400_i64, "expires": 1_782_604_800_i64, "expired": true},
+        })
+    );
+    // Everything else is as it was.
+    for path in ["/clock/", "/clock/x", "/clocks", "/Clock"] {
+        let r = get(srv.addr, &format!("{path}?1.5")).await;
+        assert!(r.text().starts_with("{\"id\":"), "{path}: {}", r.text());
+    }
+    assert_eq!(request(srv.addr, "HEAD", "/", "").await.status, 204);
+    assert_eq!(request(srv.addr, "POST", "/clock", "").await.status, 405);
+    srv.stop_within(std::time::Duration::from_secs(2)).await;
+
+    // `off` (no page): every path answers WebNTP JSON, as go-webntp's.
+    let srv = frozen(config()).await;
+    let r = get(srv.addr, "/clock?1.5").await;
+    assert!(r.text().starts_with("{\"id\":"), "{}", r.text());
+    srv.stop_within(std::time::Duration::from_secs(2)).await;
 }

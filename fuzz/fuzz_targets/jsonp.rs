@@ -4,9 +4,11 @@
 //!
 //! Checked, on a server whose clock stands at a time taken from the input:
 //! - WebNTP paths: 200 exactly when `parse_query` accepts the query, else 400 with a JSON
-//!   `{"error": ...}` body; a 200 is JSONP (`cb(...);`, JavaScript content type) exactly when
-//!   a callback was given or the path is `/cgi-bin/jsont`, and its object parses back with
-//!   `it` as asked, `st` and `rt` the clock's time, `id` the Host header and the leap data;
+//!   `{"error": ...}` body; a 200 is JSONP (JavaScript content type) exactly when a callback
+//!   was given or the path is `/cgi-bin/jsont`, and its object parses back with `it` as
+//!   asked, `st` (and `rt`) the clock's time, `id` the Host header and the leap data; on
+//!   `/cgi-bin/json` and `/cgi-bin/jsont` in NICT's layout (`cb( {...} )`, three decimals,
+//!   one field per line, no `rt`), elsewhere go-webntp's (`cb({...});`, six decimals);
 //! - `/cgi-bin/ntp` and `/cgi-bin/jst`: NICT's page with the clock's NTP / POSIX seconds;
 //! - `/cgi-bin/time`: NICT's page with `human_time` of the decoded zone, or 400;
 //! - every body is safe in HTML and in a script: no raw `<`, `>`, `&`, U+2028 or U+2029 in a
@@ -25,9 +27,10 @@ use webntpd::wire::reply::{parse_query, parse_reply};
 use webntpd::wire::timestamp::is_wire_form;
 use webntpd::wire::Timestamp;
 
-const PATHS: [&str; 6] = [
+const PATHS: [&str; 7] = [
     "/",
     "/cgi-bin/jsont",
+    "/cgi-bin/json",
     "/cgi-bin/ntp",
     "/cgi-bin/jst",
     "/cgi-bin/time",
@@ -159,10 +162,16 @@ fuzz_target!(|input: Input<'_>| {
                 }
                 Ok(q) => {
                     assert_eq!(resp.status, 200, "{resp:?}");
+                    let nict_layout = path.starts_with("/cgi-bin/json");
                     let callback = q
                         .callback
                         .clone()
                         .or((path == "/cgi-bin/jsont").then(|| "jsont".to_string()));
+                    let (open, close) = if nict_layout {
+                        ("( ", " )")
+                    } else {
+                        ("(", ");\n")
+                    };
                     let object = match &callback {
                         Some(cb) => {
                             assert_eq!(
@@ -171,11 +180,11 @@ fuzz_target!(|input: Input<'_>| {
                             );
                             match body
                                 .strip_prefix(cb.as_str())
-                                .and_then(|b| b.strip_prefix('('))
-                                .and_then(|b| b.strip_suffix(");\n"))
+                                .and_then(|b| b.strip_prefix(open))
+                                .and_then(|b| b.strip_suffix(close))
                             {
                                 Some(o) => o.to_string(),
-                                None => panic!("not `{cb}(...);`: {body:?}"),
+                                None => panic!("not `{cb}{open}...{close}`: {body:?}"),
                             }
                         }
                         None => {
@@ -190,6 +199,16 @@ fuzz_target!(|input: Input<'_>| {
                         Ok(r) => r,
                         Err(e) => panic!("reply does not parse ({e}): {body:?}"),
                     };
+                    assert_eq!(r.id.as_deref(), Some(host_text.as_str()));
+                    assert_eq!(r.leap, Some(leap.info(now)));
+                    if nict_layout {
+                        assert_eq!(object.lines().count(), 6, "{body:?}");
+                        let millis = |t: Timestamp| Timestamp::parse(&t.to_millis_string()).ok();
+                        assert_eq!(Some(r.it), millis(q.it));
+                        assert_eq!(Some(r.st), millis(now));
+                        assert_eq!(r.rt, None);
+                        return;
+                    }
                     let micros = |t: Timestamp| Timestamp::parse(&t.to_micros_string()).ok();
                     if is_wire_form(&raw_query) {
                         assert_eq!(r.it.to_micros_string(), raw_query);
@@ -198,8 +217,6 @@ fuzz_target!(|input: Input<'_>| {
                     }
                     assert_eq!(Some(r.st), micros(now));
                     assert_eq!(r.rt, micros(now));
-                    assert_eq!(r.id.as_deref(), Some(host_text.as_str()));
-                    assert_eq!(r.leap, Some(leap.info(now)));
                 }
             }
         }

@@ -841,6 +841,27 @@ impl Check<'_, '_> {
                 self.error(&format!("server.allow_origin.{i}"), e);
             }
         }
+        for (i, url) in s.clock_peer.iter().enumerate() {
+            if let Err(e) = crate::server::page::parse_peer(url) {
+                self.error(&format!("server.clock_peer.{i}"), e);
+            }
+        }
+        let max_peers = crate::server::page::MAX_PEERS;
+        if s.clock_peer.len() > max_peers {
+            self.error(
+                "server.clock_peer",
+                format!(
+                    "{} clock peers: the page asks at most {max_peers}; keep the nearest",
+                    s.clock_peer.len()
+                ),
+            );
+        }
+        if s.clock_page.0.is_none() && !s.clock_peer.is_empty() {
+            self.warn(
+                "server.clock_peer",
+                "clock_peer is set but clock_page = \"off\": no page asks them".to_owned(),
+            );
+        }
         let min_header = crate::server::MIN_HEADER_BYTES;
         if !(min_header..=super::MAX_HEADER_BYTES as usize).contains(&(s.max_header_bytes as usize))
         {

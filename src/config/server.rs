@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::leap::store::LeapConfig;
+use crate::server::page::{parse_peer, PagePath};
 use crate::server::{Limits, ListenAddr, OriginPolicy, ServerConfig, TlsFiles, MIN_HEADER_BYTES};
 
 use super::value::{self, parse_duration, parse_origin};
@@ -50,6 +51,18 @@ pub struct ServerSettings {
     #[arg(long, value_name = "ORIGIN", value_parser = parse_origin)]
     #[serde(deserialize_with = "value::string_list")]
     pub allow_origin: Vec<String>,
+
+    /// Serve the clock page for browsers at PATH, and its leap-second state at PATH/leap;
+    /// `off`: no page, every path answers WebNTP JSON as go-webntp.
+    #[arg(long, value_name = "PATH", default_value = crate::server::page::DEFAULT_PATH)]
+    #[serde(deserialize_with = "value::from_str")]
+    pub clock_page: PagePath,
+
+    /// Another WebNTP server the clock page also asks and compares (http://, https://, ws://
+    /// or wss:// URL; it must let this server's origin in). Repeatable, at most 8.
+    #[arg(long, value_name = "URL", value_parser = parse_peer)]
+    #[serde(deserialize_with = "value::string_list")]
+    pub clock_peer: Vec<String>,
 
     /// leap-seconds.list to report leap seconds from.
     #[arg(
@@ -136,6 +149,8 @@ impl Default for ServerSettings {
             tls_key: None,
             id: None,
             allow_origin: Vec::new(),
+            clock_page: PagePath::default(),
+            clock_peer: Vec::new(),
             leap_seconds: leap.file,
             leap_seconds_url: leap.url,
             leap_seconds_cache: None,
@@ -184,6 +199,8 @@ impl ServerSettings {
             tls,
             server_id: self.id.clone(),
             origins,
+            clock_page: self.clock_page.0.clone(),
+            clock_peers: self.clock_peer.clone(),
             limits: Limits {
                 header_read_timeout: self.header_read_timeout,
                 keepalive_timeout: self.keepalive_timeout,

@@ -1058,6 +1058,8 @@ fn server_keys_map_onto_the_server_and_leap_configs() {
         tls_key = "/etc/webntpd/key.pem"
         id = "time.example.org"
         allow_origin = ["https://a.example", "http://b.example:8080"]
+        clock_page = "/time"
+        clock_peer = "wss://b.example:8443/"
         leap_seconds = "/etc/leap.list"
         leap_seconds_url = "https://data.iana.org/time-zones/tzdb/leap-seconds.list"
         leap_seconds_cache = "/var/cache/leap.list"
@@ -1083,6 +1085,8 @@ fn server_keys_map_onto_the_server_and_leap_configs() {
             "http://b.example:8080".into()
         ])
     );
+    assert_eq!(server.clock_page.as_deref(), Some("/time"));
+    assert_eq!(server.clock_peers, ["wss://b.example:8443/"]);
     let l = server.limits;
     assert_eq!(
         (
@@ -1188,6 +1192,41 @@ fn server_errors() {
         2,
         19,
         &["max_connections = 0: must be 1 to 1000000"],
+    );
+    assert_at(
+        &e("clock_page = \"/cgi-bin/clock\"\n"),
+        2,
+        14,
+        &["`/cgi-bin/clock`: that path belongs to NICT's endpoints"],
+    );
+    assert_at(
+        &e("clock_page = \"clock\"\n"),
+        2,
+        14,
+        &["`clock`: expected `off` or a path such as /clock"],
+    );
+    assert_at(
+        &e("clock_peer = [\"https://a.example/\", \"https://b.example/?x\"]\n"),
+        2,
+        37,
+        &["clock peer `https://b.example/?x`: no query"],
+    );
+    let nine: Vec<String> = (0..9)
+        .map(|i| format!("\"http://p{i}.example/\""))
+        .collect();
+    assert_at(
+        &e(&format!("clock_peer = [{}]\n", nine.join(", "))),
+        2,
+        14,
+        &["9 clock peers: the page asks at most 8"],
+    );
+    assert_eq!(
+        warnings("[server]\nclock_page = \"off\"\nclock_peer = \"http://a.example/\"\n"),
+        [(
+            3,
+            14,
+            "clock_peer is set but clock_page = \"off\": no page asks them".to_string()
+        )]
     );
     assert_at(
         &e("leap_seconds_url = \"ftp://example.org/leap-seconds.list\"\n"),

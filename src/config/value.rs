@@ -52,6 +52,15 @@ pub(crate) fn opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Dur
     duration(d).map(Some)
 }
 
+/// serde: a `FromStr` value written as a string.
+pub(crate) fn from_str<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: FromStr<Err = String>,
+{
+    Parsed::new(T::from_str, "a string").deserialize(d)
+}
+
 /// serde: a list of `FromStr` values, or a single one written without brackets.
 pub(crate) fn list_from_str<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
 where

@@ -60,13 +60,15 @@ pub(crate) struct Activity {
     /// The kernel's receive stamp of the last bytes read: `rt` is when they arrived, not when
     /// this task woke up to read them.
     pub(crate) rx: Arc<RxStamp>,
+    /// The connection is TLS: pages served on it are in a secure context.
+    pub(crate) tls: bool,
     /// This connection's slot under `max_connections`; released when the socket is dropped,
     /// which for an upgraded WebSocket is when the WebSocket session ends.
     _slot: Slot,
 }
 
 impl Activity {
-    pub(crate) fn new(slot: Slot, rx: Arc<RxStamp>) -> Self {
+    pub(crate) fn new(slot: Slot, rx: Arc<RxStamp>, tls: bool) -> Self {
         Activity {
             accepted: Instant::now(),
             in_flight: AtomicU32::new(0),
@@ -79,6 +81,7 @@ impl Activity {
             h2: AtomicBool::new(false),
             bytes_read: AtomicU64::new(0),
             rx,
+            tls,
             _slot: slot,
         }
     }
@@ -237,7 +240,7 @@ pub(crate) async fn serve(
     // Replies are one small write each: send them now, not after Nagle's delay.
     let _ = stream.set_nodelay(true);
     let (stream, rx) = RxStamped::new(stream);
-    let activity = Arc::new(Activity::new(slot, rx));
+    let activity = Arc::new(Activity::new(slot, rx, tls.is_some()));
     let io: Tracked<RxStamped> = Observed {
         inner: stream,
         observer: activity.clone(),

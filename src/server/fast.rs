@@ -180,8 +180,10 @@ fn write_head(
     for header in headers {
         header.write_line(out);
     }
-    // 204 and 1xx carry no body and no length (RFC 9110 8.6).
-    if status != StatusCode::NO_CONTENT && !status.is_informational() {
+    // 204, 304 and 1xx carry no body and no length (RFC 9110 8.6).
+    if !matches!(status, StatusCode::NO_CONTENT | StatusCode::NOT_MODIFIED)
+        && !status.is_informational()
+    {
         out.extend_from_slice(b"content-length: ");
         crate::wire::timestamp::write_u64(body_len as u64, out);
         out.extend_from_slice(b"\r\n");

@@ -17,6 +17,7 @@ mod body;
 pub(crate) mod conn;
 pub(crate) mod fast;
 mod flood;
+pub mod page;
 mod running;
 pub(crate) mod service;
 pub(crate) mod slots;
@@ -156,6 +157,11 @@ pub struct ServerConfig {
     pub origins: OriginPolicy,
     /// Resource limits.
     pub limits: Limits,
+    /// Where the clock page for browsers is served (`None`: nowhere, every path answers
+    /// WebNTP JSON).
+    pub clock_page: Option<String>,
+    /// WebNTP URLs the clock page also asks ([`page::parse_peer`]).
+    pub clock_peers: Vec<String>,
 }
 
 /// Why the server could not start or reload.
@@ -203,6 +209,8 @@ pub(crate) struct Shared {
     pub(crate) server_id: Option<String>,
     pub(crate) origins: OriginPolicy,
     pub(crate) limits: Limits,
+    /// The clock page, if served.
+    pub(crate) page: Option<page::ClockPage>,
     /// Cancelled when the server shuts down.
     pub(crate) shutdown: CancellationToken,
     /// Every connection and WebSocket task, so shutdown can wait for them.
@@ -259,6 +267,12 @@ impl Server {
             }
             (None, true) => None,
         };
+        let page = match &config.clock_page {
+            Some(path) => {
+                Some(page::ClockPage::new(path, &config.clock_peers).map_err(ServerError::Config)?)
+            }
+            None => None,
+        };
         check_somaxconn();
         let mut listeners = Vec::new();
         for addr in &config.listen {
@@ -282,6 +296,7 @@ impl Server {
                 server_id: config.server_id,
                 origins: config.origins,
                 limits: config.limits,
+                page,
                 shutdown: CancellationToken::new(),
                 tasks: TaskTracker::new(),
             }),

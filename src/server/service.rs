@@ -4,10 +4,12 @@
 //! |---|---|
 //! | WebSocket upgrade, any path | 101, then [`ws`](super::ws) |
 //! | `HEAD`, any path | 204 with `X-HTTPSTIME` (Time over HTTPS) |
+//! | `GET`/`HEAD` of the clock page (`/clock`) and `/clock/leap` | [`page`](super::page) |
 //! | `OPTIONS`, any path | 204 CORS preflight |
 //! | `GET /cgi-bin/ntp`, `/cgi-bin/jst` | NICT's HTML page with NTP / POSIX seconds |
 //! | `GET /cgi-bin/time?ZONE` | NICT's HTML page with the time in ZONE (default Asia/Tokyo) |
-//! | `GET /cgi-bin/jsont?TS` | JSONP, callback `jsont` unless `callback=` says otherwise |
+//! | `GET /cgi-bin/json?TS` | NICT's JSON object (three decimals, one field per line) |
+//! | `GET /cgi-bin/jsont?TS` | the same as JSONP, callback `jsont` unless `callback=` says otherwise |
 //! | `GET` any other path `?TS` | the WebNTP JSON reply (JSONP with `callback=NAME`) |
 //! | anything else | 405 |
 //!
@@ -38,9 +40,9 @@ pub const DEFAULT_TIME_ZONE: &str = "Asia/Tokyo";
 /// A header whose name and value never change, with its HTTP/1 line rendered at compile
 /// time, so the fast path writes it with one copy.
 pub(crate) struct Fixed {
-    name: HeaderName,
-    value: HeaderValue,
-    line: &'static [u8],
+    pub(crate) name: HeaderName,
+    pub(crate) value: HeaderValue,
+    pub(crate) line: &'static [u8],
 }
 
 macro_rules! fixed {
@@ -52,12 +54,13 @@ macro_rules! fixed {
         }
     };
 }
+pub(crate) use fixed;
 
-static NO_CACHE: Fixed = fixed!("cache-control", "no-cache, no-store");
-static JSON: Fixed = fixed!("content-type", "application/json; charset=utf-8");
+pub(crate) static NO_CACHE: Fixed = fixed!("cache-control", "no-cache, no-store");
+pub(crate) static JSON: Fixed = fixed!("content-type", "application/json; charset=utf-8");
 static JAVASCRIPT: Fixed = fixed!("content-type", "application/javascript; charset=utf-8");
-static HTML: Fixed = fixed!("content-type", "text/html; charset=utf-8");
-static NOSNIFF: Fixed = fixed!("x-content-type-options", "nosniff");
+pub(crate) static HTML: Fixed = fixed!("content-type", "text/html; charset=utf-8");
+pub(crate) static NOSNIFF: Fixed = fixed!("x-content-type-options", "nosniff");
 static ANY_ORIGIN: Fixed = fixed!("access-control-allow-origin", "*");
 static ALLOW: Fixed = fixed!("allow", "GET, HEAD, OPTIONS");
 static ALLOWED_METHODS: Fixed = fixed!("access-control-allow-methods", "GET, HEAD, OPTIONS");
@@ -143,7 +146,7 @@ pub(crate) struct Reply {
 }
 
 impl Reply {
-    fn new(status: StatusCode, body: ReplyBody) -> Self {
+    pub(crate) fn new(status: StatusCode, body: ReplyBody) -> Self {
         Reply {
             status,
             headers: Vec::with_capacity(8),
@@ -155,7 +158,7 @@ impl Reply {
         self.headers.push(Header::Dynamic(name, value));
     }
 
-    fn fixed(&mut self, header: &'static Fixed) {
+    pub(crate) fn fixed(&mut self, header: &'static Fixed) {
         self.headers.push(Header::Fixed(header));
     }
 
@@ -198,7 +201,7 @@ impl Cors {
         }
     }
 
-    fn apply(&self, reply: &mut Reply) {
+    pub(crate) fn apply(&self, reply: &mut Reply) {
         match &self.allow {
             Some(Header::Fixed(f)) => reply.fixed(f),
             Some(Header::Dynamic(name, value)) => reply.insert(name.clone(), value.clone()),
@@ -271,10 +274,15 @@ pub(crate) fn handle<H: Head>(
         reply.insert(header::DATE, date_header(rt));
         return reply;
     }
-    let mut reply = match *req.method() {
-        Method::GET => get(req, rt, peer, shared, busy, &cors),
-        Method::HEAD => head(shared, busy, &cors),
-        Method::OPTIONS => preflight(req, busy, &cors),
+    // The clock page's two paths, if it is served: two string comparisons for the rest.
+    let page = shared.page.as_ref().filter(|p| p.owns(req.path()));
+    let mut reply = match (req.method(), page) {
+        (&Method::GET | &Method::HEAD, Some(page)) => {
+            page.answer(req, shared, busy, &cors, activity.tls)
+        }
+        (&Method::GET, _) => get(req, rt, peer, shared, busy, &cors),
+        (&Method::HEAD, _) => head(shared, busy, &cors),
+        (&Method::OPTIONS, _) => preflight(req, busy, &cors),
         _ => {
             let mut reply = error(
                 StatusCode::METHOD_NOT_ALLOWED,
@@ -389,42 +397,77 @@ fn get<H: Head>(
                 Err(e) => bad_request(peer, &e.to_string(), busy, cors),
             }
         }
-        path => {
-            let query = match parse_query(raw_query) {
-                Ok(q) => q,
-                Err(e) => return bad_request(peer, &e.to_string(), busy, cors),
-            };
-            let callback = match (&query.callback, path) {
-                (Some(cb), _) => Some(cb.as_str()),
-                (None, "/cgi-bin/jsont") => Some("jsont"),
-                (None, _) => None,
-            };
-            let id = server_id(shared, req);
-            let fields = ReplyFields {
-                id: &id,
-                it: query.it,
-                // A bare timestamp in wire form is echoed as sent (the value is the same).
-                it_text: Some(raw_query),
-                rt,
-                leap: shared.leap.info(rt),
-            };
-            let template = ReplyTemplate::new(&fields, rt, callback);
-            let content_type = if callback.is_some() {
-                &JAVASCRIPT
-            } else {
-                &JSON
-            };
-            let mut reply = Reply::new(
-                StatusCode::OK,
-                ReplyBody::stamped(template, shared.clock.clone(), busy),
-            );
-            reply.fixed(content_type);
-            reply.fixed(&NO_CACHE);
-            reply.fixed(&NOSNIFF);
-            cors.apply(&mut reply);
-            reply
-        }
+        // NICT's own layout of the object, byte for byte (see `nict::reply_template`).
+        "/cgi-bin/json" => webntp(req, rt, peer, shared, busy, cors, Layout::Nict(None)),
+        "/cgi-bin/jsont" => webntp(
+            req,
+            rt,
+            peer,
+            shared,
+            busy,
+            cors,
+            Layout::Nict(Some("jsont")),
+        ),
+        _ => webntp(req, rt, peer, shared, busy, cors, Layout::WebNtp),
     }
+}
+
+/// How a WebNTP reply is laid out.
+enum Layout {
+    /// go-webntp's compact object plus `rt`; JSONP as `cb({...});` when asked.
+    WebNtp,
+    /// NICT's documented object; JSONP as `cb( {...} )`, with this callback unless the query
+    /// names one.
+    Nict(Option<&'static str>),
+}
+
+/// The WebNTP reply to a GET: JSON, or JSONP when a callback is asked for.
+fn webntp<H: Head>(
+    req: &H,
+    rt: Timestamp,
+    peer: SocketAddr,
+    shared: &Arc<Shared>,
+    busy: InFlight,
+    cors: &Cors,
+    layout: Layout,
+) -> Reply {
+    let raw_query = req.query().unwrap_or("");
+    let query = match parse_query(raw_query) {
+        Ok(q) => q,
+        Err(e) => return bad_request(peer, &e.to_string(), busy, cors),
+    };
+    let callback = match (&query.callback, &layout) {
+        (Some(cb), _) => Some(cb.as_str()),
+        (None, Layout::Nict(cb)) => *cb,
+        (None, Layout::WebNtp) => None,
+    };
+    let id = server_id(shared, req);
+    let fields = ReplyFields {
+        id: &id,
+        it: query.it,
+        // A bare timestamp in wire form is echoed as sent (the value is the same).
+        it_text: Some(raw_query),
+        rt,
+        leap: shared.leap.info(rt),
+    };
+    let template = match layout {
+        Layout::WebNtp => ReplyTemplate::new(&fields, rt, callback),
+        Layout::Nict(_) => nict::reply_template(&fields, rt, callback),
+    };
+    let content_type = if callback.is_some() {
+        &JAVASCRIPT
+    } else {
+        &JSON
+    };
+    let mut reply = Reply::new(
+        StatusCode::OK,
+        ReplyBody::stamped(template, shared.clock.clone(), busy),
+    );
+    reply.fixed(content_type);
+    reply.fixed(&NO_CACHE);
+    reply.fixed(&NOSNIFF);
+    cors.apply(&mut reply);
+    reply
 }
 
 fn head(shared: &Arc<Shared>, busy: InFlight, cors: &Cors) -> Reply {

@@ -47,6 +47,8 @@ pub struct ReplyTemplate {
     st_at: [usize; 2],
     /// Width of the formatted `st` value.
     st_width: usize,
+    /// `st` has three decimals (NICT's bodies, [`super::nict::reply_template`]), not six.
+    millis: bool,
 }
 
 impl ReplyTemplate {
@@ -103,6 +105,25 @@ impl ReplyTemplate {
             buf,
             st_at: [st0, st1],
             st_width,
+            millis: false,
+        }
+    }
+
+    /// A template for another layout of the reply: `buf` holds a provisional `st` of
+    /// `st_width` bytes at `st_at` (given twice when it appears once), with three decimals
+    /// when `millis`, else six. `buf` should have room for about 24 more bytes, where
+    /// [`stamp`](Self::stamp) formats the real `st` before moving it into place.
+    pub(crate) fn with_stamp_at(
+        buf: Vec<u8>,
+        st_at: [usize; 2],
+        st_width: usize,
+        millis: bool,
+    ) -> Self {
+        ReplyTemplate {
+            buf,
+            st_at,
+            st_width,
+            millis,
         }
     }
 
@@ -126,7 +147,11 @@ impl ReplyTemplate {
         // Format at the end of the buffer (its capacity is already there), then move it
         // into place: no allocation on the hot path.
         let end = self.buf.len();
-        st.write_micros(&mut self.buf);
+        if self.millis {
+            st.write_millis(&mut self.buf);
+        } else {
+            st.write_micros(&mut self.buf);
+        }
         let width = self.buf.len() - end;
         let fits = width == self.st_width;
         if fits {
@@ -187,7 +212,8 @@ pub fn write_json_string(s: &str, out: &mut Vec<u8>) {
     out.push(b'"');
 }
 
-fn write_int(v: i64, out: &mut Vec<u8>) {
+/// Write `v` in decimal.
+pub(crate) fn write_int(v: i64, out: &mut Vec<u8>) {
     if v < 0 {
         out.push(b'-');
     }

@@ -117,6 +117,11 @@ impl Timestamp {
         fixed_string::<3>(self.0)
     }
 
+    /// Write the three-decimal form NICT's endpoints use (`1489217288.329`) to `out`.
+    pub fn write_millis(self, out: &mut Vec<u8>) {
+        write_fixed::<3>(self.0, out);
+    }
+
     /// Seconds as a float, for display only.
     pub fn as_secs_f64(self) -> f64 {
         self.0 as f64 / 1e9

@@ -203,7 +203,7 @@ pub(super) fn first_set<'n>(
 }
 
 /// `localhost`, `*.localhost` (RFC 6761), 127.0.0.0/8 and `::1` (also IPv4-mapped).
-pub(super) fn is_loopback_host(host: &str) -> bool {
+pub(crate) fn is_loopback_host(host: &str) -> bool {
     let host = host.trim_end_matches('.').to_ascii_lowercase();
     host == "localhost"
         || host.ends_with(".localhost")
