@@ -82,8 +82,8 @@ fn responses(mut out: &[u8], heads: &[bool]) -> usize {
             });
         let body_len = match (code, length) {
             _ if head_request => 0,
-            (204, None) => 0,
-            (204, Some(_)) => panic!("204 with a content-length"),
+            (204 | 304, None) => 0,
+            (204 | 304, Some(_)) => panic!("{code} with a content-length"),
             (_, Some(Some(l))) => l,
             (_, other) => panic!("{code} without a valid content-length: {other:?}"),
         };
