@@ -1189,3 +1189,96 @@ fn the_daemon_reports_chronyds_socket_going_away_once_and_recovers() {
     let again = format!("output SOCK {}: writing again", path.display());
     assert_eq!(daemon.lines_with(&again), 1, "{s:#}\n{}", daemon.log_text());
 }
+
+/// A daemon leaves no segment behind: the one it created is removed when it stops cleanly
+/// and no reader is attached, also when a previous daemon created it and was killed; one a
+/// reader is attached to, or one a reader created, stays.
+#[test]
+fn the_daemon_removes_the_segment_it_created_unless_a_reader_is_attached() {
+    use nix::sys::signal::Signal;
+    if !in_own_namespace() {
+        return;
+    }
+    let srv = ChildServer::start(&[]);
+    let url = format!("http://{}/", srv.authority());
+    let dir = tempfile::tempdir().unwrap();
+    let config = format!(
+        "{}[[output]]\ntype = \"shm\"\nunit = 2\n",
+        quick_source(&url)
+    );
+    let fed = |daemon: &Daemon| {
+        let pid = daemon.status().unwrap()["pid"].as_u64().unwrap();
+        wait_for(
+            Duration::from_secs(20),
+            "the daemon's first sample",
+            || format!("{:?}\n{}", segment(2), daemon.log_text()),
+            || segment(2).filter(|seg| fresh_sample_by(seg, pid)),
+        )
+    };
+    let stop = |mut daemon: Daemon| {
+        daemon.signal(Signal::SIGTERM);
+        assert_eq!(daemon.wait_exit(Duration::from_secs(10)), 0);
+        daemon
+    };
+    const CREATED: &str = "574e5443";
+
+    // Created by the daemon, no reader: gone after a clean stop.
+    let daemon = start_daemon(dir.path(), &config);
+    assert_eq!(fed(&daemon)["created"], CREATED);
+    let daemon = stop(daemon);
+    assert_eq!(segment(2), None, "{}", daemon.log_text());
+    assert_eq!(
+        daemon.lines_with("removed the segment webntpd created, as no reader is attached"),
+        1
+    );
+
+    // Killed: the segment stays; the next daemon knows a webntpd made it, and removes it.
+    let mut daemon = start_daemon(dir.path(), &config);
+    fed(&daemon);
+    daemon.signal(Signal::SIGKILL);
+    daemon.wait_exit(Duration::from_secs(10));
+    assert!(segment(2).is_some());
+    let daemon = start_daemon(dir.path(), &config);
+    assert_eq!(fed(&daemon)["created"], CREATED);
+    stop(daemon);
+    assert_eq!(segment(2), None);
+
+    // A reader attached (ntpshmmon attaches the segments there when it starts): it stays,
+    // released, and the reader still attached to it.
+    let daemon = start_daemon(dir.path(), &config);
+    let first = fed(&daemon);
+    let mut monitor = Command::new(program("ntpshmmon", "gpsd"))
+        .args(["-n", "100000", "-t", "60"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for(
+        Duration::from_secs(10),
+        "ntpshmmon attached",
+        || format!("{:?}", segment(2)),
+        || segment(2).filter(|seg| seg["attached"] == "1"),
+    );
+    stop(daemon);
+    let seg = segment(2).expect("the segment a reader is attached to stays");
+    assert_eq!(
+        (
+            seg["id"].as_str(),
+            seg["attached"].as_str(),
+            seg["mark"].as_str()
+        ),
+        (first["id"].as_str(), "1", "574e5452")
+    );
+    monitor.kill().unwrap();
+    monitor.wait().unwrap();
+
+    // A reader's own segment (chronyd makes every unit 0600) stays, attached or not.
+    let id = run_shmtool(&["replace", "2", &shm::SIZE.to_string(), "600"]);
+    let daemon = start_daemon(dir.path(), &config);
+    assert_eq!(fed(&daemon)["created"], "0");
+    stop(daemon);
+    assert_eq!(
+        segment(2).expect("the reader's segment stays")["id"],
+        id.trim()
+    );
+}
