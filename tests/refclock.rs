@@ -504,6 +504,18 @@ fn quick_source(url: &str) -> String {
     format!("[[source]]\nurl = \"{url}\"\npoll = \"2s\"\nsamples = 2\ntimeout = \"300ms\"\n\n")
 }
 
+/// A server, a directory, and a configuration polling that server quickly and writing to
+/// SHM unit 2.
+fn server_and_unit_2() -> (ChildServer, tempfile::TempDir, String) {
+    let srv = ChildServer::start(&[]);
+    let url = format!("http://{}/", srv.authority());
+    let config = format!(
+        "{}[[output]]\ntype = \"shm\"\nunit = 2\n",
+        quick_source(&url)
+    );
+    (srv, tempfile::tempdir().unwrap(), config)
+}
+
 /// The status of the daemon's only output, and of its only source.
 fn output_and_source(s: &serde_json::Value) -> (&serde_json::Value, &serde_json::Value) {
     (&s["outputs"][0], &s["sources"][0])
@@ -1064,13 +1076,7 @@ fn the_daemon_follows_its_segment_when_it_is_removed_replaced_or_resized() {
     if !in_own_namespace() {
         return;
     }
-    let srv = ChildServer::start(&[]);
-    let url = format!("http://{}/", srv.authority());
-    let dir = tempfile::tempdir().unwrap();
-    let config = format!(
-        "{}[[output]]\ntype = \"shm\"\nunit = 2\n",
-        quick_source(&url)
-    );
+    let (_srv, dir, config) = server_and_unit_2();
     let daemon = start_daemon(dir.path(), &config);
     let pid = daemon.status().unwrap()["pid"].as_u64().unwrap();
     let fed = |what: &str| {
@@ -1199,13 +1205,7 @@ fn the_daemon_removes_the_segment_it_created_unless_a_reader_is_attached() {
     if !in_own_namespace() {
         return;
     }
-    let srv = ChildServer::start(&[]);
-    let url = format!("http://{}/", srv.authority());
-    let dir = tempfile::tempdir().unwrap();
-    let config = format!(
-        "{}[[output]]\ntype = \"shm\"\nunit = 2\n",
-        quick_source(&url)
-    );
+    let (_srv, dir, config) = server_and_unit_2();
     let fed = |daemon: &Daemon| {
         let pid = daemon.status().unwrap()["pid"].as_u64().unwrap();
         wait_for(
@@ -1257,7 +1257,8 @@ fn the_daemon_removes_the_segment_it_created_unless_a_reader_is_attached() {
         Duration::from_secs(10),
         "ntpshmmon attached",
         || format!("{:?}", segment(2)),
-        || segment(2).filter(|seg| seg["attached"] == "1"),
+        // The daemon and the monitor.
+        || segment(2).filter(|seg| seg["attached"] == "2"),
     );
     stop(daemon);
     let seg = segment(2).expect("the segment a reader is attached to stays");
