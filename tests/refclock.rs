@@ -36,7 +36,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 use webntpd::clock::{Clock, SystemClock};
@@ -200,28 +200,6 @@ impl Drop for Peer {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-    }
-}
-
-/// Call `check` every 200 ms until it returns a value, failing with `what` and the result of
-/// `context()` after `within`.
-fn wait_for<T>(
-    within: Duration,
-    what: &str,
-    context: impl Fn() -> String,
-    mut check: impl FnMut() -> Option<T>,
-) -> T {
-    let start = Instant::now();
-    loop {
-        if let Some(v) = check() {
-            return v;
-        }
-        assert!(
-            start.elapsed() < within,
-            "{what} within {within:?}; {}",
-            context()
-        );
-        std::thread::sleep(Duration::from_millis(200));
     }
 }
 
