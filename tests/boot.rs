@@ -12,9 +12,10 @@
 //! Inside: `dpkg -i` the package (the daemon enabled and started, the server unit only
 //! installed); the server unit, shifted +0.25 s by libfaketime through a drop-in, is the
 //! source; chronyd (`-x`, no CAP_SYS_TIME) reads `refclock SHM` and `refclock SOCK`; then the
-//! unit's readiness, STATUS=, journal fields, reload (good and broken), the watchdog, a broken
-//! configuration, stop, an upgrade that keeps the edited conffile, and a purge that leaves no
-//! file, user or segment behind.
+//! unit's readiness, STATUS=, journal fields, reload (good and broken), a broken
+//! configuration, the watchdog, the daemon as a dynamic user feeding chronyd through an SHM
+//! unit it creates, an upgrade that keeps the edited conffile, stop, and a purge that leaves
+//! no file, user or segment behind.
 //!
 //! Runs as root with `systemd-nspawn` (package systemd-container), `cargo deb` (`cargo
 //! install --locked cargo-deb`), lintian and libfaketime; otherwise it says why it is skipped,
@@ -506,8 +507,10 @@ fn the_package_installs_runs_upgrades_and_purges_under_a_booted_systemd() {
     let files = package_files(&debs.deb);
     let built = started.elapsed();
 
+    let phase = |what: &str| println!("{:>5.1}s {what}", started.elapsed().as_secs_f64());
     let c = Container::boot();
     let booted = started.elapsed();
+    phase("booted");
     // Isolation: the container's SysV IPC is not the host's; it cannot set the clock.
     let host_ipc = fs::read_link("/proc/self/ns/ipc").unwrap();
     let its_ipc = fs::read_link(format!("/proc/{}/ns/ipc", c.leader)).unwrap();
@@ -527,6 +530,7 @@ fn the_package_installs_runs_upgrades_and_purges_under_a_booted_systemd() {
         "webntpd is installed on this machine already: the test needs a machine without it"
     );
 
+    phase("installing");
     // Install: the daemon enabled and started (on the shipped configuration, which names
     // placeholders: running, unsynchronised), the server only installed.
     c.copy_in(&debs.deb, "/var/tmp/boot-test/webntpd.deb");
@@ -550,6 +554,7 @@ fn the_package_installs_runs_upgrades_and_purges_under_a_booted_systemd() {
         c.ok(&format!("test -s {completion}"));
     }
 
+    phase("the source");
     // The source: webntpd-server (a dynamic user, the shipped unit) with its clock shifted
     // +0.25 s by a drop-in, on loopback.
     c.ok(&format!(
@@ -590,6 +595,7 @@ fn the_package_installs_runs_upgrades_and_purges_under_a_booted_systemd() {
         "systemctl status shows STATUS="
     );
 
+    phase("chronyd");
     // chronyd, reading SHM unit 2 (which the daemon created, root only) and SOCK.
     write(&c, "/etc/chrony/boot-test.conf", CHRONY_CONF);
     c.ok("systemd-run --unit=chrony-test -p ProtectClock=yes \
@@ -618,6 +624,7 @@ fn the_package_installs_runs_upgrades_and_purges_under_a_booted_systemd() {
         "no journal entry with SOURCE_URL and OFFSET_NS"
     );
 
+    phase("reload");
     // Reload: a good file applies, a broken one fails the reload and the old one stays.
     let pid = c.prop("webntpd", "MainPID");
     write(&c, "/etc/webntpd.toml", &format!("{CONFIG}{SECOND_SOURCE}"));
@@ -647,6 +654,7 @@ fn the_package_installs_runs_upgrades_and_purges_under_a_booted_systemd() {
         .ok("journalctl -u webntpd --no-pager")
         .contains("unknown key `bogus_key`"));
 
+    phase("broken file at start");
     // A broken file at start: failed with 78, and no restart loop.
     let restarts = c.prop("webntpd", "NRestarts");
     assert!(!c.run("systemctl restart webntpd").status.success());
@@ -662,6 +670,7 @@ fn the_package_installs_runs_upgrades_and_purges_under_a_booted_systemd() {
         "restarted on a broken file"
     );
 
+    phase("watchdog");
     // The watchdog: a stopped daemon is killed and restarted (a short WatchdogSec= through
     // a drop-in keeps this quick).
     write(
@@ -686,6 +695,72 @@ fn the_package_installs_runs_upgrades_and_purges_under_a_booted_systemd() {
     synchronised("STATUS= after the watchdog restart");
     assert_eq!(ntp_segments(&c).len(), 1);
 
+    phase("non-root");
+    // Without root: the daemon as a dynamic user (a drop-in) writes an SHM unit it creates
+    // (its own, 0600); chronyd, root, started after it, reads it.
+    write(
+        &c,
+        "/etc/systemd/system/webntpd.service.d/non-root.conf",
+        "[Service]\nDynamicUser=yes\n",
+    );
+    write(
+        &c,
+        "/etc/webntpd.toml",
+        &CONFIG.replace("unit = 2", "unit = 3").replace(
+            "[[output]]\ntype = \"sock\"\npath = \"/run/chrony.webntp.sock\"\n",
+            "",
+        ),
+    );
+    c.ok("systemctl daemon-reload && systemctl restart webntpd");
+    c.wait_active("webntpd", Duration::from_secs(20));
+    let pid = c.prop("webntpd", "MainPID");
+    let uid = c.ok(&format!("stat -c %u /proc/{pid}")).trim().to_owned();
+    assert_ne!(uid, "0", "DynamicUser=yes");
+    synchronised("STATUS= as a dynamic user");
+    // /proc/sysvipc/shm: key (decimal) ... uid in the 8th column.
+    let owner = c
+        .ok("cat /proc/sysvipc/shm")
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(&0x4e54_5033u32.to_string()))
+        .and_then(|l| l.split_whitespace().nth(7).map(str::to_owned));
+    assert_eq!(
+        owner.as_deref(),
+        Some(uid.as_str()),
+        "unit 3 is the daemon's"
+    );
+    write(
+        &c,
+        "/etc/chrony/boot-test-3.conf",
+        "refclock SHM 3 refid WSH3 poll 1 filter 1 delay 0.01 precision 1e-3 noselect\n\
+         port 0\nbindcmdaddress 127.0.0.1\ncmdport 324\npidfile /run/chrony-test-3.pid\n",
+    );
+    c.ok("systemd-run --unit=chrony-test-3 -p ProtectClock=yes \
+          -p CapabilityBoundingSet=~CAP_SYS_TIME \
+          /usr/sbin/chronyd -x -d -f /etc/chrony/boot-test-3.conf");
+    c.wait(
+        Duration::from_secs(30),
+        "chronyd reading the dynamic user's unit",
+        || {
+            let out = c.ok("chronyc -h 127.0.0.1 -p 324 -c sources");
+            out.lines()
+                .filter_map(|l| l.split(',').nth(8)?.parse::<f64>().ok())
+                .any(|off| (off + 0.25).abs() < 0.005)
+                .then_some(())
+        },
+    );
+    c.ok(
+        "systemctl stop chrony-test-3 && rm /etc/systemd/system/webntpd.service.d/non-root.conf \
+          /etc/chrony/boot-test-3.conf && systemctl daemon-reload",
+    );
+    write(&c, "/etc/webntpd.toml", CONFIG);
+    c.ok("systemctl restart webntpd");
+    c.wait_active("webntpd", Duration::from_secs(20));
+    synchronised("STATUS= as root again");
+    // Stopped with no reader attached, the dynamic user's segment went with it.
+    let segments = ntp_segments(&c);
+    assert_eq!(segments.len(), 1, "{segments:?}");
+
+    phase("upgrade");
     // Upgrade: the edited /etc/webntpd.toml stays, the daemon is restarted.
     let pid = c.prop("webntpd", "MainPID");
     c.ok("dpkg -i /var/tmp/boot-test/webntpd-upgrade.deb");
@@ -712,6 +787,7 @@ fn the_package_installs_runs_upgrades_and_purges_under_a_booted_systemd() {
     );
     synchronised("STATUS= after the upgrade");
 
+    phase("stop");
     // A clean stop; chronyd is still attached, so the segment stays (it is chronyd's now).
     c.ok("systemctl stop webntpd");
     assert_eq!(c.prop("webntpd", "Result"), "success");
@@ -719,6 +795,7 @@ fn the_package_installs_runs_upgrades_and_purges_under_a_booted_systemd() {
     let segments = ntp_segments(&c);
     assert_eq!(segments.len(), 1, "{segments:?}");
 
+    phase("purge");
     // Purge, once chronyd is gone: the running daemon is stopped and removes its segment;
     // nothing of the package is left.
     c.ok("systemctl stop chrony-test && systemctl start webntpd");
@@ -740,6 +817,7 @@ fn the_package_installs_runs_upgrades_and_purges_under_a_booted_systemd() {
         "/var/lib/webntpd",
         "/var/lib/webntpd-server",
         "/var/lib/private/webntpd-server",
+        "/var/lib/private/webntpd",
         "/run/webntpd",
         "/etc/systemd/system/multi-user.target.wants/webntpd.service",
     ]) {
