@@ -598,6 +598,11 @@ fn the_package_installs_runs_upgrades_and_purges_under_a_booted_systemd() {
         })
     };
     let status_text = synchronised("STATUS= with the shifted server's offset");
+    let status = c.ok("webntpd status");
+    assert!(
+        status.contains("http://127.0.0.1:8123/") && status.contains("SHM unit 2"),
+        "webntpd status:\n{status}"
+    );
     assert!(
         c.ok("systemctl status --no-pager webntpd")
             .contains(&format!("Status: \"{status_text}")),
@@ -772,7 +777,9 @@ fn the_package_installs_runs_upgrades_and_purges_under_a_booted_systemd() {
     phase("upgrade");
     // Upgrade: the edited /etc/webntpd.toml stays, the daemon is restarted.
     let pid = c.prop("webntpd", "MainPID");
-    c.ok("dpkg -i /var/tmp/boot-test/webntpd-upgrade.deb");
+    // As the README says to: apt, with the file's path.
+    c.ok("DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+          /var/tmp/boot-test/webntpd-upgrade.deb");
     assert_eq!(
         c.ok("dpkg-query -W -f '${Version}' webntpd"),
         debs.upgrade
