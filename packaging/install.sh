@@ -1,5 +1,6 @@
 #!/bin/sh
-# Install webntpd from a source checkout, for systems without the .deb:
+# Install webntpd from a source checkout, for systems without the .deb (`cargo deb`, see
+# packaging/README.md):
 #   cargo build --release --locked && sudo packaging/install.sh
 # Honours DESTDIR (staging root, default empty) and PREFIX (default /usr).
 # Then: systemctl daemon-reload && systemctl enable --now webntpd (the daemon, configured in
@@ -30,4 +31,12 @@ if [ ! -e "$DESTDIR/etc/webntpd.toml" ]; then
     install -D -m 0644 "$here/config/webntpd.toml" "$DESTDIR/etc/webntpd.toml"
 fi
 install -D -m 0644 "$here/README.md" "$DESTDIR$PREFIX/share/doc/webntpd/README.md"
+# Man pages and shell completions, generated from the sources (tests/docs.rs keeps them so).
+install -D -m 0644 "$here/packaging/man/webntpd.8" "$DESTDIR$PREFIX/share/man/man8/webntpd.8"
+install -D -m 0644 "$here/packaging/man/webntpd.toml.5" "$DESTDIR$PREFIX/share/man/man5/webntpd.toml.5"
+install -D -m 0644 "$here/packaging/completions/webntpd.bash" \
+    "$DESTDIR$PREFIX/share/bash-completion/completions/webntpd"
+install -D -m 0644 "$here/packaging/completions/_webntpd" "$DESTDIR$PREFIX/share/zsh/site-functions/_webntpd"
+install -D -m 0644 "$here/packaging/completions/webntpd.fish" \
+    "$DESTDIR$PREFIX/share/fish/vendor_completions.d/webntpd.fish"
 echo "installed webntpd in $DESTDIR$PREFIX; next: edit /etc/webntpd.toml, webntpd check-config, then systemctl daemon-reload && systemctl enable --now webntpd"

@@ -174,7 +174,12 @@ pub async fn run(
     let mut open = Vec::with_capacity(outputs.len());
     for config in outputs {
         match Output::open(config) {
-            Ok(o) => open.push(o),
+            // One sample, for a reader now or one that attaches within its window: the
+            // segment stays when query exits.
+            Ok(mut o) => {
+                o.keep_on_drop();
+                open.push(o)
+            }
             Err(e) => {
                 let _ = writeln!(err, "webntpd: {e}");
                 return e.exit_code();

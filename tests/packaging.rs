@@ -1,4 +1,5 @@
-//! What ships besides the binary: the systemd unit, the settings file, the install script.
+//! What ships besides the binary: the systemd units, the settings file, the install script,
+//! the Debian copyright file.
 
 mod common;
 
@@ -57,6 +58,11 @@ fn install_script_installs_and_keeps_local_settings() {
         "etc/default/webntpd-server",
         "etc/webntpd.toml",
         "usr/share/doc/webntpd/README.md",
+        "usr/share/man/man8/webntpd.8",
+        "usr/share/man/man5/webntpd.toml.5",
+        "usr/share/bash-completion/completions/webntpd",
+        "usr/share/zsh/site-functions/_webntpd",
+        "usr/share/fish/vendor_completions.d/webntpd.fish",
     ] {
         assert!(d.join(f).is_file(), "{f} installed");
     }
@@ -225,4 +231,80 @@ fn every_flag_the_settings_file_documents_exists() {
         }
     }
     assert!(seen >= 10, "found only {seen} flags in the settings file");
+}
+
+/// Whether a crate under `license` (an SPDX expression) is covered by the copyright file's
+/// `Files: vendor/*` paragraph, which says MIT: it is MIT, or offers MIT as one choice.
+fn covered_by_mit(license: &str) -> bool {
+    license == "MIT" || (license.contains("MIT") && !license.contains("AND"))
+}
+
+#[test]
+fn the_copyright_file_covers_every_crate_linked_in() {
+    let copyright = std::fs::read_to_string(repo().join("packaging/debian/copyright")).unwrap();
+    let out = Command::new(env!("CARGO"))
+        .args([
+            "tree",
+            "--locked",
+            "--offline",
+            "-e",
+            "normal",
+            "--prefix",
+            "none",
+            "-f",
+            "{p}|{l}",
+        ])
+        .current_dir(repo())
+        .output()
+        .expect("cargo tree runs");
+    assert!(
+        out.status.success(),
+        "cargo tree: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let tree = String::from_utf8_lossy(&out.stdout);
+    let mut crates = 0;
+    for line in tree.lines() {
+        let Some((package, license)) = line.split_once('|') else {
+            continue;
+        };
+        let name = package.split_whitespace().next().unwrap_or_default();
+        let license = license.trim_end_matches(" (*)").trim();
+        crates += 1;
+        if name == "webntpd" || covered_by_mit(license) {
+            continue;
+        }
+        let paragraph = copyright
+            .split("\n\n")
+            .find(|p| {
+                p.lines().next().is_some_and(|l| {
+                    l.starts_with("Files:")
+                        && l.split_whitespace()
+                            .any(|f| f == format!("vendor/{name}/*"))
+                })
+            })
+            .unwrap_or_else(|| {
+                panic!(
+                    "packaging/debian/copyright has no `Files: vendor/{name}/*` paragraph for \
+                     {name}, which is under {license} (not MIT, nor MIT as a choice)"
+                )
+            });
+        // One licence of each AND term is named, and its text is in the file.
+        for term in license.split(" AND ") {
+            let choices: Vec<&str> = term
+                .split(" OR ")
+                .map(|c| c.trim_matches(|c: char| c == '(' || c == ')' || c == ' '))
+                .collect();
+            assert!(
+                choices.iter().any(|id| paragraph.contains(id)
+                    && copyright.contains(&format!("\nLicense: {id}\n"))),
+                "the copyright paragraph for {name} names none of {choices:?} with a \
+                 License: paragraph ({license})"
+            );
+        }
+    }
+    assert!(
+        crates > 50,
+        "only {crates} crates in cargo tree's output:\n{tree}"
+    );
 }

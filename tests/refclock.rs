@@ -36,7 +36,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 use webntpd::clock::{Clock, SystemClock};
@@ -200,28 +200,6 @@ impl Drop for Peer {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-    }
-}
-
-/// Call `check` every 200 ms until it returns a value, failing with `what` and the result of
-/// `context()` after `within`.
-fn wait_for<T>(
-    within: Duration,
-    what: &str,
-    context: impl Fn() -> String,
-    mut check: impl FnMut() -> Option<T>,
-) -> T {
-    let start = Instant::now();
-    loop {
-        if let Some(v) = check() {
-            return v;
-        }
-        assert!(
-            start.elapsed() < within,
-            "{what} within {within:?}; {}",
-            context()
-        );
-        std::thread::sleep(Duration::from_millis(200));
     }
 }
 
@@ -502,6 +480,18 @@ fn start_daemon(dir: &Path, config: &str) -> Daemon {
 /// A `[[source]]` polling `url` every 2 s, a burst of 2 samples.
 fn quick_source(url: &str) -> String {
     format!("[[source]]\nurl = \"{url}\"\npoll = \"2s\"\nsamples = 2\ntimeout = \"300ms\"\n\n")
+}
+
+/// A server, a directory, and a configuration polling that server quickly and writing to
+/// SHM unit 2.
+fn server_and_unit_2() -> (ChildServer, tempfile::TempDir, String) {
+    let srv = ChildServer::start(&[]);
+    let url = format!("http://{}/", srv.authority());
+    let config = format!(
+        "{}[[output]]\ntype = \"shm\"\nunit = 2\n",
+        quick_source(&url)
+    );
+    (srv, tempfile::tempdir().unwrap(), config)
 }
 
 /// The status of the daemon's only output, and of its only source.
@@ -1064,13 +1054,7 @@ fn the_daemon_follows_its_segment_when_it_is_removed_replaced_or_resized() {
     if !in_own_namespace() {
         return;
     }
-    let srv = ChildServer::start(&[]);
-    let url = format!("http://{}/", srv.authority());
-    let dir = tempfile::tempdir().unwrap();
-    let config = format!(
-        "{}[[output]]\ntype = \"shm\"\nunit = 2\n",
-        quick_source(&url)
-    );
+    let (_srv, dir, config) = server_and_unit_2();
     let daemon = start_daemon(dir.path(), &config);
     let pid = daemon.status().unwrap()["pid"].as_u64().unwrap();
     let fed = |what: &str| {
@@ -1188,4 +1172,92 @@ fn the_daemon_reports_chronyds_socket_going_away_once_and_recovers() {
     });
     let again = format!("output SOCK {}: writing again", path.display());
     assert_eq!(daemon.lines_with(&again), 1, "{s:#}\n{}", daemon.log_text());
+}
+
+/// A daemon leaves no segment behind: the one it created is removed when it stops cleanly
+/// and no reader is attached, also when a previous daemon created it and was killed; one a
+/// reader is attached to, or one a reader created, stays.
+#[test]
+fn the_daemon_removes_the_segment_it_created_unless_a_reader_is_attached() {
+    use nix::sys::signal::Signal;
+    if !in_own_namespace() {
+        return;
+    }
+    let (_srv, dir, config) = server_and_unit_2();
+    let fed = |daemon: &Daemon| {
+        let pid = daemon.status().unwrap()["pid"].as_u64().unwrap();
+        wait_for(
+            Duration::from_secs(20),
+            "the daemon's first sample",
+            || format!("{:?}\n{}", segment(2), daemon.log_text()),
+            || segment(2).filter(|seg| fresh_sample_by(seg, pid)),
+        )
+    };
+    let stop = |mut daemon: Daemon| {
+        daemon.signal(Signal::SIGTERM);
+        assert_eq!(daemon.wait_exit(Duration::from_secs(10)), 0);
+        daemon
+    };
+    const CREATED: &str = "574e5443";
+
+    // Created by the daemon, no reader: gone after a clean stop.
+    let daemon = start_daemon(dir.path(), &config);
+    assert_eq!(fed(&daemon)["created"], CREATED);
+    let daemon = stop(daemon);
+    assert_eq!(segment(2), None, "{}", daemon.log_text());
+    assert_eq!(
+        daemon.lines_with("removed the segment webntpd created, as no reader is attached"),
+        1
+    );
+
+    // Killed: the segment stays; the next daemon knows a webntpd made it, and removes it.
+    let mut daemon = start_daemon(dir.path(), &config);
+    fed(&daemon);
+    daemon.signal(Signal::SIGKILL);
+    daemon.wait_exit(Duration::from_secs(10));
+    assert!(segment(2).is_some());
+    let daemon = start_daemon(dir.path(), &config);
+    assert_eq!(fed(&daemon)["created"], CREATED);
+    stop(daemon);
+    assert_eq!(segment(2), None);
+
+    // A reader attached (ntpshmmon attaches the segments there when it starts): it stays,
+    // released, and the reader still attached to it.
+    let daemon = start_daemon(dir.path(), &config);
+    let first = fed(&daemon);
+    let mut monitor = Command::new(program("ntpshmmon", "gpsd"))
+        .args(["-n", "100000", "-t", "60"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for(
+        Duration::from_secs(10),
+        "ntpshmmon attached",
+        || format!("{:?}", segment(2)),
+        // The daemon and the monitor.
+        || segment(2).filter(|seg| seg["attached"] == "2"),
+    );
+    stop(daemon);
+    let seg = segment(2).expect("the segment a reader is attached to stays");
+    assert_eq!(
+        (
+            seg["id"].as_str(),
+            seg["attached"].as_str(),
+            seg["mark"].as_str()
+        ),
+        (first["id"].as_str(), "1", "574e5452")
+    );
+    monitor.kill().unwrap();
+    monitor.wait().unwrap();
+
+    // A reader's own segment (chronyd makes every unit 0600) stays, attached or not.
+    let id = run_shmtool(&["replace", "2", &shm::SIZE.to_string(), "600"]);
+    let daemon = start_daemon(dir.path(), &config);
+    assert_eq!(fed(&daemon)["created"], "0");
+    stop(daemon);
+    assert_eq!(
+        segment(2).expect("the reader's segment stays")["id"],
+        id.trim()
+    );
 }

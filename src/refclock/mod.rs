@@ -149,6 +149,14 @@ impl Output {
         }
     }
 
+    /// For a one-shot write: leave an SHM segment at its key on drop, for a reader that
+    /// attaches later (see [`ShmWriter::keep_on_drop`]). Nothing to do for SOCK.
+    pub fn keep_on_drop(&mut self) {
+        if let Output::Shm(w) = self {
+            w.keep_on_drop();
+        }
+    }
+
     /// Write one sample.
     pub fn write(&mut self, sample: &RefSample) -> Result<(), OutputError> {
         match self {

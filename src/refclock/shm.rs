@@ -7,7 +7,9 @@
 //!   and 1 readable and writable by its own user only (0600) and units 2 and up by everyone
 //!   (0666), unless told otherwise: with 0666 any local user can feed the reader a time.
 //! - The segment is attached once, taken over (`mode` 1, `leap` 3 "not synchronised",
-//!   `nsamples` 3, `valid` 0 until the first measurement) and detached on drop. Each write
+//!   `nsamples` 3, `valid` 0 until the first measurement) and detached on drop; a segment a
+//!   webntpd created is then removed if no reader is attached (not by `query`, whose one
+//!   sample is for a reader to come). Each write
 //!   checks that it is still the segment at the key; one removed under webntpd (`ipcrm`, a
 //!   reader recreating it) is let go and the unit attached again (see [`ShmWriter`]).
 //! - Each sample is stored with gpsd's mode-1 protocol plus a "busy" mode while the data is
@@ -163,8 +165,9 @@ const NSAMPLES: c_int = 3;
 /// `valid` is 0.
 const INITIAL_PRECISION: c_int = -1;
 
-/// A segment as webntpd leaves it on attaching: mode 1, "not synchronised", no sample.
-fn initial(mark: [c_int; 2]) -> ShmTime {
+/// A segment as webntpd leaves it on attaching: mode 1, "not synchronised", no sample; the
+/// writer mark, and whether a webntpd created the segment (see [`MARK_CREATED`]).
+fn initial(mark: [c_int; 2], created_by_webntpd: bool) -> ShmTime {
     let mut t = ShmTime {
         mode: 1,
         leap: super::Leap::Unsynchronised.code(),
@@ -174,6 +177,7 @@ fn initial(mark: [c_int; 2]) -> ShmTime {
     };
     t.dummy[0] = mark[0];
     t.dummy[1] = mark[1];
+    t.dummy[2] = if created_by_webntpd { MARK_CREATED } else { 0 };
     t
 }
 
@@ -192,6 +196,15 @@ enum Mark {
 
 const MARK_HELD: c_int = 0x574E_5448; // "WNTH"
 const MARK_RELEASED: c_int = 0x574E_5452; // "WNTR"
+/// In `dummy[2]`, beside a writer mark: a webntpd created this segment (no reader or other
+/// writer did), so a webntpd may remove it when it stops and no one is attached. Kept when
+/// a later webntpd takes the segment over (after a crash, a restart).
+const MARK_CREATED: c_int = 0x574E_5443; // "WNTC"
+
+/// Whether `found` (a segment about to be taken over) was created by a webntpd.
+fn created_by_webntpd(found: &ShmTime) -> bool {
+    Mark::decode(&found.dummy) != Mark::None && found.dummy[2] == MARK_CREATED
+}
 
 impl Mark {
     fn encode(self) -> [c_int; 2] {
@@ -508,6 +521,8 @@ struct Attached {
     id: i32,
     /// The mapping.
     mapping: sys::Mapping,
+    /// A webntpd created it (this process, or one before it that held the unit).
+    ours: bool,
 }
 
 /// A writer for one SHM unit, from [`ShmWriter::open`] until dropped.
@@ -530,6 +545,9 @@ pub struct ShmWriter {
     attached: Option<Attached>,
     /// How the last write failed, if it did.
     last_failure: LastFailure<Failure>,
+    /// On drop, remove the segment if a webntpd created it and no one else is attached
+    /// (true unless [`ShmWriter::keep_on_drop`] was called).
+    remove_unused: bool,
     /// This process's claim on the unit; released after the mapping is detached.
     _claim: Claim,
 }
@@ -547,8 +565,15 @@ impl ShmWriter {
             perm,
             attached: Some(attached),
             last_failure: LastFailure::none(),
+            remove_unused: true,
             _claim: claim,
         })
+    }
+
+    /// Leave the segment at its key on drop even when no reader is attached: for a one-shot
+    /// write (`webntpd query --shm`), whose sample is for a reader that may attach later.
+    pub fn keep_on_drop(&mut self) {
+        self.remove_unused = false;
     }
 
     /// The unit written.
@@ -626,11 +651,53 @@ impl ShmWriter {
 }
 
 impl Drop for ShmWriter {
+    /// Release the unit: the last sample stays valid for readers and the mark says no
+    /// webntpd holds it. Then, unless [`ShmWriter::keep_on_drop`] was called, a segment a
+    /// webntpd created is removed if no process is attached to it any more, so a daemon
+    /// that stops leaves nothing behind; one a reader (chronyd, ntpd) is attached to stays,
+    /// as does one a reader or another program created.
     fn drop(&mut self) {
-        // The last sample stays valid for readers; the mark says no webntpd holds the unit.
-        if let Some(a) = &mut self.attached {
-            a.mapping.set_mark(Mark::Released.encode());
+        let Some(mut a) = self.attached.take() else {
+            return;
+        };
+        a.mapping.set_mark(Mark::Released.encode());
+        let Attached { id, mapping, ours } = a;
+        // Detached first, so that the count of attached processes is the others'.
+        drop(mapping);
+        if ours && self.remove_unused {
+            remove_if_unused(self.unit, id);
         }
+    }
+}
+
+/// Remove segment `id` if it is still `unit`'s and no process is attached to it.
+///
+/// There is no atomic "remove if unattached": a reader that looks the key up and attaches
+/// between the check and the removal keeps a segment no writer reaches. chronyd and ntpd
+/// attach once, when they start, so that takes a reader starting within the microseconds
+/// between two system calls of a webntpd stopping; restarting the reader mends it.
+fn remove_if_unused(unit: u8, id: i32) {
+    let key = key(unit);
+    let attached = match (sys::lookup(key), sys::stat(id)) {
+        (Ok(Some(at_key)), Ok(stat)) if at_key == id => stat.attached,
+        // Gone, or replaced by a reader's: not ours to remove.
+        _ => return,
+    };
+    if attached > 0 {
+        tracing::debug!(
+            "SHM unit {unit} (key {key:#x}): left in place, {attached} process(es) attached"
+        );
+        return;
+    }
+    match sys::remove(id) {
+        Ok(()) => tracing::info!(
+            "SHM unit {unit} (key {key:#x}): removed the segment webntpd created, as no \
+             reader is attached"
+        ),
+        Err(e) => tracing::warn!(
+            "SHM unit {unit} (key {key:#x}): cannot remove the segment webntpd created: {e}; \
+             remove it with `ipcrm -M {key:#x}` if no reader uses it"
+        ),
     }
 }
 
@@ -649,8 +716,10 @@ fn take_over(unit: u8, perm: u32) -> Result<Attached, ShmError> {
         });
     }
     let mut mapping = sys::Mapping::attach(id).map_err(|e| ShmError::os(unit, "shmat", e))?;
+    let mut ours = created;
     if !created {
         let found = mapping.read();
+        ours = created_by_webntpd(&found);
         let now = SystemClock.realtime();
         match occupant(&found, now, same_program_alive) {
             Occupant::Nobody => {}
@@ -678,8 +747,11 @@ fn take_over(unit: u8, perm: u32) -> Result<Attached, ShmError> {
             );
         }
     }
-    mapping.initialise(&initial(Mark::Held(std::process::id() as i32).encode()));
-    Ok(Attached { id, mapping })
+    mapping.initialise(&initial(
+        Mark::Held(std::process::id() as i32).encode(),
+        ours,
+    ));
+    Ok(Attached { id, mapping, ours })
 }
 
 /// The id of `unit`'s segment and whether this call created it.
@@ -749,21 +821,37 @@ mod tests {
 
     #[test]
     fn a_taken_over_segment_says_not_synchronised() {
-        let t = initial(Mark::Held(42).encode());
+        let t = initial(Mark::Held(42).encode(), false);
         assert_eq!((t.mode, t.valid, t.leap, t.nsamples), (1, 0, 3, 3));
         assert_eq!(Mark::decode(&t.dummy), Mark::Held(42));
         assert_eq!(
-            Mark::decode(&initial(Mark::Released.encode()).dummy),
+            Mark::decode(&initial(Mark::Released.encode(), false).dummy),
             Mark::Released
         );
         assert_eq!(Mark::decode(&[0; 8]), Mark::None);
     }
 
     #[test]
+    fn who_created_a_segment_survives_a_takeover_and_only_with_a_mark() {
+        for created in [true, false] {
+            let mut t = initial(Mark::Held(42).encode(), created);
+            assert_eq!(created_by_webntpd(&t), created);
+            // Released on drop: the next webntpd still knows.
+            let released = Mark::Released.encode();
+            (t.dummy[0], t.dummy[1]) = (released[0], released[1]);
+            assert_eq!(created_by_webntpd(&t), created);
+        }
+        // The word alone, without a writer mark, is some other program's data.
+        let mut foreign = ShmTime::default();
+        foreign.dummy[2] = MARK_CREATED;
+        assert!(!created_by_webntpd(&foreign));
+    }
+
+    #[test]
     fn another_writer_is_recognised() {
         let now = Timestamp::from_secs(1_795_270_670);
         let seg = |mark: Mark, count: c_int, receive_sec: i64| {
-            let mut t = initial(mark.encode());
+            let mut t = initial(mark.encode(), false);
             t.count = count;
             t.receive_sec = receive_sec as time_t;
             t

@@ -749,3 +749,25 @@ pub fn collect_stderr(child: &mut Child) -> Arc<std::sync::Mutex<Vec<String>>> {
     });
     log
 }
+
+/// Call `check` every 200 ms until it returns a value, failing with `what` and the result of
+/// `context()` after `within`.
+pub fn wait_for<T>(
+    within: Duration,
+    what: &str,
+    context: impl Fn() -> String,
+    mut check: impl FnMut() -> Option<T>,
+) -> T {
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(v) = check() {
+            return v;
+        }
+        assert!(
+            start.elapsed() < within,
+            "{what} within {within:?}; {}",
+            context()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}

@@ -217,10 +217,11 @@ static int show(int unit) {
     }
     struct shmTime t = *shm;
     printf("id %d size %zu mode %d count %d valid %d receive %lld.%09u clock %lld.%09u leap %d "
-           "precision %d mark %x holder %d\n",
+           "precision %d mark %x holder %d created %x attached %lu\n",
            id, (size_t)ds.shm_segsz, t.mode, t.count, t.valid, (long long)t.receiveTimeStampSec,
            t.receiveTimeStampNSec, (long long)t.clockTimeStampSec, t.clockTimeStampNSec, t.leap,
-           t.precision, (unsigned)t.dummy[0], t.dummy[1]);
+           t.precision, (unsigned)t.dummy[0], t.dummy[1], (unsigned)t.dummy[2],
+           (unsigned long)ds.shm_nattch);
     shmdt(shm);
     return 0;
 }

@@ -47,6 +47,8 @@ pub(super) struct Stat {
     pub size: usize,
     /// Permission bits.
     pub mode: u32,
+    /// How many processes have it attached.
+    pub attached: u64,
 }
 
 /// `shmctl(IPC_STAT)`: needs read permission on the segment.
@@ -60,10 +62,25 @@ pub(super) fn stat(id: i32) -> io::Result<Stat> {
     // SAFETY: shmid_ds is plain integers, so the zeroed value was already valid, and the
     // kernel has filled it in.
     let ds = unsafe { ds.assume_init() };
+    // shmatt_t is an unsigned long: 32 bits on some targets.
+    #[allow(clippy::useless_conversion)]
     Ok(Stat {
         size: ds.shm_segsz,
         mode: u32::from(ds.shm_perm.mode) & 0o777,
+        attached: u64::from(ds.shm_nattch),
     })
+}
+
+/// `shmctl(IPC_RMID)`: take segment `id` away from its key; the kernel frees it once the
+/// last process detaches. Needs to be its creator or owner.
+pub(super) fn remove(id: i32) -> io::Result<()> {
+    // SAFETY: IPC_RMID takes no buffer (a null pointer is what it expects) and touches no
+    // memory of ours.
+    let r = unsafe { libc::shmctl(id, libc::IPC_RMID, std::ptr::null_mut()) };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// One attached `struct shmTime`, detached on drop.
