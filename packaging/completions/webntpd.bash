@@ -285,7 +285,7 @@ _webntpd() {
             return 0
             ;;
         webntpd__subcmd__serve)
-            opts="-h --listen --tls-listen --tls-cert --tls-key --id --allow-origin --leap-seconds --leap-seconds-url --leap-seconds-cache --leap-seconds-refresh --header-read-timeout --keepalive-timeout --max-header-bytes --max-connections --ws-idle-timeout --shutdown-timeout --log-level --help"
+            opts="-h --listen --tls-listen --tls-cert --tls-key --id --allow-origin --clock-page --clock-peer --leap-seconds --leap-seconds-url --leap-seconds-cache --leap-seconds-refresh --header-read-timeout --keepalive-timeout --max-header-bytes --max-connections --ws-idle-timeout --shutdown-timeout --log-level --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -312,6 +312,14 @@ _webntpd() {
                     return 0
                     ;;
                 --allow-origin)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --clock-page)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --clock-peer)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -39,6 +39,8 @@ complete -c webntpd -n "__fish_webntpd_using_subcommand serve" -l tls-cert -d 'P
 complete -c webntpd -n "__fish_webntpd_using_subcommand serve" -l tls-key -d 'PEM private key for --tls-listen' -r -F
 complete -c webntpd -n "__fish_webntpd_using_subcommand serve" -l id -d 'The `id` field of every reply. Default: the request\'s Host header, as go-webntp' -r
 complete -c webntpd -n "__fish_webntpd_using_subcommand serve" -l allow-origin -d 'Browser origin allowed to use the server (CORS and WebSocket Origin), e.g. https://clock.example.org. Repeatable. Default `*`: any origin' -r
+complete -c webntpd -n "__fish_webntpd_using_subcommand serve" -l clock-page -d 'Serve the clock page for browsers at PATH, and its leap-second state at PATH/leap; `off`: no page, every path answers WebNTP JSON as go-webntp' -r
+complete -c webntpd -n "__fish_webntpd_using_subcommand serve" -l clock-peer -d 'Another WebNTP server the clock page also asks and compares (http://, https://, ws:// or wss:// URL; it must let this server\'s origin in). Repeatable, at most 8' -r
 complete -c webntpd -n "__fish_webntpd_using_subcommand serve" -l leap-seconds -d 'leap-seconds.list to report leap seconds from' -r -F
 complete -c webntpd -n "__fish_webntpd_using_subcommand serve" -l leap-seconds-url -d 'Refresh the leap-seconds list from URL (off by default: the server reaches the internet only when told to)' -r
 complete -c webntpd -n "__fish_webntpd_using_subcommand serve" -l leap-seconds-cache -d 'Where refreshed leap-seconds lists are kept. Default: leap-seconds.list in the unit\'s StateDirectory under systemd ($STATE_DIRECTORY: /var/lib/webntpd for webntpd.service, /var/lib/webntpd-server for webntpd-server.service), else in /var/lib/webntpd' -r -F
