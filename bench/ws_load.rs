@@ -28,7 +28,7 @@ use serde_json::{json, Value};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{client_async, WebSocketStream};
-use webntpd::wire::Timestamp;
+use webntpd::sync::Timestamp;
 
 /// WebSocket load generator for WebNTP servers (loopback only).
 #[derive(Parser, Debug)]

@@ -10,7 +10,7 @@
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use crate::wire::Timestamp;
+use crate::sync::Timestamp;
 
 /// A source of realtime and monotonic time.
 pub trait Clock: Send + Sync + 'static {

@@ -50,7 +50,7 @@ impl Server {
     /// A server whose clock reads `now`, reporting leap seconds from `leap`, with the
     /// configured `server_id` (else the Host header) and the default limits and origin policy.
     pub fn new(
-        now: crate::wire::Timestamp,
+        now: crate::sync::Timestamp,
         leap: std::sync::Arc<crate::leap::LeapStore>,
         server_id: Option<String>,
     ) -> Server {
@@ -173,7 +173,7 @@ pub struct ShmFields {
 /// What [`crate::refclock::ShmWriter::write`] stores for `sample`, without a segment.
 // `time_t` is `i64` here, `i32` on 32-bit targets.
 #[allow(clippy::useless_conversion)]
-pub fn shm_fields(sample: &crate::refclock::RefSample) -> ShmFields {
+pub fn shm_fields(sample: &crate::sync::refsample::RefSample) -> ShmFields {
     let f = crate::refclock::shm::Fields::of(sample);
     ShmFields {
         clock_sec: f.clock_sec.into(),
@@ -195,8 +195,8 @@ mod tests {
 
     use super::*;
     use crate::leap::LeapStore;
+    use crate::sync::Timestamp;
     use crate::wire::reply::parse_reply;
-    use crate::wire::Timestamp;
 
     const NOW: Timestamp = Timestamp::from_nanos(1_795_270_670_615_087_123);
 
@@ -281,10 +281,10 @@ mod tests {
 
     #[test]
     fn shm_fields_split_receive_and_clock() {
-        let s = crate::refclock::RefSample {
+        let s = crate::sync::refsample::RefSample {
             receive: Timestamp::from_nanos(1_795_270_670_999_999_999),
             offset_ns: 2,
-            leap: crate::refclock::Leap::NoWarning,
+            leap: crate::sync::leap::Leap::NoWarning,
             precision: -20,
         };
         let f = shm_fields(&s);

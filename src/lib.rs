@@ -16,9 +16,8 @@
 //!   reference clocks).
 //! - [`refclock`]: the outputs that hand offsets to ntpd, ntpsec and chrony: SHM and SOCK.
 //!   `refclock::shm::sys` holds the only unsafe code; everything else denies it.
-//! - [`sample`]: offset/delay from one exchange and the burst filter (pure maths).
-//! - [`sanity`]: what is never believed or written: the build-date floor, the panic
-//!   threshold and the startup step (pure).
+//! - [`sync`]: pure time-keeping: the time type, exchange maths, burst and clock filters,
+//!   selection, the sanity rules, leap and reference-sample rules. No tokio, no sockets.
 //! - [`server`]: the hyper-based WebNTP server: routing, WebSocket, TLS, limits, shutdown.
 //! - [`exit`]: sysexits codes shared by every command.
 //! - [`files`]: the one reader of every file a user names: regular files only, never
@@ -42,8 +41,6 @@ mod observe;
 pub mod query;
 pub mod refclock;
 pub mod rxstamp;
-pub mod sample;
-pub mod sanity;
-pub mod select;
 pub mod server;
+pub mod sync;
 pub mod wire;

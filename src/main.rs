@@ -178,8 +178,8 @@ async fn query(args: QueryArgs) -> u8 {
                 .map(|path| OutputConfig::Sock { path }),
         )
         .collect();
-    let policy = webntpd::sanity::Policy {
-        floor: webntpd::sanity::floor(),
+    let policy = webntpd::sync::sanity::Policy {
+        floor: webntpd::sync::sanity::floor(),
         panic_ns: i64::try_from(args.panic_threshold.as_nanos()).unwrap_or(i64::MAX),
         allow_startup_step: args.allow_step,
     };

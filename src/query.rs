@@ -3,9 +3,9 @@
 //! hand the result to ntpd, ntpsec or chrony once, as go-webntp's `-shm` did.
 //!
 //! What is written follows the daemon's rules: with several servers, the one combined
-//! offset of those that agree (NTP's selection, [`crate::select`]), never the answer of a
+//! offset of those that agree (NTP's selection, [`crate::sync::select`]), never the answer of a
 //! server the others outvote; nothing when no majority agrees; and nothing the sanity gate
-//! refuses ([`crate::sanity`]).
+//! refuses ([`crate::sync::sanity`]).
 
 use std::io::Write;
 
@@ -15,11 +15,11 @@ use serde_json::json;
 use crate::client::{measure, ClientOptions, MeasureError, Measurement};
 use crate::clock::SharedClock;
 use crate::exit;
-use crate::refclock::sample::{leap_warning, precision_log2};
-use crate::refclock::{Output, OutputConfig, RefSample};
-use crate::sanity::{Gate, Passed, Policy};
-use crate::select::{self, Candidate, SelectError};
-use crate::wire::Timestamp;
+use crate::refclock::{Output, OutputConfig};
+use crate::sync::refsample::RefSample;
+use crate::sync::sanity::{Gate, Passed, Policy};
+use crate::sync::select::{self, Candidate, SelectError};
+use crate::sync::Timestamp;
 
 /// Seconds with six decimals and a sign only when negative, as go-webntp prints them.
 fn secs6(ns: i64) -> String {
@@ -134,12 +134,12 @@ fn choose<'a>(answered: &[&'a Measurement], clock: &SharedClock) -> Option<Choic
                 .unwrap_or(overall);
             Some(Choice {
                 best,
-                sample: Ok(RefSample {
-                    receive: now,
-                    offset_ns: sel.offset_ns,
-                    leap: leap_warning(sel.leap, now.add_nanos(i128::from(sel.offset_ns))),
-                    precision: precision_log2(sel.error_ns),
-                }),
+                sample: Ok(RefSample::measured(
+                    now,
+                    sel.offset_ns,
+                    sel.error_ns,
+                    sel.leap,
+                )),
                 falsetickers: sel.falsetickers.iter().map(|&i| answered[i]).collect(),
             })
         }

@@ -26,7 +26,7 @@
 //! - The clocks agree when that interval contains 0 and lies within +-[`AGREEMENT_NS`] (3 us).
 //!   A skew of a few microseconds or more is then seen for what it is (0.1 ms is 30 times
 //!   the bound), and below the bound it cannot move `rt` or `t4` by more than the bound, an
-//!   allowance every error bound carries ([`crate::sample::TIMESTAMP_SLACK_NS`]).
+//!   allowance every error bound carries ([`crate::sync::exchange::TIMESTAMP_SLACK_NS`]).
 //! - A calibrator thread repeats this every [`RECALIBRATE`] (one second), so a skew that
 //!   appears later (libfaketime's offset file changed) stops the stamps within a second; the
 //!   first calibration runs before the first stamp is used, and until one succeeds no stamp
@@ -56,7 +56,7 @@ use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
 use tokio::net::TcpStream;
 
 use crate::clock::Clock;
-use crate::wire::Timestamp;
+use crate::sync::Timestamp;
 
 /// The most one read asks for. Requests and replies here are a few hundred bytes.
 const READ_CHUNK: usize = 16 * 1024;
@@ -64,9 +64,9 @@ const READ_CHUNK: usize = 16 * 1024;
 /// The oldest bytes whose kernel stamp is used: 100 ms.
 pub const MAX_AGE_NS: i64 = 100_000_000;
 
-/// Kernel stamps are used only while the process's clock is proven to be within this of the
-/// kernel's: 3 us.
-pub const AGREEMENT_NS: i64 = 3_000;
+// Kernel stamps are used only while the process's clock is proven to be within this of the
+// kernel's: 3 us, the allowance every error bound carries for it.
+use crate::sync::exchange::KERNEL_STAMP_AGREEMENT_NS as AGREEMENT_NS;
 
 /// Datagrams per calibration; their intervals are intersected.
 pub const ROUNDS: usize = 16;

@@ -180,7 +180,7 @@ fn http_ok(body: &str) -> Vec<u8> {
 }
 
 fn now_text() -> String {
-    webntpd::wire::Timestamp::from_nanos(
+    webntpd::sync::Timestamp::from_nanos(
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()

@@ -26,7 +26,7 @@ use common::{source_status, Daemon};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use webntpd::wire::Timestamp;
+use webntpd::sync::Timestamp;
 
 const S: i64 = 1_000_000_000;
 const YEAR: i64 = 365 * 86_400 * S;

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use common::*;
 use nix::sys::signal::Signal;
-use webntpd::wire::Timestamp;
+use webntpd::sync::Timestamp;
 
 const SUBPROTOCOL: &str = "webntp.shogo82148.com";
 

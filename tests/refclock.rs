@@ -40,8 +40,10 @@ use std::time::Duration;
 
 use common::*;
 use webntpd::clock::{Clock, SystemClock};
-use webntpd::refclock::{shm, Leap, RefSample, ShmWriter};
-use webntpd::wire::Timestamp;
+use webntpd::refclock::{shm, ShmWriter};
+use webntpd::sync::leap::Leap;
+use webntpd::sync::refsample::RefSample;
+use webntpd::sync::Timestamp;
 
 /// The offset every shifted server is given, as libfaketime reads it and in nanoseconds.
 const SHIFT: &str = "+0.25";

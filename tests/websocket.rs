@@ -23,7 +23,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{client_async, WebSocketStream};
 use webntpd::leap::store::LeapStore;
 use webntpd::server::{Limits, OriginPolicy, ServerConfig};
-use webntpd::wire::Timestamp;
+use webntpd::sync::Timestamp;
 
 type Ws = WebSocketStream<TcpStream>;
 

@@ -25,7 +25,7 @@ use webntpd::leap::{LeapList, LeapStore};
 use webntpd::wire::nict;
 use webntpd::wire::reply::{parse_query, parse_reply};
 use webntpd::wire::timestamp::is_wire_form;
-use webntpd::wire::Timestamp;
+use webntpd::sync::Timestamp;
 
 const PATHS: [&str; 7] = [
     "/",

@@ -13,7 +13,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use webntpd::leap::{LeapError, LeapList, LeapStore};
-use webntpd::wire::Timestamp;
+use webntpd::sync::Timestamp;
 
 fn repaired(text: &str, words: [u32; 5]) -> String {
     let mut out: String = text

@@ -12,10 +12,11 @@
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
-use webntpd::leap::LeapInfo;
-use webntpd::refclock::sample::MIN_PRECISION;
-use webntpd::refclock::{leap_warning, precision_log2, sock, Leap, RefSample};
-use webntpd::wire::Timestamp;
+use webntpd::sync::leap::LeapInfo;
+use webntpd::refclock::sock;
+use webntpd::sync::leap::{leap_warning, Leap};
+use webntpd::sync::refsample::{precision_log2, RefSample, MIN_PRECISION};
+use webntpd::sync::Timestamp;
 
 const NS: i128 = 1_000_000_000;
 

@@ -22,8 +22,9 @@ use super::{
     ClientOptions, Reply, Transport,
 };
 use crate::clock::SharedClock;
+use crate::sync::Timestamp;
 use crate::wire::reply::parse_reply;
-use crate::wire::{Timestamp, HTTPSTIME_HEADER};
+use crate::wire::HTTPSTIME_HEADER;
 
 /// Which HTTP exchange.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

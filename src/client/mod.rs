@@ -10,7 +10,7 @@
 //!
 //! Every transport implements [`Transport`]: one exchange in, an [`Exchange`]'s timestamps
 //! out, validated. [`measure`] runs a burst over one and keeps the minimum-delay sample
-//! ([`crate::sample`]). The first exchange on every new connection is a warm-up and is not
+//! ([`crate::sync::burst`]). The first exchange on every new connection is a warm-up and is not
 //! used: it pays for cold paths, and on TLS 1.3 the server's session tickets arrive just
 //! after the handshake and would be mistaken for the first reply byte.
 
@@ -24,10 +24,11 @@ use std::future::Future;
 use std::time::Duration;
 
 use crate::clock::SharedClock;
-use crate::leap::LeapInfo;
-use crate::sample::{self, BurstError, Estimate, Exchange, Sample, SampleError};
+use crate::sync::burst::{self, BurstError, Estimate};
+use crate::sync::exchange::{self, Exchange, Sample, SampleError};
+use crate::sync::leap::LeapInfo;
+use crate::sync::Timestamp;
 use crate::wire::reply::ReplyError;
-use crate::wire::Timestamp;
 
 use connect::{ConnectError, ConnectOptions, Scheme, Target};
 
@@ -83,7 +84,7 @@ pub struct ClientOptions {
     /// Use the server's receive time `rt` when it sends one (default). Off: `st` only, as
     /// go-webntp estimates, for comparing the two.
     pub use_rt: bool,
-    /// A server time before this is refused ([`crate::sanity::floor`]; the daemon raises it
+    /// A server time before this is refused ([`crate::sync::sanity::floor`]; the daemon raises it
     /// to its leap-seconds list's date).
     pub floor: Timestamp,
 }
@@ -98,7 +99,7 @@ impl Default for ClientOptions {
             connect: ConnectOptions::default(),
             max_body: 4096,
             use_rt: true,
-            floor: crate::sanity::floor(),
+            floor: crate::sync::sanity::floor(),
         }
     }
 }
@@ -149,7 +150,7 @@ pub enum ClientError {
     Sample(#[from] SampleError),
     /// The server's time is before this build was made.
     #[error(transparent)]
-    BeforeFloor(#[from] crate::sanity::BeforeFloor),
+    BeforeFloor(#[from] crate::sync::sanity::BeforeFloor),
     /// The burst's samples contradict each other.
     #[error(transparent)]
     Burst(BurstError),
@@ -292,8 +293,11 @@ pub async fn measure(
             if !opts.use_rt {
                 r.exchange.rt = None;
             }
-            let s = sample::compute(&r.exchange)?;
-            crate::sanity::check_server_time(s.at.add_nanos(i128::from(s.offset_ns)), opts.floor)?;
+            let s = exchange::compute(&r.exchange)?;
+            crate::sync::sanity::check_server_time(
+                s.at.add_nanos(i128::from(s.offset_ns)),
+                opts.floor,
+            )?;
             Ok((s, r.leap))
         });
         match result {
@@ -312,7 +316,7 @@ pub async fn measure(
             }
         }
     }
-    let estimate = match sample::filter(&samples) {
+    let estimate = match burst::filter(&samples) {
         Ok(e) => e,
         Err(BurstError::Empty) => return Err(fail(last_error.unwrap_or(ClientError::NoStamps))),
         Err(e) => return Err(fail(ClientError::Burst(e))),
@@ -355,7 +359,7 @@ async fn measure_date(
         server_ns: 0,
         at: result.measured_at,
     };
-    crate::sanity::check_server_time(best.at.add_nanos(i128::from(best.offset_ns)), floor)?;
+    crate::sync::sanity::check_server_time(best.at.add_nanos(i128::from(best.offset_ns)), floor)?;
     Ok(Measurement {
         url: url.to_string(),
         estimate: Estimate {

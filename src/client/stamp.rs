@@ -19,7 +19,7 @@ use std::task::Poll;
 use crate::clock::SharedClock;
 use crate::observe::{Observed, Observer};
 use crate::rxstamp::RxStamp;
-use crate::wire::Timestamp;
+use crate::sync::Timestamp;
 
 /// One edge: both clocks read together.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -293,7 +293,7 @@ impl Default for SelectionConfig {
     }
 }
 
-/// `[sanity]`: what is never written, whatever the sources say (see [`crate::sanity`]).
+/// `[sanity]`: what is never written, whatever the sources say (see [`crate::sync::sanity`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SanityConfig {
@@ -316,8 +316,8 @@ impl Default for SanityConfig {
 
 impl SanityConfig {
     /// The policy with `floor` as the earliest possible time.
-    pub fn policy(&self, floor: crate::wire::Timestamp) -> crate::sanity::Policy {
-        crate::sanity::Policy {
+    pub fn policy(&self, floor: crate::sync::Timestamp) -> crate::sync::sanity::Policy {
+        crate::sync::sanity::Policy {
             floor,
             panic_ns: i64::try_from(self.panic_threshold.as_nanos()).unwrap_or(i64::MAX),
             allow_startup_step: self.allow_startup_step,

@@ -26,13 +26,16 @@ use tokio_util::sync::CancellationToken;
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::{Config, OutputConfig, SourceConfig};
 use crate::exit;
-use crate::refclock::{self, leap_warning, precision_log2, Leap, Output, RefSample};
-use crate::sanity::{Gate, Passed, Policy};
-use crate::select::{self, Candidate, Offer};
+use crate::refclock::{self, Output};
 use crate::server::RunningServer;
-use crate::wire::Timestamp;
+use crate::sync::decide::{decide, Rules, SourceView, Verdict};
+use crate::sync::filter::Offer;
+use crate::sync::leap::Leap;
+use crate::sync::refsample::RefSample;
+use crate::sync::sanity::{Gate, Passed, Policy};
+use crate::sync::Timestamp;
 use signals::{SignalEvent, Signals};
-use source::{Report, SourceState, Verdict};
+use source::{Report, SourceState};
 use status::{Combined, LeapStatus, OutputStatus, SourceStatus, Status, StatusServer};
 
 /// Reports a source task may queue before it waits for the supervisor.
@@ -137,7 +140,7 @@ struct Daemon {
     status_server: Option<StatusServer>,
     combined: Option<Combined>,
     selection_error: Option<String>,
-    selected_leap: Option<crate::leap::LeapInfo>,
+    selected_leap: Option<crate::sync::leap::LeapInfo>,
     indicator: Leap,
     /// The sanity rules' last word before anything is written.
     gate: Gate,
@@ -270,7 +273,7 @@ impl Daemon {
             .as_ref()
             .and_then(|s| s.leap().current())
             .map_or(i64::MIN, |l| l.updated_unix());
-        crate::sanity::floor().max(Timestamp::from_secs(list))
+        crate::sync::sanity::floor().max(Timestamp::from_secs(list))
     }
 
     /// The sanity policy the configuration asks for.
@@ -400,65 +403,40 @@ impl Daemon {
     fn select_and_write(&mut self, fresh: Option<usize>) {
         let now_mono = self.clock.monotonic_ns();
         let now_base = crate::clock::step_base_ns(self.clock.as_ref());
-        let before: Vec<Verdict> = self.sources.iter().map(|s| s.verdict.clone()).collect();
-        let mut candidates = Vec::new();
-        let mut index = Vec::new();
-        for (i, s) in self.sources.iter_mut().enumerate() {
-            let filtered = s.filtered(now_mono, now_base);
-            s.verdict = match (&filtered, s.polls) {
-                (_, 0) => Verdict::Pending,
-                _ if s.filter.held().is_some() => Verdict::Held,
-                (None, _) => Verdict::Unreachable,
-                (Some(_), _) => Verdict::Candidate,
-            };
-            if let (Some(f), false) = (filtered, s.config.noselect) {
-                candidates.push(Candidate {
-                    offset_ns: f.burst.offset_ns,
-                    distance_ns: f.distance_ns,
-                    weight: s.config.weight,
-                    leap: f.burst.leap,
-                });
-                index.push(i);
-            }
+        let before: Vec<Verdict> = self.sources.iter().map(|s| s.verdict).collect();
+        let views: Vec<SourceView> = self
+            .sources
+            .iter()
+            .map(|s| SourceView {
+                filtered: s.filtered(now_mono, now_base),
+                polled: s.polls > 0,
+                held: s.filter.held().is_some(),
+                noselect: s.config.noselect,
+                weight: s.config.weight,
+            })
+            .collect();
+        let rules = Rules {
+            min_sources: self.config.selection.min_sources,
+            max_error_ns: i64::try_from(self.config.selection.max_error.as_nanos()).ok(),
+        };
+        let now = self.clock.realtime();
+        let decision = decide(&views, fresh, &rules, now);
+        for (s, v) in self.sources.iter_mut().zip(&decision.verdicts) {
+            s.verdict = *v;
         }
-        let max_error = i64::try_from(self.config.selection.max_error.as_nanos()).ok();
-        match select::select(&candidates, self.config.selection.min_sources, max_error) {
-            Ok(sel) => {
-                for &c in &sel.survivors {
-                    self.sources[index[c]].verdict = Verdict::Selected;
-                }
-                // Left out for their error bound: measured, not combined.
-                for &c in &sel.too_uncertain {
-                    self.sources[index[c]].verdict = Verdict::Candidate;
-                }
-                for &c in &sel.falsetickers {
-                    self.sources[index[c]].verdict = Verdict::Falseticker;
-                }
+        match decision.combination {
+            Ok(c) => {
                 self.selection_error = None;
-                self.selected_leap = sel.leap;
-                let best = sel
-                    .survivors
-                    .iter()
-                    .min_by_key(|&&c| candidates[c].distance_ns)
-                    .map(|&c| self.sources[index[c]].config.url.clone())
-                    .unwrap_or_default();
-                let fresh = fresh.is_some_and(|f| sel.survivors.iter().any(|&c| index[c] == f));
-                if fresh {
-                    let now = self.clock.realtime();
-                    let sample = RefSample {
-                        receive: now,
-                        offset_ns: sel.offset_ns,
-                        leap: leap_warning(sel.leap, now.add_nanos(i128::from(sel.offset_ns))),
-                        precision: precision_log2(sel.error_ns),
-                    };
+                self.selected_leap = c.leap;
+                if let Some(sample) = c.sample {
                     if self.pass_gate(&sample) {
                         self.write_outputs(&sample);
-                        self.log_combined(sel.offset_ns, sel.error_ns, sel.survivors.len());
+                        self.log_combined(c.offset_ns, c.error_ns, c.survivors);
                         self.combined = Some(Combined {
-                            offset: sel.offset_ns as f64 / 1e9,
-                            error: sel.error_ns as f64 / 1e9,
-                            survivors: sel.survivors.len(),
-                            best,
+                            offset: c.offset_ns as f64 / 1e9,
+                            error: c.error_ns as f64 / 1e9,
+                            survivors: c.survivors,
+                            best: self.sources[c.best].config.url.clone(),
                             at: now.as_secs_f64(),
                         });
                     }
@@ -714,7 +692,7 @@ impl Daemon {
                     "the server's leap-seconds list expired on {}: it is still right about \
                      past leap seconds but cannot announce a new one; update tzdata, or set \
                      [server] leap_seconds_url",
-                    crate::sanity::utc(Timestamp::from_secs(e))
+                    crate::sync::sanity::utc(Timestamp::from_secs(e))
                 ));
             }
         }

@@ -12,7 +12,8 @@ use tokio_util::sync::CancellationToken;
 use crate::client::{self, ClientOptions, MeasureError, Measurement};
 use crate::clock::SharedClock;
 use crate::config::{Poll, SourceConfig};
-use crate::select::{Burst, ClockFilter, Filtered, Offer};
+use crate::sync::decide::Verdict;
+use crate::sync::filter::{Burst, ClockFilter, Filtered, Offer};
 
 /// A burst's outcome, sent by a source's task to the supervisor.
 #[derive(Debug)]
@@ -72,37 +73,6 @@ pub fn randomise(d: Duration, r: u64) -> Duration {
         return d;
     }
     Duration::from_nanos(nanos - span / 2 + r % span)
-}
-
-/// What selection last decided about a source.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Verdict {
-    /// No burst has finished yet.
-    Pending,
-    /// Among the sources combined into the output.
-    Selected,
-    /// Measured but not combined: `noselect`, or selection failed as a whole.
-    Candidate,
-    /// Rejected: its interval does not agree with the majority.
-    Falseticker,
-    /// Its last burst jumped away from what its filter holds: not used until the next burst
-    /// confirms or undoes the jump.
-    Held,
-    /// None of the last eight bursts worked.
-    Unreachable,
-}
-
-impl Verdict {
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Verdict::Pending => "pending",
-            Verdict::Selected => "selected",
-            Verdict::Candidate => "candidate",
-            Verdict::Falseticker => "falseticker",
-            Verdict::Held => "held",
-            Verdict::Unreachable => "unreachable",
-        }
-    }
 }
 
 /// What the supervisor knows about one source.

@@ -22,6 +22,7 @@ use std::fmt;
 
 use sha1::{Digest, Sha1};
 
+use crate::sync::leap::LeapInfo;
 use crate::wire::NTP_UNIX_OFFSET_SECS;
 
 pub use store::{
@@ -45,28 +46,6 @@ impl LeapEntry {
     pub fn unix(&self) -> i64 {
         ntp_to_unix(self.ntp)
     }
-}
-
-/// What the server reports about leap seconds at a given instant (go-webntp's `leap`, `next`
-/// and `step` fields).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct LeapInfo {
-    /// TAI-UTC in seconds before the event `next_unix`.
-    pub leap: i32,
-    /// The event: the first one after now, or the last one if none is scheduled; 0 if the
-    /// list has no events.
-    pub next_unix: i64,
-    /// How TAI-UTC changes at `next_unix`: +1 (inserted second), -1 (deleted second), or 0.
-    pub step: i32,
-}
-
-impl LeapInfo {
-    /// No leap second information (no list loaded): all zero, as go-webntp sends.
-    pub const NONE: LeapInfo = LeapInfo {
-        leap: 0,
-        next_unix: 0,
-        step: 0,
-    };
 }
 
 /// The five 32-bit words of a SHA-1, as written on a `#h` line.

@@ -28,7 +28,7 @@ use super::{format_unix_date, LeapError, LeapInfo, LeapList};
 use crate::client::connect::{self, ConnectError, ConnectOptions, Scheme, Target};
 use crate::clock::{Clock, SharedClock};
 use crate::files::{Limit, ReadError};
-use crate::wire::Timestamp;
+use crate::sync::Timestamp;
 
 /// Largest list accepted, from disk or the network (today's list is about 5 KiB).
 pub const MAX_LIST_BYTES: usize = 256 * 1024;

@@ -1,8 +1,9 @@
 //! Reference-clock outputs: how a measured offset reaches the daemon that disciplines the
 //! system clock.
 //!
-//! - [`sample`]: the [`RefSample`] every output is handed (receive time, offset, leap warning,
-//!   precision), made from a burst's estimate. Pure.
+//! Every output is handed a [`RefSample`] (receive time, offset, leap warning, precision;
+//! the rules that make one are [`crate::sync::refsample`]'s) and encodes it.
+//!
 //! - [`shm`]: the SHM refclock of ntpd, ntpsec and chrony (System V shared memory; its `sys`
 //!   submodule holds the project's only unsafe code).
 //! - [`sock`]: chrony's SOCK refclock (a datagram to a Unix socket).
@@ -16,14 +17,14 @@
 //! it is back. [`OutputError::is_repeat`] tells a caller which failures it has reported
 //! already, so a daemon logs each change once, not every write.
 
-pub mod sample;
 pub mod shm;
 pub mod sock;
 
 use std::fmt;
 use std::path::PathBuf;
 
-pub use sample::{leap_warning, precision_log2, Leap, RefSample};
+use crate::sync::refsample::RefSample;
+
 pub use shm::{ShmError, ShmWriteError, ShmWriter};
 pub use sock::{SockError, SockFailure, SockWriter};
 

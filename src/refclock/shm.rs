@@ -28,10 +28,10 @@ use std::sync::Mutex;
 
 use libc::{c_int, c_uint, time_t};
 
-use super::sample::{split, RefSample};
 use super::LastFailure;
 use crate::clock::{Clock, SystemClock};
-use crate::wire::Timestamp;
+use crate::sync::refsample::{split, RefSample};
+use crate::sync::Timestamp;
 
 /// Unit 0's key; unit N is `KEY_BASE + N`.
 pub const KEY_BASE: i32 = 0x4E54_5030;
@@ -170,7 +170,7 @@ const INITIAL_PRECISION: c_int = -1;
 fn initial(mark: [c_int; 2], created_by_webntpd: bool) -> ShmTime {
     let mut t = ShmTime {
         mode: 1,
-        leap: super::Leap::Unsynchronised.code(),
+        leap: crate::sync::leap::Leap::Unsynchronised.code(),
         precision: INITIAL_PRECISION,
         nsamples: NSAMPLES,
         ..ShmTime::default()
@@ -782,7 +782,7 @@ impl fmt::Display for ShmWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::refclock::Leap;
+    use crate::sync::leap::Leap;
 
     #[test]
     fn keys_and_permissions_follow_ntpd() {

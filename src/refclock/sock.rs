@@ -16,8 +16,8 @@ use std::path::{Path, PathBuf};
 
 use libc::{c_int, timeval};
 
-use super::sample::{split, RefSample};
 use super::LastFailure;
+use crate::sync::refsample::{split, RefSample};
 
 /// `struct sock_sample` from chrony's refclock_sock.c.
 #[repr(C)]
@@ -226,8 +226,8 @@ impl fmt::Display for SockWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::refclock::Leap;
-    use crate::wire::Timestamp;
+    use crate::sync::leap::Leap;
+    use crate::sync::Timestamp;
 
     fn sample() -> RefSample {
         RefSample {

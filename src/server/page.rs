@@ -28,7 +28,7 @@ use super::service::{fixed, Cors, Fixed, Head, Reply, HTML, JSON, NOSNIFF, NO_CA
 use super::Shared;
 use crate::client::connect::{is_loopback_host, Scheme, Target};
 use crate::leap::store::LeapStore;
-use crate::wire::Timestamp;
+use crate::sync::Timestamp;
 
 /// The page: HTML with its style and script inline.
 const ASSET: &str = include_str!("clock.html");

@@ -30,9 +30,10 @@ use http::{Method, Request, Response, StatusCode, Version};
 use super::body::ReplyBody;
 use super::conn::{Activity, InFlight};
 use super::{ws, OriginPolicy, Shared};
+use crate::sync::Timestamp;
 use crate::wire::nict;
 use crate::wire::reply::{error_body, parse_query, ReplyFields, ReplyTemplate};
-use crate::wire::{Timestamp, HTTPSTIME_HEADER};
+use crate::wire::HTTPSTIME_HEADER;
 
 /// Zone of `/cgi-bin/time` without a query: NICT's service answered in Japan Standard Time.
 pub const DEFAULT_TIME_ZONE: &str = "Asia/Tokyo";

@@ -36,8 +36,9 @@ use super::flood::{is_flood, Guard, WsFragments};
 use super::service::{error, server_id, Cors};
 use super::Shared;
 use crate::rxstamp::RxStamp;
+use crate::sync::Timestamp;
 use crate::wire::reply::{ReplyFields, ReplyTemplate};
-use crate::wire::{Timestamp, WS_SUBPROTOCOL};
+use crate::wire::WS_SUBPROTOCOL;
 
 /// After sending a close frame, how long to wait for the client's close before hanging up.
 const CLOSE_GRACE: Duration = Duration::from_secs(1);

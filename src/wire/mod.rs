@@ -9,7 +9,7 @@ pub mod nict;
 pub mod reply;
 pub mod timestamp;
 
-pub use timestamp::{Timestamp, TimestampError};
+pub use timestamp::TimestampError;
 
 /// Time over HTTPS' response header carrying the server's time (`X-HTTPSTIME: 1558915632.285965`).
 pub const HTTPSTIME_HEADER: &str = "x-httpstime";

@@ -35,8 +35,8 @@
 //! both with three decimals; `/cgi-bin/time` a human-readable time in a named zone.
 
 use super::reply::{write_int, write_json_string, ReplyFields, ReplyTemplate};
-use super::timestamp::Timestamp;
 use super::NTP_UNIX_OFFSET_SECS;
+use crate::sync::Timestamp;
 
 /// NICT's JSON object (wrapped as `callback( ... )` when a callback is given, which must
 /// have passed [`validate_callback`](super::reply::validate_callback)), with `provisional_st`
@@ -168,7 +168,7 @@ mod tests {
             it: Timestamp::parse("1232963971.248").unwrap(),
             it_text: Some("1232963971.248"),
             rt: Timestamp::parse("1232963971.9195").unwrap(),
-            leap: crate::leap::LeapInfo {
+            leap: crate::sync::leap::LeapInfo {
                 leap: 33,
                 next_unix: 1_230_768_000,
                 step: 1,

@@ -13,8 +13,9 @@
 //! server's processing time from the round trip (NTP's four-timestamp method). Clients that do
 //! not know it ignore it.
 
-use super::timestamp::{Timestamp, TimestampError, MAX_TIMESTAMP_TEXT};
-use crate::leap::LeapInfo;
+use super::timestamp::{TimestampError, MAX_TIMESTAMP_TEXT};
+use crate::sync::leap::LeapInfo;
+use crate::sync::Timestamp;
 
 /// Longest JSONP callback name accepted.
 pub const MAX_CALLBACK_LEN: usize = 64;

@@ -1,4 +1,5 @@
-//! WebNTP timestamps: POSIX seconds as decimal text, kept as integer nanoseconds.
+//! WebNTP timestamps as text: POSIX seconds in decimal, read into and written from the
+//! integer-nanosecond [`Timestamp`] of [`crate::sync::time`].
 //!
 //! On the wire a timestamp is a bare number, `1489217288.328757`: seconds, a dot and exactly
 //! six fraction digits (NICT's endpoints use three). Formatting rounds half away from zero
@@ -8,6 +9,8 @@
 //! float approximation.
 
 use std::fmt;
+
+use crate::sync::Timestamp;
 
 const NANOS_PER_SEC: i128 = 1_000_000_000;
 
@@ -26,13 +29,6 @@ const MAX_EXPONENT: i64 = 1_000_000;
 /// (or the number is out of range anyway).
 const MAX_SIGNIFICANT_DIGITS: usize = 36;
 
-/// A point in time as signed nanoseconds since 1970-01-01 00:00:00 UTC (POSIX time).
-///
-/// `i128` so that any timestamp a client may send (and expect echoed) is representable; the
-/// system clock's own readings fit easily.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-pub struct Timestamp(i128);
-
 /// Why a timestamp text was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TimestampError {
@@ -50,43 +46,8 @@ pub enum TimestampError {
     OutOfRange,
 }
 
+/// The text forms of a [`Timestamp`]: what a peer sends and what webntpd writes.
 impl Timestamp {
-    /// The epoch, 1970-01-01 00:00:00 UTC; what go-webntp echoes for a request without a
-    /// timestamp.
-    pub const ZERO: Timestamp = Timestamp(0);
-
-    /// From nanoseconds since the epoch.
-    pub const fn from_nanos(ns: i128) -> Self {
-        Timestamp(ns)
-    }
-
-    /// From whole seconds since the epoch.
-    pub const fn from_secs(secs: i64) -> Self {
-        Timestamp(secs as i128 * NANOS_PER_SEC)
-    }
-
-    /// Nanoseconds since the epoch.
-    pub const fn as_nanos(self) -> i128 {
-        self.0
-    }
-
-    /// Whole seconds since the epoch, rounded towards negative infinity, saturating at the
-    /// `i64` range.
-    pub fn unix_seconds(self) -> i64 {
-        let s = self.0.div_euclid(NANOS_PER_SEC);
-        i64::try_from(s).unwrap_or(if s < 0 { i64::MIN } else { i64::MAX })
-    }
-
-    /// This timestamp moved by `ns` nanoseconds (saturating).
-    pub fn add_nanos(self, ns: i128) -> Self {
-        Timestamp(self.0.saturating_add(ns))
-    }
-
-    /// `self - earlier` in nanoseconds.
-    pub fn nanos_since(self, earlier: Timestamp) -> i128 {
-        self.0.saturating_sub(earlier.0)
-    }
-
     /// Parse a WebNTP timestamp as clients send it.
     ///
     /// Accepted: an optional sign, digits, an optional `.` with any number of fraction digits
@@ -94,37 +55,32 @@ impl Timestamp {
     /// (`1.5e9`, `1489217288328757E-6`). Refused: empty text, `NaN`, `inf`, `1.2.3`, hex,
     /// white space, anything longer than [`MAX_TIMESTAMP_TEXT`] or beyond +-10^18 s.
     pub fn parse(text: &str) -> Result<Self, TimestampError> {
-        parse_decimal(text.as_bytes()).map(Timestamp)
+        parse_decimal(text.as_bytes()).map(Timestamp::from_nanos)
     }
 
     /// Write the six-decimal wire form (`1489217288.328757`) to `out`.
     pub fn write_micros(self, out: &mut Vec<u8>) {
-        write_fixed::<6>(self.0, out);
+        write_fixed::<6>(self.as_nanos(), out);
     }
 
     /// The six-decimal wire form as a `String`.
     pub fn to_micros_string(self) -> String {
-        fixed_string::<6>(self.0)
+        fixed_string::<6>(self.as_nanos())
     }
 
     /// Nine decimals (`1489217288.328757000`): every nanosecond, for exact reports.
     pub fn to_nanos_string(self) -> String {
-        fixed_string::<9>(self.0)
+        fixed_string::<9>(self.as_nanos())
     }
 
     /// The three-decimal form NICT's endpoints use (`1489217288.329`) as a `String`.
     pub fn to_millis_string(self) -> String {
-        fixed_string::<3>(self.0)
+        fixed_string::<3>(self.as_nanos())
     }
 
     /// Write the three-decimal form NICT's endpoints use (`1489217288.329`) to `out`.
     pub fn write_millis(self, out: &mut Vec<u8>) {
-        write_fixed::<3>(self.0, out);
-    }
-
-    /// Seconds as a float, for display only.
-    pub fn as_secs_f64(self) -> f64 {
-        self.0 as f64 / 1e9
+        write_fixed::<3>(self.as_nanos(), out);
     }
 }
 
@@ -420,11 +376,11 @@ mod tests {
     use super::*;
 
     fn fmt6(ns: i128) -> String {
-        Timestamp(ns).to_micros_string()
+        Timestamp::from_nanos(ns).to_micros_string()
     }
 
     fn fmt3(ns: i128) -> String {
-        Timestamp(ns).to_millis_string()
+        Timestamp::from_nanos(ns).to_millis_string()
     }
 
     fn p(s: &str) -> Result<i128, TimestampError> {
@@ -503,7 +459,11 @@ mod tests {
             let ns = (wide % magnitude) * if i % 3 == 0 { -1 } else { 1 };
             assert_eq!(fmt6(ns), reference(ns, 6), "{ns}");
             assert_eq!(fmt3(ns), reference(ns, 3), "{ns}");
-            assert_eq!(Timestamp(ns).to_nanos_string(), reference(ns, 9), "{ns}");
+            assert_eq!(
+                Timestamp::from_nanos(ns).to_nanos_string(),
+                reference(ns, 9),
+                "{ns}"
+            );
         }
     }
 
@@ -693,7 +653,7 @@ mod tests {
 
     #[test]
     fn unix_seconds_floors() {
-        assert_eq!(Timestamp(1_999_999_999).unix_seconds(), 1);
-        assert_eq!(Timestamp(-1).unix_seconds(), -1);
+        assert_eq!(Timestamp::from_nanos(1_999_999_999).unix_seconds(), 1);
+        assert_eq!(Timestamp::from_nanos(-1).unix_seconds(), -1);
     }
 }

@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use webntpd::clock::{ManualClock, SharedClock, SystemClock};
 use webntpd::leap::store::LeapStore;
 use webntpd::server::{Limits, ListenAddr, Server, ServerConfig};
-use webntpd::wire::Timestamp;
+use webntpd::sync::Timestamp;
 
 /// A server running inside the test's runtime.
 pub struct TestServer {

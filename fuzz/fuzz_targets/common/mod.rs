@@ -2,7 +2,7 @@
 
 use std::sync::OnceLock;
 
-use webntpd::wire::Timestamp;
+use webntpd::sync::Timestamp;
 
 /// The standing clock's time: 2026-11-21, with nanoseconds, so rounding shows.
 pub const NOW: Timestamp = Timestamp::from_nanos(1_795_270_670_615_087_123);

@@ -1,34 +1,12 @@
 //! What a reference-clock output is handed: one measured offset with the local time it was
 //! measured at, the leap-second warning and the precision. Pure: no I/O, no clock reads,
-//! integer nanoseconds until a writer encodes the fields.
+//! integer nanoseconds until a writer (`crate::refclock`) encodes the fields.
 
-use crate::leap::LeapInfo;
-use crate::sample::Estimate;
-use crate::wire::Timestamp;
+use super::burst::Estimate;
+use super::leap::{leap_warning, Leap, LeapInfo};
+use super::time::Timestamp;
 
 const NANOS_PER_SEC: i128 = 1_000_000_000;
-const SECS_PER_DAY: i64 = 86_400;
-
-/// The NTP leap indicator, as SHM's `leap` and SOCK's `leap` fields carry it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Leap {
-    /// No leap second at the end of this UTC day.
-    NoWarning = 0,
-    /// The last minute of this UTC day has 61 seconds.
-    InsertSecond = 1,
-    /// The last minute of this UTC day has 59 seconds.
-    DeleteSecond = 2,
-    /// Alarm: not synchronised. chronyd drops such samples and ntpd never selects the
-    /// source, so a segment that has not had a measurement yet carries it.
-    Unsynchronised = 3,
-}
-
-impl Leap {
-    /// The value written to the reader.
-    pub fn code(self) -> i32 {
-        self as i32
-    }
-}
 
 /// One measurement, as handed to every output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,13 +26,28 @@ impl RefSample {
     /// estimate's offset, a precision covering its error bound, and the leap warning from the
     /// server's leap data (none when the server sent none).
     pub fn from_estimate(estimate: &Estimate, leap: Option<LeapInfo>) -> Self {
-        let receive = estimate.best.at;
-        let clock = receive.add_nanos(i128::from(estimate.offset_ns));
+        Self::measured(
+            estimate.best.at,
+            estimate.offset_ns,
+            estimate.error_bound_ns(),
+            leap,
+        )
+    }
+
+    /// The sample for an offset measured (or combined) at local time `receive` with an error
+    /// bound of `error_ns`: the precision covering the bound, and the leap warning from
+    /// `leap` judged on the reference time.
+    pub fn measured(
+        receive: Timestamp,
+        offset_ns: i64,
+        error_ns: i64,
+        leap: Option<LeapInfo>,
+    ) -> Self {
         RefSample {
             receive,
-            offset_ns: estimate.offset_ns,
-            leap: leap_warning(leap, clock),
-            precision: precision_log2(estimate.error_bound_ns()),
+            offset_ns,
+            leap: leap_warning(leap, receive.add_nanos(i128::from(offset_ns))),
+            precision: precision_log2(error_ns),
         }
     }
 
@@ -62,26 +55,6 @@ impl RefSample {
     /// timestamp.
     pub fn clock(&self) -> Timestamp {
         self.receive.add_nanos(i128::from(self.offset_ns))
-    }
-}
-
-/// The leap warning at `now` (reference time): [`Leap::InsertSecond`] or
-/// [`Leap::DeleteSecond`] only during the UTC day that ends with the announced event, as NTP
-/// does; [`Leap::NoWarning`] at any other time, for an event that is not at midnight UTC (no
-/// leap second can be), and without leap data.
-pub fn leap_warning(info: Option<LeapInfo>, now: Timestamp) -> Leap {
-    let Some(info) = info else {
-        return Leap::NoWarning;
-    };
-    let event = info.next_unix;
-    let now = now.unix_seconds();
-    let last_day = event.rem_euclid(SECS_PER_DAY) == 0
-        && now < event
-        && now >= event.saturating_sub(SECS_PER_DAY);
-    match info.step {
-        1 if last_day => Leap::InsertSecond,
-        -1 if last_day => Leap::DeleteSecond,
-        _ => Leap::NoWarning,
     }
 }
 
@@ -121,10 +94,9 @@ pub fn split(t: Timestamp) -> (i64, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sample::{filter, Sample};
+    use crate::sync::burst::filter;
+    use crate::sync::exchange::Sample;
 
-    /// 2016-12-31 00:00:00 UTC, the start of the day that ended with the last leap second.
-    const DEC_31_2016: i64 = 1_483_142_400;
     const EVENT: i64 = 1_483_228_800;
 
     fn info(step: i32, next_unix: i64) -> Option<LeapInfo> {
@@ -133,40 +105,6 @@ mod tests {
             next_unix,
             step,
         })
-    }
-
-    #[test]
-    fn the_warning_is_given_only_on_the_last_day() {
-        let at = |secs: i64| Timestamp::from_secs(secs);
-        let cases = [
-            (DEC_31_2016 - 1, Leap::NoWarning),
-            (DEC_31_2016, Leap::InsertSecond),
-            (EVENT - 1, Leap::InsertSecond),
-            (EVENT, Leap::NoWarning),
-            (EVENT + 1, Leap::NoWarning),
-        ];
-        for (now, want) in cases {
-            assert_eq!(leap_warning(info(1, EVENT), at(now)), want, "at {now}");
-        }
-        // The last nanosecond of the day still warns.
-        let last_ns = Timestamp::from_secs(EVENT).add_nanos(-1);
-        assert_eq!(leap_warning(info(1, EVENT), last_ns), Leap::InsertSecond);
-        assert_eq!(
-            leap_warning(info(-1, EVENT), at(EVENT - 10)),
-            Leap::DeleteSecond
-        );
-        // No step, no data, or an event that is not at midnight: no warning.
-        assert_eq!(
-            leap_warning(info(0, EVENT), at(EVENT - 10)),
-            Leap::NoWarning
-        );
-        assert_eq!(leap_warning(None, at(EVENT - 10)), Leap::NoWarning);
-        assert_eq!(
-            leap_warning(info(1, EVENT + 3600), at(EVENT)),
-            Leap::NoWarning
-        );
-        // A server without a list sends all zeros.
-        assert_eq!(leap_warning(Some(LeapInfo::NONE), at(-10)), Leap::NoWarning);
     }
 
     #[test]

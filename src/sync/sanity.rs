@@ -19,11 +19,11 @@
 //!   ntpd-rs, whose startup limit lets any forward step through by default, webntpd refuses
 //!   a first step beyond the threshold unless allowed: a single lying server claiming a date
 //!   73 years ahead is exactly what it is there to stop.
-//! - **Bursts that contradict themselves** are refused in [`crate::sample::filter`]; the
+//! - **Bursts that contradict themselves** are refused in [`super::burst::filter`]; the
 //!   stated error covers every near-minimum exchange.
 //! - **Popcorn spikes** (ntpd's spike suppressor and stepout): a source whose new burst does
 //!   not overlap what its filter holds is held, not used, until the next burst confirms the
-//!   jump ([`crate::select::ClockFilter::offer`]). Steps of the local clock itself (which
+//!   jump ([`super::filter::ClockFilter::offer`]). Steps of the local clock itself (which
 //!   move every source's offset at once) are taken out first, so they are not jumps.
 //! - **One source** decides alone: `webntpd check-config` and `webntpd status` warn.
 //!
@@ -33,8 +33,8 @@
 //! limit is the place for it (chrony's `maxchange`, ntpd's panic gate); with the rules above
 //! every jump must be confirmed and stay under the panic threshold.
 
-use crate::refclock::RefSample;
-use crate::wire::Timestamp;
+use super::refsample::RefSample;
+use super::time::Timestamp;
 
 /// The date this release was made, 2026-12-01 00:00:00 UTC: no earlier time can be now.
 pub const RELEASE_FLOOR_UNIX: i64 = 1_796_083_200;
@@ -241,7 +241,7 @@ impl Gate {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::refclock::Leap;
+    use crate::sync::leap::Leap;
 
     const NOW: i64 = RELEASE_FLOOR_UNIX + 3 * 86_400;
     const YEAR_NS: i64 = 365 * 86_400 * 1_000_000_000;
