@@ -70,21 +70,31 @@ pub fn leap_warning(info: Option<LeapInfo>, now: Timestamp) -> Leap {
     }
 }
 
+/// The last leap second as a server reports it, for tests here and elsewhere.
 #[cfg(test)]
-mod tests {
-    use super::*;
+pub(crate) mod examples {
+    use super::LeapInfo;
 
-    /// 2016-12-31 00:00:00 UTC, the start of the day that ended with the last leap second.
-    const DEC_31_2016: i64 = 1_483_142_400;
-    const EVENT: i64 = 1_483_228_800;
+    /// 2017-01-01 00:00:00 UTC, when the last leap second ended.
+    pub(crate) const EVENT: i64 = 1_483_228_800;
 
-    fn info(step: i32, next_unix: i64) -> Option<LeapInfo> {
+    /// A step of `step` at `next_unix`, TAI-UTC 36 s before it.
+    pub(crate) fn info(step: i32, next_unix: i64) -> Option<LeapInfo> {
         Some(LeapInfo {
             leap: 36,
             next_unix,
             step,
         })
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::examples::{info, EVENT};
+    use super::*;
+
+    /// 2016-12-31 00:00:00 UTC, the start of the day that ended with the last leap second.
+    const DEC_31_2016: i64 = 1_483_142_400;
 
     #[test]
     fn the_warning_is_given_only_on_the_last_day() {

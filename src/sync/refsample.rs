@@ -96,16 +96,7 @@ mod tests {
     use super::*;
     use crate::sync::burst::filter;
     use crate::sync::exchange::Sample;
-
-    const EVENT: i64 = 1_483_228_800;
-
-    fn info(step: i32, next_unix: i64) -> Option<LeapInfo> {
-        Some(LeapInfo {
-            leap: 36,
-            next_unix,
-            step,
-        })
-    }
+    use crate::sync::leap::examples::{info, EVENT};
 
     #[test]
     fn precision_is_the_power_of_two_covering_the_bound() {
