@@ -82,11 +82,11 @@ impl Server {
     }
 
     /// A connection's activity record, holding a slot of a one-connection limit.
-    fn activity() -> std::io::Result<std::sync::Arc<crate::server::conn::Activity>> {
+    fn activity() -> std::io::Result<std::sync::Arc<crate::server::activity::Activity>> {
         let slot = crate::server::slots::Slots::new(1, 1)
             .try_take()
             .ok_or_else(|| std::io::Error::other("no free connection slot"))?;
-        Ok(std::sync::Arc::new(crate::server::conn::Activity::new(
+        Ok(std::sync::Arc::new(crate::server::activity::Activity::new(
             slot,
             std::sync::Arc::default(),
             false,

@@ -15,7 +15,7 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 
-use super::conn::InFlight;
+use super::activity::InFlight;
 use crate::clock::SharedClock;
 use crate::wire::reply::ReplyTemplate;
 

@@ -26,9 +26,10 @@ use http::header::HeaderName;
 use http::{Method, StatusCode, Version};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 
+use super::activity::Activity;
 use super::body::ReplyBody;
-use super::conn::Activity;
-use super::service::{self, Head};
+use super::reply::{self, lists, Head};
+use super::service;
 use super::Shared;
 
 /// Most header lines in a request the fast path takes (hyper's default is 100).
@@ -64,7 +65,7 @@ pub(crate) fn split_target(target: &str) -> Option<(&str, Option<&str>)> {
     let plain = target.starts_with('/')
         && target
             .bytes()
-            .all(|b| service::is_pchar(b) || b == b'/' || b == b'?');
+            .all(|b| reply::is_pchar(b) || b == b'/' || b == b'?');
     if !plain {
         return None;
     }
@@ -102,13 +103,6 @@ impl Head for Simple<'_, '_> {
     fn authority(&self) -> Option<&str> {
         None
     }
-}
-
-/// Whether a header value lists `token` (comma-separated, case-insensitive).
-pub(crate) fn lists(value: &[u8], token: &str) -> bool {
-    value
-        .split(|b| *b == b',')
-        .any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
 }
 
 /// The request, if it is one the fast path takes.
@@ -164,7 +158,7 @@ fn write_head(
     out: &mut Vec<u8>,
     version: Version,
     status: StatusCode,
-    headers: &[service::Header],
+    headers: &[reply::Header],
     body_len: usize,
     connection: Option<&'static [u8]>,
 ) {
@@ -453,7 +447,7 @@ mod tests {
     #[test]
     fn heads_carry_status_length_and_connection() {
         let mut out = Vec::new();
-        let h = [service::Header::Dynamic(
+        let h = [reply::Header::Dynamic(
             HeaderName::from_static("x-a"),
             HeaderValue::from_static("1"),
         )];

@@ -13,11 +13,13 @@
 //! and closes every WebSocket with 1001 "going away". `run` returns when all connection tasks
 //! have finished, or after `shutdown_timeout` with the stragglers aborted.
 
+pub(crate) mod activity;
 mod body;
 pub(crate) mod conn;
 pub(crate) mod fast;
 mod flood;
 pub mod page;
+pub(crate) mod reply;
 mod running;
 pub(crate) mod service;
 pub(crate) mod slots;

@@ -22,9 +22,9 @@ use bytes::Bytes;
 use http::header::{self, HeaderName, HeaderValue};
 use http::StatusCode;
 
+use super::activity::InFlight;
 use super::body::ReplyBody;
-use super::conn::InFlight;
-use super::service::{fixed, Cors, Fixed, Head, Reply, HTML, JSON, NOSNIFF, NO_CACHE};
+use super::reply::{fixed, Cors, Fixed, Head, Reply, HTML, JSON, NOSNIFF, NO_CACHE};
 use super::Shared;
 use crate::client::connect::{is_loopback_host, Scheme, Target};
 use crate::leap::store::LeapStore;

@@ -30,10 +30,10 @@ use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
+use super::activity::InFlight;
 use super::body::ReplyBody;
-use super::conn::InFlight;
 use super::flood::{is_flood, Guard, WsFragments};
-use super::service::{error, server_id, Cors};
+use super::reply::{self, error, server_id, Cors};
 use super::Shared;
 use crate::rxstamp::RxStamp;
 use crate::sync::Timestamp;
@@ -53,7 +53,7 @@ fn lists(headers: &http::HeaderMap, name: header::HeaderName, token: &str) -> bo
     headers
         .get_all(name)
         .iter()
-        .any(|v| super::fast::lists(v.as_bytes(), token))
+        .any(|v| reply::lists(v.as_bytes(), token))
 }
 
 /// A `GET` with `Upgrade: websocket`: a WebSocket handshake, valid or not ([`accept`]
