@@ -31,6 +31,10 @@ if [ ! -e "$DESTDIR/etc/webntpd.toml" ]; then
     install -D -m 0644 "$here/config/webntpd.toml" "$DESTDIR/etc/webntpd.toml"
 fi
 install -D -m 0644 "$here/README.md" "$DESTDIR$PREFIX/share/doc/webntpd/README.md"
+# The README links to docs/*.md relatively: keep the folder.
+for page in "$here"/docs/*.md; do
+    install -D -m 0644 "$page" "$DESTDIR$PREFIX/share/doc/webntpd/docs/$(basename "$page")"
+done
 # Man pages and shell completions, generated from the sources (tests/docs.rs keeps them so).
 install -D -m 0644 "$here/packaging/man/webntpd.8" "$DESTDIR$PREFIX/share/man/man8/webntpd.8"
 install -D -m 0644 "$here/packaging/man/webntpd.toml.5" "$DESTDIR$PREFIX/share/man/man5/webntpd.toml.5"

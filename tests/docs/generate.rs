@@ -213,8 +213,10 @@ pub fn webntpd_8() -> String {
                 "The leap-seconds list served by default (tzdata).",
             ),
             (
-                "/usr/share/doc/webntpd/README.md",
-                "The full documentation; examples/ beside it has the example configurations.",
+                "/usr/share/doc/webntpd/",
+                "README.md, the overview; docs/operating.md, the operator's manual with \
+                 troubleshooting; docs/protocol.md, the wire formats; examples/, the example \
+                 configurations.",
             ),
         ],
     ));
@@ -612,7 +614,7 @@ pub fn webntpd_toml_5() -> String {
     pieces.push(piece(&r));
     pieces.push(section(
         "SEE ALSO",
-        &["webntpd(8), chrony.conf(5), ntp.conf(5), /usr/share/doc/webntpd/README.md"],
+        &["webntpd(8), chrony.conf(5), ntp.conf(5), /usr/share/doc/webntpd/docs/operating.md"],
     ));
     render(pieces)
 }
