@@ -24,7 +24,7 @@ pub trait Clock: Send + Sync + 'static {
 
     /// The realtime clock as it read when the system's realtime clock read `at`, `age_ns`
     /// nanoseconds of real time ago: for bytes the kernel stamped on arrival
-    /// ([`crate::rxstamp`]). The system clock answers `at` itself without reading the time
+    /// ([`crate::net::rxstamp`]). The system clock answers `at` itself without reading the time
     /// again; a clock that does not follow real time ([`ManualClock`]) answers its current
     /// reading.
     fn realtime_back_to(&self, _at: Timestamp, age_ns: i64) -> Timestamp {

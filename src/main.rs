@@ -144,7 +144,7 @@ async fn serve(settings: ServerSettings) -> u8 {
 }
 
 async fn query(args: QueryArgs) -> u8 {
-    use webntpd::client::connect::ProxySetting;
+    use webntpd::net::connect::ProxySetting;
     let proxy = match (args.proxy, args.no_proxy) {
         (Some(url), _) => ProxySetting::Url(url),
         (None, true) => ProxySetting::Off,

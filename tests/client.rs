@@ -22,7 +22,7 @@ fn opts(samples: usize) -> ClientOptions {
         spacing: (Duration::from_millis(1), Duration::from_millis(3)),
         ..ClientOptions::default()
     };
-    o.connect.proxy = webntpd::client::connect::ProxySetting::Off;
+    o.connect.proxy = webntpd::net::connect::ProxySetting::Off;
     o.connect.connect_timeout = Duration::from_secs(2);
     o
 }
@@ -469,7 +469,7 @@ async fn through_a_connect_proxy() {
     let srv = shifted_server(-30_000_000).await;
     let (proxy, tunnels) = start_connect_proxy().await;
     let mut o = opts(4);
-    o.connect.proxy = webntpd::client::connect::ProxySetting::Url(format!("http://{proxy}"));
+    o.connect.proxy = webntpd::net::connect::ProxySetting::Url(format!("http://{proxy}"));
     for url in [
         format!("http://{}/", srv.addr),
         format!("ws://{}/", srv.addr),

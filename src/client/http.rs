@@ -10,18 +10,18 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{Method, Request};
-use http_body_util::{BodyExt, Empty, Limited};
-use hyper::client::conn::http1::SendRequest;
-use hyper_util::rt::TokioIo;
+use http_body_util::Empty;
 
-use super::connect::Target;
 use super::date::{parse_date_header, DateError, DateProbe, DateProber, ProbeFuture};
-use super::stamp::Stamps;
 use super::{
-    bounded, connect_bounded, exchange_from, open_stamped, request_stamp, ClientError,
-    ClientOptions, Reply, Transport,
+    bounded, connect_bounded, exchange_from, request_stamp, ClientError, ClientOptions, Reply,
+    Transport,
 };
 use crate::clock::SharedClock;
+use crate::net::connect::Target;
+use crate::net::http1::Http1;
+use crate::net::open_stamped;
+use crate::net::stamp::Stamps;
 use crate::sync::Timestamp;
 use crate::wire::reply::parse_reply;
 use crate::wire::HTTPSTIME_HEADER;
@@ -38,15 +38,8 @@ pub(crate) enum Flavour {
 }
 
 struct Conn {
-    sender: SendRequest<Empty<Bytes>>,
+    http: Http1,
     stamps: Arc<Stamps>,
-    driver: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for Conn {
-    fn drop(&mut self) {
-        self.driver.abort();
-    }
 }
 
 /// An HTTP(S) WebNTP or Time-over-HTTPS server.
@@ -77,18 +70,9 @@ impl HttpTransport {
     }
 
     async fn connect(&self) -> Result<Conn, ClientError> {
-        let (io, stamps) = open_stamped(&self.target, &self.opts, &self.clock).await?;
-        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
-            .await
-            .map_err(|e| hyper_error("handshake", &e))?;
-        let driver = tokio::spawn(async move {
-            let _ = conn.await;
-        });
-        Ok(Conn {
-            sender,
-            stamps,
-            driver,
-        })
+        let (io, stamps) = open_stamped(&self.target, &self.opts.connect, &self.clock).await?;
+        let http = Http1::handshake(io).await?;
+        Ok(Conn { http, stamps })
     }
 
     /// The request target: the URL's path and query, plus `?<t1>` for JSON.
@@ -135,37 +119,15 @@ impl HttpTransport {
 
         let limit = self.opts.max_body;
         let work = async {
-            conn.sender
-                .ready()
-                .await
-                .map_err(|e| ClientError::Closed(format!(": {e}")))?;
+            conn.http.ready().await?;
             conn.stamps.arm();
-            let resp = conn
-                .sender
-                .send_request(req)
-                .await
-                .map_err(|e| hyper_error("request", &e))?;
-            let (parts, body) = resp.into_parts();
-            let body = Limited::new(body, limit)
-                .collect()
-                .await
-                .map_err(|e| {
-                    if e.is::<http_body_util::LengthLimitError>() {
-                        ClientError::TooLarge { limit }
-                    } else if let Some(e) = e.downcast_ref::<hyper::Error>() {
-                        hyper_error("reading the reply's body", e)
-                    } else {
-                        ClientError::Http(format!("reading the reply's body: {e}"))
-                    }
-                })?
-                .to_bytes();
-            Ok::<_, ClientError>((parts, body))
+            Ok::<_, ClientError>(conn.http.request(req, limit).await?)
         };
-        let (parts, body) = bounded("exchange", self.opts.sample_timeout, work).await?;
+        let resp = bounded("exchange", self.opts.sample_timeout, work).await?;
         Ok(Raw {
-            status: parts.status,
-            headers: parts.headers,
-            body,
+            status: resp.status,
+            headers: resp.headers,
+            body: resp.body,
             edges: conn.stamps.take(),
         })
     }
@@ -222,7 +184,7 @@ impl HttpTransport {
     /// The kept connection, or a new one, warmed up.
     async fn conn(&mut self) -> Result<Conn, ClientError> {
         if let Some(conn) = self.conn.take() {
-            if !conn.sender.is_closed() {
+            if !conn.http.is_closed() {
                 return Ok(conn);
             }
         }
@@ -252,36 +214,12 @@ impl HttpTransport {
     }
 }
 
-/// What a hyper error means for the exchange, in the words of the cause rather than
-/// hyper's: a connection closed before or during the reply is [`ClientError::Closed`] (so a
-/// kept connection is retried once), anything else an HTTP error naming its innermost cause.
-fn hyper_error(during: &str, e: &hyper::Error) -> ClientError {
-    let mut cause = String::new();
-    let mut inner: Option<&dyn std::error::Error> = std::error::Error::source(e);
-    while let Some(err) = inner {
-        cause = err.to_string();
-        inner = err.source();
-    }
-    if e.is_incomplete_message() || e.is_closed() || e.is_canceled() {
-        return ClientError::Closed(" before it finished replying".to_string());
-    }
-    if cause.contains("end of file before message length reached") {
-        return ClientError::Closed(
-            " in the middle of the reply's body (shorter than its Content-Length)".to_string(),
-        );
-    }
-    match cause.is_empty() {
-        true => ClientError::Http(format!("{during}: {e}")),
-        false => ClientError::Http(format!("{during}: {e}: {cause}")),
-    }
-}
-
 /// A reply as it came, before interpretation.
 struct Raw {
     status: http::StatusCode,
     headers: http::HeaderMap,
     body: Bytes,
-    edges: Option<(super::stamp::Edge, super::stamp::Edge)>,
+    edges: Option<(crate::net::stamp::Edge, crate::net::stamp::Edge)>,
 }
 
 /// [`HttpTransport`] as the prober of a Date-header measurement.
@@ -300,7 +238,7 @@ impl DateProber for DateAdapter {
 
 impl Transport for HttpTransport {
     async fn exchange(&mut self) -> Result<Reply, ClientError> {
-        let reused = self.conn.as_ref().is_some_and(|c| !c.sender.is_closed());
+        let reused = self.conn.as_ref().is_some_and(|c| !c.http.is_closed());
         let mut conn = self.conn().await?;
         match self.once(&mut conn).await {
             Ok(reply) => {
@@ -309,7 +247,7 @@ impl Transport for HttpTransport {
             }
             // A kept connection the server closed just now: one fresh try.
             Err(ClientError::Closed(_) | ClientError::Http(_))
-                if reused && conn.sender.is_closed() =>
+                if reused && conn.http.is_closed() =>
             {
                 tracing::debug!(
                     "{}: kept connection closed; reconnecting",

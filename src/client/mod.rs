@@ -1,7 +1,7 @@
-//! The WebNTP client: measure one server's offset and delay with a burst of exchanges.
+//! The WebNTP client: measure one server's offset and delay with a burst of exchanges, over
+//! the transports below; connections, TLS, proxies and the socket-edge timestamps `t1`/`t4`
+//! are [`crate::net`]'s, the maths [`crate::sync`]'s.
 //!
-//! - [`connect`]: URLs, name resolution, proxies, TLS.
-//! - [`stamp`]: `t1`/`t4` taken at the socket edge, below TLS and HTTP.
 //! - `http`: `GET url?<t1>` on a kept-alive HTTP/1.1 connection, and Time over HTTPS
 //!   (`HEAD /.well-known/time`, `X-HTTPSTIME`).
 //! - `ws`: one WebSocket per burst, one message per exchange.
@@ -14,10 +14,8 @@
 //! used: it pays for cold paths, and on TLS 1.3 the server's session tickets arrive just
 //! after the handshake and would be mistaken for the first reply byte.
 
-pub mod connect;
 pub mod date;
 mod http;
-pub mod stamp;
 mod ws;
 
 use std::future::Future;
@@ -30,7 +28,9 @@ use crate::sync::leap::LeapInfo;
 use crate::sync::Timestamp;
 use crate::wire::reply::ReplyError;
 
-use connect::{ConnectError, ConnectOptions, Scheme, Target};
+use crate::net::connect::{ConnectError, ConnectOptions, Scheme, Target};
+use crate::net::http1::Http1Error;
+use crate::net::stamp;
 
 /// Most samples a burst may take.
 pub const MAX_SAMPLES: usize = 64;
@@ -167,6 +167,16 @@ pub enum ClientError {
     /// answered without forwarding).
     #[error("no send/receive timestamps for the exchange")]
     NoStamps,
+}
+
+impl From<Http1Error> for ClientError {
+    fn from(e: Http1Error) -> Self {
+        match e {
+            Http1Error::Closed(when) => ClientError::Closed(format!(" {when}")),
+            Http1Error::TooLarge { limit } => ClientError::TooLarge { limit },
+            Http1Error::Http(what) => ClientError::Http(what),
+        }
+    }
 }
 
 /// A burst that produced nothing, with the server it was for.
@@ -375,31 +385,6 @@ async fn measure_date(
         leap: None,
         failures: Vec::new(),
     })
-}
-
-/// A connection's byte stream: TCP or TLS over TCP, stamped at the TCP edge.
-pub(crate) trait Io:
-    tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + Sync
-{
-}
-impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + Sync> Io for T {}
-
-/// Open a connection to `target` (through a proxy if so configured), put the timestamping
-/// wrapper on the TCP stream, then TLS on top for https/wss.
-pub(crate) async fn open_stamped(
-    target: &Target,
-    opts: &ClientOptions,
-    clock: &SharedClock,
-) -> Result<(Box<dyn Io>, std::sync::Arc<stamp::Stamps>), ClientError> {
-    let tcp = connect::open_tcp(target, &opts.connect).await?;
-    let (tcp, rx) = crate::rxstamp::RxStamped::new(tcp);
-    let (io, stamps) = stamp::stamped(tcp, clock.clone(), Some(rx));
-    let io: Box<dyn Io> = if target.scheme.is_tls() {
-        Box::new(connect::tls_handshake(io, target, &opts.connect, &[b"http/1.1"]).await?)
-    } else {
-        Box::new(io)
-    };
-    Ok((io, stamps))
 }
 
 /// Run `work` within `limit`; past it, a [`ClientError::Timeout`] naming `what`.

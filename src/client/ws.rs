@@ -15,13 +15,14 @@ use tokio_tungstenite::tungstenite::error::{Error as WsError, ProtocolError, Sub
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
-use super::connect::{Scheme, Target};
-use super::stamp::Stamps;
 use super::{
-    bounded, connect_bounded, exchange_from, open_stamped, request_stamp, ClientError,
-    ClientOptions, Io, Reply, Transport,
+    bounded, connect_bounded, exchange_from, request_stamp, ClientError, ClientOptions, Reply,
+    Transport,
 };
 use crate::clock::SharedClock;
+use crate::net::connect::{Scheme, Target};
+use crate::net::stamp::Stamps;
+use crate::net::{open_stamped, Io};
 use crate::wire::reply::parse_reply;
 use crate::wire::WS_SUBPROTOCOL;
 
@@ -102,7 +103,9 @@ impl WsTransport {
     }
 
     async fn handshake(&self) -> Result<Conn, Handshake> {
-        let (io, stamps) = open_stamped(&self.target, &self.opts, &self.clock).await?;
+        let (io, stamps) = open_stamped(&self.target, &self.opts.connect, &self.clock)
+            .await
+            .map_err(ClientError::from)?;
         let mut request = self
             .url()
             .into_client_request()
@@ -113,7 +116,7 @@ impl WsTransport {
                 HeaderValue::from_static(WS_SUBPROTOCOL),
             );
         }
-        let config = crate::wire::ws_config(self.opts.max_body);
+        let config = crate::net::ws_config(self.opts.max_body);
         match tokio_tungstenite::client_async_with_config(request, io, Some(config)).await {
             Ok((ws, _resp)) => Ok(Conn { ws, stamps }),
             Err(WsError::Protocol(ProtocolError::SecWebSocketSubProtocolError(

@@ -10,8 +10,8 @@ use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
 use toml::de::DeValue;
 
-use crate::client::connect::{Proxy, ProxySetting, Target};
 use crate::client::{Mode, MAX_SAMPLES};
+use crate::net::connect::{Proxy, ProxySetting, Target};
 
 use super::locate::{self, Doc};
 use super::read::{Dropped, Reader, MAX_ERRORS, TOP_LEVEL};
@@ -968,7 +968,7 @@ impl Check<'_, '_> {
     fn files(&mut self, config: &Config) {
         for (i, s) in config.sources.iter().enumerate() {
             for (j, file) in s.burst.cacert.iter().enumerate() {
-                if let Err(e) = crate::client::connect::load_pem_roots(file) {
+                if let Err(e) = crate::net::connect::load_pem_roots(file) {
                     self.error(&format!("source.{i}.cacert.{j}"), e.to_string());
                 }
             }

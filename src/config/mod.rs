@@ -74,9 +74,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::client::connect::{ConnectError, ConnectOptions, ProxySetting, Target};
 use crate::client::{ClientOptions, Mode};
 use crate::files::ReadError;
+use crate::net::connect::{ConnectError, ConnectOptions, ProxySetting, Target};
 
 pub use locate::Location;
 pub use server::{ServerSettings, DEFAULT_LISTEN, MAX_CONNECTIONS, MAX_HEADER_BYTES};
@@ -189,7 +189,7 @@ impl BurstSettings {
     pub fn client_options(&self) -> Result<ClientOptions, ConnectError> {
         let mut extra_roots = Vec::new();
         for path in &self.cacert {
-            extra_roots.append(&mut crate::client::connect::load_pem_roots(path)?);
+            extra_roots.append(&mut crate::net::connect::load_pem_roots(path)?);
         }
         Ok(ClientOptions {
             samples: self.samples,

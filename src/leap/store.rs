@@ -16,18 +16,18 @@ use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty};
-use hyper::body::Incoming;
-use hyper::header::{HeaderValue, ACCEPT, CONTENT_LENGTH, HOST, LOCATION, USER_AGENT};
-use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use http_body_util::Empty;
+use hyper::header::{HeaderValue, ACCEPT, HOST, LOCATION, USER_AGENT};
+use hyper::{Request, StatusCode};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use super::{format_unix_date, LeapError, LeapInfo, LeapList};
-use crate::client::connect::{self, ConnectError, ConnectOptions, Scheme, Target};
 use crate::clock::{Clock, SharedClock};
 use crate::files::{Limit, ReadError};
+use crate::net;
+use crate::net::connect::{ConnectError, ConnectOptions, Scheme, Target};
+use crate::net::http1::{Http1, Http1Error};
 use crate::sync::Timestamp;
 
 /// Largest list accepted, from disk or the network (today's list is about 5 KiB).
@@ -719,108 +719,47 @@ fn connect_error(url: &str, e: ConnectError) -> RefreshError {
 
 /// Connect to `target` the way the WebNTP client does (the system's trust store, proxies from
 /// the environment, every address of the name), send `request` on an HTTP/1.1 connection and
-/// read the whole body, bounded by [`MAX_LIST_BYTES`].
+/// read the whole body, bounded by [`MAX_LIST_BYTES`] ([`Http1::request`], the client's own).
 async fn exchange(
     target: &Target,
     request: Request<Empty<Bytes>>,
     url: &str,
 ) -> Result<Vec<u8>, RefreshError> {
-    let opts = ConnectOptions::default();
-    let tcp = connect::open_tcp(target, &opts)
+    let io = net::open(target, &ConnectOptions::default())
         .await
         .map_err(|e| connect_error(url, e))?;
-    let io: Box<dyn crate::client::Io> = if target.scheme.is_tls() {
-        Box::new(
-            connect::tls_handshake(tcp, target, &opts, &[b"http/1.1"])
-                .await
-                .map_err(|e| connect_error(url, e))?,
-        )
-    } else {
-        Box::new(tcp)
+    let failed = |e: Http1Error| match e {
+        Http1Error::TooLarge { limit } => RefreshError::TooLarge {
+            url: url.to_owned(),
+            limit,
+        },
+        Http1Error::Closed(when) if when.contains("body") => RefreshError::Body {
+            url: url.to_owned(),
+            reason: format!("the server closed the connection {when}"),
+        },
+        e => RefreshError::Request {
+            url: url.to_owned(),
+            reason: e.to_string(),
+        },
     };
-    let request_failed = |e: hyper::Error| RefreshError::Request {
-        url: url.to_owned(),
-        reason: error_chain(&e),
-    };
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
+    let mut http = Http1::handshake(io).await.map_err(failed)?;
+    let response = http
+        .request(request, MAX_LIST_BYTES)
         .await
-        .map_err(request_failed)?;
-    // Drives the connection; it ends when `sender` and the response body are dropped.
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
-    let response = sender.send_request(request).await.map_err(request_failed)?;
-    read_body(response, url).await
-}
-
-/// Check the status of `response` and read its whole body, bounded by [`MAX_LIST_BYTES`].
-async fn read_body(response: Response<Incoming>, url: &str) -> Result<Vec<u8>, RefreshError> {
-    let status = response.status();
-    if status != StatusCode::OK {
+        .map_err(failed)?;
+    if response.status != StatusCode::OK {
         let location = response
-            .headers()
+            .headers
             .get(LOCATION)
             .and_then(|v| v.to_str().ok())
             .map(super::quote);
         return Err(RefreshError::Status {
             url: url.to_owned(),
-            status,
+            status: response.status,
             location,
         });
     }
-    let declared = response
-        .headers()
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|s| s.trim().parse::<u64>().ok());
-    let too_large = || RefreshError::TooLarge {
-        url: url.to_owned(),
-        limit: MAX_LIST_BYTES,
-    };
-    if declared.is_some_and(|n| n > MAX_LIST_BYTES as u64) {
-        return Err(too_large());
-    }
-
-    let mut body = response.into_body();
-    let mut bytes = Vec::with_capacity(
-        declared.map_or(16 * 1024, |n| usize::try_from(n).unwrap_or(MAX_LIST_BYTES)),
-    );
-    while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| RefreshError::Body {
-            url: url.to_owned(),
-            reason: error_chain(&e),
-        })?;
-        if let Ok(data) = frame.into_data() {
-            if bytes.len() + data.len() > MAX_LIST_BYTES {
-                return Err(too_large());
-            }
-            bytes.extend_from_slice(&data);
-        }
-    }
-    if let Some(n) = declared {
-        if bytes.len() as u64 != n {
-            return Err(RefreshError::Body {
-                url: url.to_owned(),
-                reason: format!("Content-Length is {n} bytes, received {}", bytes.len()),
-            });
-        }
-    }
-    Ok(bytes)
-}
-
-/// An error and its causes, `outer: inner: innermost`, without repeats.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let msg = s.to_string();
-        if !out.contains(&msg) {
-            out.push_str(": ");
-            out.push_str(&msg);
-        }
-        source = s.source();
-    }
-    out
+    Ok(response.body.to_vec())
 }
 
 #[cfg(test)]
@@ -830,6 +769,7 @@ mod tests {
     use std::sync::atomic::AtomicUsize;
 
     use http_body_util::combinators::BoxBody;
+    use http_body_util::BodyExt;
     use http_body_util::{Full, StreamBody};
     use hyper::body::Frame;
     use hyper::body::Incoming;

@@ -14,8 +14,8 @@ use tokio::time::Instant;
 
 use super::slots::Slot;
 use super::Limits;
-use crate::observe::{Observed, Observer};
-use crate::rxstamp::RxStamp;
+use crate::net::observe::{Observed, Observer};
+use crate::net::rxstamp::RxStamp;
 
 /// "No request head in progress."
 const NONE: u64 = u64::MAX;

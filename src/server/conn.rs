@@ -34,8 +34,8 @@ use super::reply::{check_host, date_header, Cors};
 use super::slots::Slot;
 use super::tls::TlsReloader;
 use super::{fast, service, ws, Limits, Shared};
-use crate::observe::Observed;
-use crate::rxstamp::RxStamped;
+use crate::net::observe::Observed;
+use crate::net::rxstamp::RxStamped;
 
 /// The hyper connection builder for this server's limits.
 pub(crate) fn http_builder(limits: &Limits) -> auto::Builder<TokioExecutor> {

@@ -328,7 +328,7 @@ impl<T: AsyncRead + Unpin> AsyncRead for Prefixed<T> {
 }
 
 impl<T: AsyncWrite + Unpin> AsyncWrite for Prefixed<T> {
-    crate::observe::forward_writes!();
+    crate::net::observe::forward_writes!();
 }
 
 #[cfg(test)]

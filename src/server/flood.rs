@@ -323,7 +323,7 @@ impl<T: AsyncRead + Unpin, C: Count + Unpin> AsyncRead for Guard<T, C> {
 }
 
 impl<T: AsyncWrite + Unpin, C: Unpin> AsyncWrite for Guard<T, C> {
-    crate::observe::forward_writes!();
+    crate::net::observe::forward_writes!();
 }
 
 #[cfg(test)]

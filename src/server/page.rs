@@ -26,8 +26,8 @@ use super::activity::InFlight;
 use super::body::ReplyBody;
 use super::reply::{fixed, Cors, Fixed, Head, Reply, HTML, JSON, NOSNIFF, NO_CACHE};
 use super::Shared;
-use crate::client::connect::{is_loopback_host, Scheme, Target};
 use crate::leap::store::LeapStore;
+use crate::net::connect::{is_loopback_host, Scheme, Target};
 use crate::sync::Timestamp;
 
 /// The page: HTML with its style and script inline.

@@ -15,7 +15,7 @@
 //!
 //! The receive time `rt` is read first, as soon as the request head is parsed (by hyper or by
 //! the [`fast`](super::fast) path), and moved back to when the kernel received the bytes
-//! ([`crate::rxstamp`]).
+//! ([`crate::net::rxstamp`]).
 //! Bad input gets 400 with a short JSON error (never an empty 200, never reflected script),
 //! and so does a request whose `Host` breaks RFC 9112 section 3.2 ([`check_host`]). What a reply
 //! is made of is [`super::reply`]'s; this module only decides which.

@@ -35,7 +35,7 @@ use super::body::ReplyBody;
 use super::flood::{is_flood, Guard, WsFragments};
 use super::reply::{self, error, server_id, Cors};
 use super::Shared;
-use crate::rxstamp::RxStamp;
+use crate::net::rxstamp::RxStamp;
 use crate::sync::Timestamp;
 use crate::wire::reply::{ReplyFields, ReplyTemplate};
 use crate::wire::WS_SUBPROTOCOL;
@@ -177,7 +177,7 @@ async fn session(
     shared: Arc<Shared>,
 ) {
     let limit = shared.limits.ws_max_message;
-    let config = crate::wire::ws_config(limit);
+    let config = crate::net::ws_config(limit);
     // A message in more fragments than any client needs is refused (see `flood`).
     let io = Guard::new(TokioIo::new(upgraded), WsFragments::new());
     let mut ws = WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await;

@@ -24,7 +24,7 @@ pub const SERVER_ROUNDING_NS: i64 = 1_000;
 
 /// How far a kernel receive stamp's clock may be from the program's and the stamp still be
 /// used: 3 us. The network layer uses kernel stamps only while it proves the two clocks this
-/// close (`crate::rxstamp`); the error bounds here allow for it.
+/// close (`crate::net::rxstamp`); the error bounds here allow for it.
 pub const KERNEL_STAMP_AGREEMENT_NS: i64 = 3_000;
 
 /// What the four timestamps of an exchange may be off by, beyond the path's asymmetry, as

@@ -17,18 +17,5 @@ pub const HTTPSTIME_HEADER: &str = "x-httpstime";
 /// The WebSocket subprotocol go-webntp's clients offer.
 pub const WS_SUBPROTOCOL: &str = "webntp.shogo82148.com";
 
-/// WebSocket settings for WebNTP's small messages (both ends): messages and frames up to
-/// `max_message` bytes; 4 KiB of read buffer instead of tungstenite's 128 KiB, which would
-/// cost 256 KiB per connection for nothing; each message written at once (every send is
-/// flushed anyway), with at most 64 KiB queued when writes fail.
-pub fn ws_config(max_message: usize) -> tokio_tungstenite::tungstenite::protocol::WebSocketConfig {
-    tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
-        .max_message_size(Some(max_message))
-        .max_frame_size(Some(max_message))
-        .read_buffer_size(4096)
-        .write_buffer_size(0)
-        .max_write_buffer_size(64 * 1024)
-}
-
 /// Seconds between the NTP era 0 epoch (1900-01-01) and the Unix epoch (1970-01-01).
 pub const NTP_UNIX_OFFSET_SECS: i64 = 2_208_988_800;

@@ -8,7 +8,7 @@
 //!
 //! Both the realtime clock (for the offset) and the monotonic clock (for the round trip) are
 //! read at each edge. On a TCP socket `t4` is then moved back by the age of the reply's bytes
-//! as the kernel stamped them ([`crate::rxstamp`]), so the time this task took to wake up is
+//! as the kernel stamped them ([`crate::net::rxstamp`]), so the time this task took to wake up is
 //! not counted: the server does the same for `rt`, and the two wake-ups, which differ, no
 //! longer skew the offset.
 
@@ -17,8 +17,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::task::Poll;
 
 use crate::clock::SharedClock;
-use crate::observe::{Observed, Observer};
-use crate::rxstamp::RxStamp;
+use crate::net::observe::{Observed, Observer};
+use crate::net::rxstamp::RxStamp;
 use crate::sync::Timestamp;
 
 /// One edge: both clocks read together.
@@ -190,7 +190,7 @@ mod tests {
             .await
             .unwrap();
         let (mut server, _) = listener.accept().await.unwrap();
-        let (client, rx) = crate::rxstamp::RxStamped::new(client);
+        let (client, rx) = crate::net::rxstamp::RxStamped::new(client);
         let (mut io, stamps) = stamped(client, SystemClock::shared(), Some(rx));
         // Packet stamping is switched on in a deferred work item: give it a moment.
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;

@@ -55,7 +55,7 @@ macro_rules! forward_writes {
             std::pin::Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
         }
 
-        crate::observe::forward_flush_and_shutdown!();
+        crate::net::observe::forward_flush_and_shutdown!();
     };
 }
 pub(crate) use forward_writes;

@@ -206,7 +206,7 @@ fn calibrate(pair: &mut Pair) -> Agreement {
 
 /// One log line per change of verdict.
 fn report_change(before: u8, now: Agreement) {
-    const TARGET: &str = "webntpd::rxstamp";
+    const TARGET: &str = "webntpd::net::rxstamp";
     match now {
         Agreement::Differ { skew_ns } => tracing::warn!(target: TARGET,
             "this process's clock is {:+.6} s off the kernel's (a time-faking library?): kernel \
@@ -235,7 +235,7 @@ fn start_calibrator() {
         let mut pair = match Pair::new() {
             Ok(p) => p,
             Err(e) => {
-                tracing::warn!(target: "webntpd::rxstamp", "cannot calibrate the clock against kernel receive stamps ({e}): they are not used");
+                tracing::warn!(target: "webntpd::net::rxstamp", "cannot calibrate the clock against kernel receive stamps ({e}): they are not used");
                 return;
             }
         };
@@ -250,7 +250,7 @@ fn start_calibrator() {
         if let Err(e) = spawned {
             // Without re-checks a skew appearing later would go unseen: use no stamps.
             VERDICT.store(0, Ordering::Relaxed);
-            tracing::warn!(target: "webntpd::rxstamp", "cannot start the clock calibrator ({e}): kernel receive stamps are not used");
+            tracing::warn!(target: "webntpd::net::rxstamp", "cannot start the clock calibrator ({e}): kernel receive stamps are not used");
         }
     });
 }
@@ -328,9 +328,9 @@ impl RxStamped {
         if let Err(e) = setsockopt(&stream, sockopt::ReceiveTimestampns, &true) {
             static WARNED: AtomicBool = AtomicBool::new(false);
             if WARNED.swap(true, Ordering::Relaxed) {
-                tracing::debug!(target: "webntpd::rxstamp", "no kernel receive timestamps on a connection: {e}");
+                tracing::debug!(target: "webntpd::net::rxstamp", "no kernel receive timestamps on a connection: {e}");
             } else {
-                tracing::warn!(target: "webntpd::rxstamp", "the kernel refuses receive timestamps (SO_TIMESTAMPNS: {e}): receive times are read when the program gets to the bytes, which adds its wake-up time (tens of microseconds) to measurements");
+                tracing::warn!(target: "webntpd::net::rxstamp", "the kernel refuses receive timestamps (SO_TIMESTAMPNS: {e}): receive times are read when the program gets to the bytes, which adds its wake-up time (tens of microseconds) to measurements");
             }
         }
         let stamp = Arc::new(RxStamp::default());
@@ -408,7 +408,7 @@ impl AsyncRead for RxStamped {
 }
 
 impl AsyncWrite for RxStamped {
-    crate::observe::forward_writes!();
+    crate::net::observe::forward_writes!();
 }
 
 #[cfg(test)]
