@@ -2,8 +2,9 @@
 //! (`HEAD /.well-known/time`, `X-HTTPSTIME`) and the `Date:` header of any web server
 //! (`HEAD url`), over one kept-alive HTTP/1.1 connection.
 //!
-//! The connection is reused across a burst; when the server has closed it (keep-alive
-//! timeout, restart), the next exchange opens a new one, warming it up first.
+//! Each is a small type over one [`Kept`] connection, which is reused across a burst: when the
+//! server has closed it (keep-alive timeout, restart), the next request opens a new one,
+//! warming it up first, and a request that found it closed just then is sent once more.
 
 use std::sync::Arc;
 
@@ -26,44 +27,53 @@ use crate::sync::Timestamp;
 use crate::wire::reply::parse_reply;
 use crate::wire::HTTPSTIME_HEADER;
 
-/// Which HTTP exchange.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Flavour {
-    /// `GET url?<t1>`, JSON reply.
-    Json,
-    /// `HEAD /.well-known/time`, `X-HTTPSTIME`.
-    TimeOverHttps,
-    /// `HEAD url`, only the `Date:` header (any web server; see `client::date`).
-    Date,
+/// What one kind of HTTP exchange sends.
+#[derive(Debug, Clone, Copy)]
+struct Ask {
+    /// `HEAD`, not `GET`.
+    head: bool,
+    /// Time over HTTPS: `/` means `/.well-known/time`.
+    well_known: bool,
+    /// Ask for JSON and append `?<t1>` (`&<t1>` after a query).
+    json: bool,
 }
+
+const JSON: Ask = Ask {
+    head: false,
+    well_known: false,
+    json: true,
+};
+const TOH: Ask = Ask {
+    head: true,
+    well_known: true,
+    json: false,
+};
+const DATE: Ask = Ask {
+    head: true,
+    well_known: false,
+    json: false,
+};
 
 struct Conn {
     http: Http1,
     stamps: Arc<Stamps>,
 }
 
-/// An HTTP(S) WebNTP or Time-over-HTTPS server.
-pub(crate) struct HttpTransport {
+/// One server's kept-alive, timestamped HTTP/1.1 connection.
+pub(crate) struct Kept {
     target: Target,
     opts: ClientOptions,
     clock: SharedClock,
-    flavour: Flavour,
     conn: Option<Conn>,
     user_agent: HeaderValue,
 }
 
-impl HttpTransport {
-    pub(crate) fn new(
-        target: Target,
-        opts: ClientOptions,
-        clock: SharedClock,
-        flavour: Flavour,
-    ) -> Self {
-        HttpTransport {
+impl Kept {
+    pub(crate) fn new(target: Target, opts: ClientOptions, clock: SharedClock) -> Self {
+        Kept {
             target,
             opts,
             clock,
-            flavour,
             conn: None,
             user_agent: HeaderValue::from_static(concat!("webntpd/", env!("CARGO_PKG_VERSION"))),
         }
@@ -75,36 +85,31 @@ impl HttpTransport {
         Ok(Conn { http, stamps })
     }
 
-    /// The request target: the URL's path and query, plus `?<t1>` for JSON.
-    fn path(&self, sent: Option<Timestamp>) -> String {
-        match (self.flavour, sent) {
-            (Flavour::TimeOverHttps, _) => {
-                let p = &self.target.path_and_query;
-                if p == "/" || p.is_empty() {
-                    "/.well-known/time".to_string()
-                } else {
-                    p.clone()
-                }
-            }
-            (Flavour::Json, Some(t)) => {
-                let p = &self.target.path_and_query;
+    /// The request target: the URL's path and query (`/.well-known/time` for Time over HTTPS
+    /// when the URL names none), plus the client's timestamp when one is sent.
+    fn path(&self, ask: Ask, sent: Option<Timestamp>) -> String {
+        let p = &self.target.path_and_query;
+        match sent {
+            _ if ask.well_known && (p == "/" || p.is_empty()) => "/.well-known/time".to_string(),
+            Some(t) => {
                 let sep = if p.contains('?') { '&' } else { '?' };
                 format!("{p}{sep}{t}")
             }
-            (Flavour::Json, None) | (Flavour::Date, _) => self.target.path_and_query.clone(),
+            None => p.clone(),
         }
     }
 
     /// Send one request on an open connection and read the whole reply, with the edges.
-    async fn raw(&mut self, conn: &mut Conn, sent: Option<Timestamp>) -> Result<Raw, ClientError> {
-        let method = match self.flavour {
-            Flavour::Json => Method::GET,
-            Flavour::TimeOverHttps | Flavour::Date => Method::HEAD,
-        };
+    async fn raw(
+        &self,
+        conn: &mut Conn,
+        ask: Ask,
+        sent: Option<Timestamp>,
+    ) -> Result<Raw, ClientError> {
         let mut req = Request::new(Empty::<Bytes>::new());
-        *req.method_mut() = method;
+        *req.method_mut() = if ask.head { Method::HEAD } else { Method::GET };
         *req.uri_mut() = self
-            .path(sent)
+            .path(ask, sent)
             .parse()
             .map_err(|e| ClientError::Http(format!("request target: {e}")))?;
         let h = req.headers_mut();
@@ -113,10 +118,9 @@ impl HttpTransport {
         }
         h.insert(header::USER_AGENT, self.user_agent.clone());
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-        if self.flavour == Flavour::Json {
+        if ask.json {
             h.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
         }
-
         let limit = self.opts.max_body;
         let work = async {
             conn.http.ready().await?;
@@ -132,12 +136,78 @@ impl HttpTransport {
         })
     }
 
-    /// One WebNTP or Time-over-HTTPS exchange on an open connection.
-    async fn once(&mut self, conn: &mut Conn) -> Result<Reply, ClientError> {
-        let sent = (self.flavour == Flavour::Json).then(|| request_stamp(&self.clock));
-        let raw = self.raw(conn, sent).await?;
-        match self.flavour {
-            Flavour::Json => {
+    /// The kept connection, or a new one, warmed up with an unused request of the same kind.
+    async fn conn(&mut self, ask: Ask) -> Result<Conn, ClientError> {
+        if let Some(conn) = self.conn.take() {
+            if !conn.http.is_closed() {
+                return Ok(conn);
+            }
+        }
+        let mut conn = connect_bounded(&self.opts, self.connect()).await?;
+        // Warm-up (see the module comment of `client`).
+        self.raw(&mut conn, ask, None).await?;
+        Ok(conn)
+    }
+
+    /// Send one request of kind `ask` (with the client's timestamp when it is JSON) and read
+    /// its reply with `read`.
+    async fn once<T>(
+        &self,
+        conn: &mut Conn,
+        ask: Ask,
+        read: &impl Fn(Option<Timestamp>, Raw) -> Result<T, ClientError>,
+    ) -> Result<T, ClientError> {
+        let sent = ask.json.then(|| request_stamp(&self.clock));
+        let raw = self.raw(conn, ask, sent).await?;
+        read(sent, raw)
+    }
+
+    /// One request of kind `ask` (with the client's timestamp when it is JSON), its reply
+    /// read by `read`; the connection kept for the next. A kept connection the server closed
+    /// just now gets one fresh try.
+    async fn request<T>(
+        &mut self,
+        ask: Ask,
+        read: impl Fn(Option<Timestamp>, Raw) -> Result<T, ClientError>,
+    ) -> Result<T, ClientError> {
+        let reused = self.conn.as_ref().is_some_and(|c| !c.http.is_closed());
+        let mut conn = self.conn(ask).await?;
+        let result = match self.once(&mut conn, ask, &read).await {
+            Err(ClientError::Closed(_) | ClientError::Http(_))
+                if reused && conn.http.is_closed() =>
+            {
+                tracing::debug!(
+                    "{}: kept connection closed; reconnecting",
+                    self.target.authority()
+                );
+                drop(conn);
+                conn = self.conn(ask).await?;
+                self.once(&mut conn, ask, &read).await
+            }
+            other => other,
+        };
+        if result.is_ok() {
+            self.conn = Some(conn);
+        }
+        result
+    }
+}
+
+/// A reply as it came, before interpretation.
+struct Raw {
+    status: http::StatusCode,
+    headers: http::HeaderMap,
+    body: Bytes,
+    edges: Option<(crate::net::stamp::Edge, crate::net::stamp::Edge)>,
+}
+
+/// A WebNTP server's JSON reply: `GET url?<t1>`.
+pub(crate) struct JsonTransport(pub(crate) Kept);
+
+impl Transport for JsonTransport {
+    async fn exchange(&mut self) -> Result<Reply, ClientError> {
+        self.0
+            .request(JSON, |sent, raw| {
                 if raw.status != http::StatusCode::OK {
                     return Err(ClientError::Status {
                         status: raw.status.as_u16(),
@@ -149,12 +219,18 @@ impl HttpTransport {
                     exchange,
                     leap: reply.leap,
                 })
-            }
-            // Date mode has no single exchange: client::date bisects with `date_probe`.
-            Flavour::Date => Err(ClientError::Http(
-                "Date mode is measured by bisection, not by single exchanges".into(),
-            )),
-            Flavour::TimeOverHttps => {
+            })
+            .await
+    }
+}
+
+/// Time over HTTPS: `HEAD /.well-known/time`, the server's time in `X-HTTPSTIME`.
+pub(crate) struct TohTransport(pub(crate) Kept);
+
+impl Transport for TohTransport {
+    async fn exchange(&mut self) -> Result<Reply, ClientError> {
+        self.0
+            .request(TOH, |_, raw| {
                 if !raw.status.is_success() {
                     return Err(ClientError::Status {
                         status: raw.status.as_u16(),
@@ -177,89 +253,43 @@ impl HttpTransport {
                     exchange,
                     leap: None,
                 })
-            }
-        }
-    }
-
-    /// The kept connection, or a new one, warmed up.
-    async fn conn(&mut self) -> Result<Conn, ClientError> {
-        if let Some(conn) = self.conn.take() {
-            if !conn.http.is_closed() {
-                return Ok(conn);
-            }
-        }
-        let mut conn = connect_bounded(&self.opts, self.connect()).await?;
-        // Warm-up (see the module comment of `client`).
-        self.raw(&mut conn, None).await?;
-        Ok(conn)
-    }
-
-    /// One `HEAD` for the `Date:` header, timed at the socket edge.
-    pub(crate) async fn date_probe(&mut self) -> Result<DateProbe, ClientError> {
-        let mut conn = self.conn().await?;
-        let raw = self.raw(&mut conn, None).await?;
-        let date = raw
-            .headers
-            .get(header::DATE)
-            .and_then(|v| v.to_str().ok())
-            .ok_or_else(|| ClientError::Http("reply has no Date header".into()))?;
-        let date_secs = parse_date_header(date).map_err(|e| ClientError::Http(e.to_string()))?;
-        let (t1, t4) = raw.edges.ok_or(ClientError::NoStamps)?;
-        self.conn = Some(conn);
-        Ok(DateProbe {
-            t1: t1.real,
-            t4: t4.real,
-            date_secs,
-        })
+            })
+            .await
     }
 }
 
-/// A reply as it came, before interpretation.
-struct Raw {
-    status: http::StatusCode,
-    headers: http::HeaderMap,
-    body: Bytes,
-    edges: Option<(crate::net::stamp::Edge, crate::net::stamp::Edge)>,
+/// Any web server's `Date:` header: one timed `HEAD url` per probe of a Date-mode
+/// measurement (see [`super::date`]).
+pub(crate) struct DateProbes(pub(crate) Kept);
+
+impl DateProbes {
+    async fn probe_once(&mut self) -> Result<DateProbe, ClientError> {
+        self.0
+            .request(DATE, |_, raw| {
+                let date = raw
+                    .headers
+                    .get(header::DATE)
+                    .and_then(|v| v.to_str().ok())
+                    .ok_or_else(|| ClientError::Http("reply has no Date header".into()))?;
+                let date_secs =
+                    parse_date_header(date).map_err(|e| ClientError::Http(e.to_string()))?;
+                let (t1, t4) = raw.edges.ok_or(ClientError::NoStamps)?;
+                Ok(DateProbe {
+                    t1: t1.real,
+                    t4: t4.real,
+                    date_secs,
+                })
+            })
+            .await
+    }
 }
 
-/// [`HttpTransport`] as the prober of a Date-header measurement.
-pub(crate) struct DateAdapter(pub(crate) HttpTransport);
-
-impl DateProber for DateAdapter {
+impl DateProber for DateProbes {
     fn probe(&mut self) -> ProbeFuture<'_> {
         Box::pin(async move {
-            self.0
-                .date_probe()
+            self.probe_once()
                 .await
                 .map_err(|e| DateError::Probe(Box::new(e)))
         })
-    }
-}
-
-impl Transport for HttpTransport {
-    async fn exchange(&mut self) -> Result<Reply, ClientError> {
-        let reused = self.conn.as_ref().is_some_and(|c| !c.http.is_closed());
-        let mut conn = self.conn().await?;
-        match self.once(&mut conn).await {
-            Ok(reply) => {
-                self.conn = Some(conn);
-                Ok(reply)
-            }
-            // A kept connection the server closed just now: one fresh try.
-            Err(ClientError::Closed(_) | ClientError::Http(_))
-                if reused && conn.http.is_closed() =>
-            {
-                tracing::debug!(
-                    "{}: kept connection closed; reconnecting",
-                    self.target.authority()
-                );
-                drop(conn);
-                let mut conn = self.conn().await?;
-                let reply = self.once(&mut conn).await?;
-                self.conn = Some(conn);
-                Ok(reply)
-            }
-            Err(e) => Err(e),
-        }
     }
 }

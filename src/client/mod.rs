@@ -52,6 +52,29 @@ pub enum Mode {
     Date,
 }
 
+impl Mode {
+    /// The mode a server at a URL of `scheme` is measured in: `Auto` resolved (http and https
+    /// to JSON, ws and wss to WebSocket), any other mode as it is.
+    pub fn resolve(self, scheme: Scheme) -> Mode {
+        match (self, scheme) {
+            (Mode::Auto, Scheme::Http | Scheme::Https) => Mode::Json,
+            (Mode::Auto, Scheme::Ws | Scheme::Wss) => Mode::Ws,
+            (m, _) => m,
+        }
+    }
+
+    /// Its name in the configuration and on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Auto => "auto",
+            Mode::Json => "json",
+            Mode::Ws => "ws",
+            Mode::Toh => "toh",
+            Mode::Date => "date",
+        }
+    }
+}
+
 impl std::str::FromStr for Mode {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
@@ -220,47 +243,19 @@ pub struct Measurement {
     pub failures: Vec<String>,
 }
 
-/// The transport for `target` in `mode`.
+/// The transport for `target` in `mode`: one exchange at a time. (Date mode bisects with
+/// probes instead; see [`measure`].)
 pub(crate) enum AnyTransport {
-    Http(Box<http::HttpTransport>),
+    Json(Box<http::JsonTransport>),
+    Toh(Box<http::TohTransport>),
     Ws(Box<ws::WsTransport>),
 }
 
 impl AnyTransport {
-    fn new(target: Target, opts: &ClientOptions, clock: SharedClock) -> Result<Self, ClientError> {
-        let mode = match (opts.mode, target.scheme) {
-            (Mode::Auto, Scheme::Http | Scheme::Https) => Mode::Json,
-            (Mode::Auto, Scheme::Ws | Scheme::Wss) => Mode::Ws,
-            (m, _) => m,
-        };
-        Ok(match mode {
-            Mode::Ws => {
-                AnyTransport::Ws(Box::new(ws::WsTransport::new(target, opts.clone(), clock)))
-            }
-            Mode::Toh => AnyTransport::Http(Box::new(http::HttpTransport::new(
-                target,
-                opts.clone(),
-                clock,
-                http::Flavour::TimeOverHttps,
-            ))),
-            Mode::Date => AnyTransport::Http(Box::new(http::HttpTransport::new(
-                target,
-                opts.clone(),
-                clock,
-                http::Flavour::Date,
-            ))),
-            Mode::Json | Mode::Auto => AnyTransport::Http(Box::new(http::HttpTransport::new(
-                target,
-                opts.clone(),
-                clock,
-                http::Flavour::Json,
-            ))),
-        })
-    }
-
     async fn exchange(&mut self) -> Result<Reply, ClientError> {
         match self {
-            AnyTransport::Http(t) => t.exchange().await,
+            AnyTransport::Json(t) => t.exchange().await,
+            AnyTransport::Toh(t) => t.exchange().await,
             AnyTransport::Ws(t) => t.exchange().await,
         }
     }
@@ -280,14 +275,21 @@ pub async fn measure(
         error,
     };
     let target = Target::parse(url).map_err(|e| fail(e.into()))?;
-    let transport = AnyTransport::new(target, opts, clock.clone()).map_err(fail)?;
-    let mut transport = match (opts.mode, transport) {
-        (Mode::Date, AnyTransport::Http(http)) => {
-            return measure_date(url, *http, clock, opts.floor)
+    let kept = |target| http::Kept::new(target, opts.clone(), clock.clone());
+    let mut transport = match opts.mode.resolve(target.scheme) {
+        Mode::Date => {
+            let probes = http::DateProbes(kept(target));
+            return measure_date(url, probes, clock, opts.floor)
                 .await
-                .map_err(fail)
+                .map_err(fail);
         }
-        (_, t) => t,
+        Mode::Toh => AnyTransport::Toh(Box::new(http::TohTransport(kept(target)))),
+        Mode::Ws => AnyTransport::Ws(Box::new(ws::WsTransport::new(
+            target,
+            opts.clone(),
+            clock.clone(),
+        ))),
+        Mode::Json | Mode::Auto => AnyTransport::Json(Box::new(http::JsonTransport(kept(target)))),
     };
     let n = opts.samples.clamp(1, MAX_SAMPLES);
     let mut rng = XorShift::seeded(clock.monotonic_ns() as u64 ^ url.len() as u64);
@@ -348,11 +350,10 @@ pub async fn measure(
 /// error bound is the bisection's half-interval.
 async fn measure_date(
     url: &str,
-    http: http::HttpTransport,
+    mut prober: http::DateProbes,
     clock: SharedClock,
     floor: Timestamp,
 ) -> Result<Measurement, ClientError> {
-    let mut prober = http::DateAdapter(http);
     let result = date::measure(&mut prober, clock.as_ref(), &date::DateOptions::default())
         .await
         .map_err(|e| match e {

@@ -12,14 +12,14 @@ use toml::de::DeValue;
 
 use crate::client::{Mode, MAX_SAMPLES};
 use crate::net::connect::{Proxy, ProxySetting, Target};
+use crate::refclock::{shm, OutputConfig};
 
 use super::locate::{self, Doc};
 use super::read::{Dropped, Reader, MAX_ERRORS, TOP_LEVEL};
 use super::value::{self, show};
 use super::{
-    BurstSettings, Config, ConfigError, Diagnostic, Loaded, LogConfig, OutputConfig, Poll,
-    SanityConfig, SelectionConfig, ServerSettings, ShmOutput, SockOutput, SourceConfig,
-    StatusConfig,
+    BurstSettings, Config, ConfigError, Diagnostic, Loaded, LogConfig, Poll, SanityConfig,
+    SelectionConfig, ServerSettings, SourceConfig, StatusConfig,
 };
 
 /// The whole file, as written: each table and entry read on its own by [`Reader`], so that
@@ -636,11 +636,10 @@ impl Check<'_, '_> {
                     return None;
                 };
                 let perm = o.perm.and_then(|p| self.perm(&at("perm"), p));
-                let shm = ShmOutput { unit, perm };
                 if !self.dropped.contains(&at("perm")) {
-                    self.shm_warnings(i, shm);
+                    self.shm_warnings(i, unit, perm);
                 }
-                Some(OutputConfig::Shm(shm))
+                Some(OutputConfig::Shm { unit, perm })
             }
             "sock" => {
                 for key in ["unit", "perm"] {
@@ -670,7 +669,7 @@ impl Check<'_, '_> {
                         ),
                     );
                 }
-                Some(OutputConfig::Sock(SockOutput { path }))
+                Some(OutputConfig::Sock { path })
             }
             other => {
                 self.error(
@@ -736,21 +735,20 @@ impl Check<'_, '_> {
         }
     }
 
-    fn shm_warnings(&mut self, i: usize, shm: ShmOutput) {
-        if shm.unit < 2 {
+    fn shm_warnings(&mut self, i: usize, unit: u8, given: Option<u32>) {
+        if unit < 2 {
             self.warn(
                 &format!("output.{i}.unit"),
                 format!(
-                    "SHM unit {}: ntpd and ntpsec create units 0 and 1 for root only, so webntpd \
-                     must run as root to write it; units 2 and up avoid that",
-                    shm.unit
+                    "SHM unit {unit}: ntpd and ntpsec create units 0 and 1 for root only, so \
+                     webntpd must run as root to write it; units 2 and up avoid that",
                 ),
             );
         }
-        let perm = shm.perm_or_default();
+        let perm = given.unwrap_or_else(|| shm::default_perm(unit));
         if perm & 0o022 != 0 {
-            let at = if shm.perm.is_some() { "perm" } else { "unit" };
-            let why = if shm.perm.is_some() {
+            let at = if given.is_some() { "perm" } else { "unit" };
+            let why = if given.is_some() {
                 ""
             } else {
                 ", ntpd's default for units 2 and up"
@@ -758,10 +756,9 @@ impl Check<'_, '_> {
             self.warn(
                 &format!("output.{i}.{at}"),
                 format!(
-                    "SHM unit {} will be writable by other users (mode {perm:04o}{why}): any \
+                    "SHM unit {unit} will be writable by other users (mode {perm:04o}{why}): any \
                      local user can then inject time; set perm = \"0600\" when the reader runs \
                      as root (chronyd, ntpd do), or use a sock output",
-                    shm.unit
                 ),
             );
         }
@@ -773,14 +770,12 @@ impl Check<'_, '_> {
         let mut paths = HashMap::new();
         for (i, o) in outputs {
             let (first, what, key) = match o {
-                OutputConfig::Shm(s) => (
-                    units.insert(s.unit, *i),
-                    format!("SHM unit {}", s.unit),
-                    "unit",
-                ),
-                OutputConfig::Sock(s) => (
-                    paths.insert(s.path.clone(), *i),
-                    format!("socket {}", s.path.display()),
+                OutputConfig::Shm { unit, .. } => {
+                    (units.insert(*unit, *i), format!("SHM unit {unit}"), "unit")
+                }
+                OutputConfig::Sock { path } => (
+                    paths.insert(path.clone(), *i),
+                    format!("socket {}", path.display()),
                     "path",
                 ),
             };

@@ -77,6 +77,7 @@ use serde::Deserialize;
 use crate::client::{ClientOptions, Mode};
 use crate::files::ReadError;
 use crate::net::connect::{ConnectError, ConnectOptions, ProxySetting, Target};
+use crate::refclock::OutputConfig;
 
 pub use locate::Location;
 pub use server::{ServerSettings, DEFAULT_LISTEN, MAX_CONNECTIONS, MAX_HEADER_BYTES};
@@ -220,56 +221,6 @@ impl BurstSettings {
             t * (n + 3) + MAX_SPACING * n.saturating_sub(1)
         }
     }
-}
-
-/// One `[[output]]`: where the combined estimate is written.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum OutputConfig {
-    /// `type = "shm"`: an ntpd/ntpsec/chrony shared-memory segment.
-    Shm(ShmOutput),
-    /// `type = "sock"`: chrony's SOCK reference clock.
-    Sock(SockOutput),
-}
-
-/// A shared-memory reference clock segment.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ShmOutput {
-    /// The unit: key `0x4E545030 + unit`; ntpd's `127.127.28.UNIT`, chrony's `refclock SHM UNIT`.
-    pub unit: u8,
-    /// Permissions for a segment webntpd creates; `None`: ntpd's rule (see
-    /// [`ShmOutput::perm_or_default`]).
-    pub perm: Option<u32>,
-}
-
-impl ShmOutput {
-    /// The permissions to create the segment with: `perm`, else ntpd's rule: 0600 (root only)
-    /// for units 0 and 1, 0666 for the others.
-    pub fn perm_or_default(&self) -> u32 {
-        self.perm
-            .unwrap_or_else(|| crate::refclock::shm::default_perm(self.unit))
-    }
-}
-
-impl OutputConfig {
-    /// What the reference-clock writer opens for this output.
-    pub fn refclock(&self) -> crate::refclock::OutputConfig {
-        match self {
-            OutputConfig::Shm(s) => crate::refclock::OutputConfig::Shm {
-                unit: s.unit,
-                perm: s.perm,
-            },
-            OutputConfig::Sock(s) => crate::refclock::OutputConfig::Sock {
-                path: s.path.clone(),
-            },
-        }
-    }
-}
-
-/// A chrony SOCK reference clock.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SockOutput {
-    /// The datagram socket chronyd created (`refclock SOCK PATH`).
-    pub path: PathBuf,
 }
 
 /// `[selection]`: how measurements from several sources become one.

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::*;
+use crate::refclock::OutputConfig;
 use crate::server::OriginPolicy;
 
 const PATH: &str = "/etc/webntpd.toml";
@@ -804,20 +805,20 @@ fn outputs_are_read() {
     assert_eq!(
         c.outputs,
         vec![
-            OutputConfig::Shm(ShmOutput {
+            OutputConfig::Shm {
                 unit: 2,
                 perm: Some(0o600)
-            }),
-            OutputConfig::Shm(ShmOutput {
+            },
+            OutputConfig::Shm {
                 unit: 3,
                 perm: Some(0o640)
-            }),
-            OutputConfig::Sock(SockOutput {
+            },
+            OutputConfig::Sock {
                 path: "/run/chrony.webntp.sock".into()
-            }),
+            },
         ]
     );
-    let default_perm = |unit| ShmOutput { unit, perm: None }.perm_or_default();
+    let default_perm = crate::refclock::shm::default_perm;
     assert_eq!(
         (default_perm(0), default_perm(1), default_perm(2)),
         (0o600, 0o600, 0o666)
@@ -1477,10 +1478,10 @@ fn the_demo_polls_its_own_server_on_loopback() {
     assert!(c.sources.iter().any(|s| s.target.scheme.as_str() == "ws"));
     assert!(matches!(
         c.outputs[..],
-        [OutputConfig::Shm(ShmOutput {
+        [OutputConfig::Shm {
             unit: 42,
             perm: Some(0o600)
-        })]
+        }]
     ));
 }
 

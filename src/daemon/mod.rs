@@ -24,9 +24,9 @@ use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::{SharedClock, SystemClock};
-use crate::config::{Config, OutputConfig, SourceConfig};
+use crate::config::{Config, SourceConfig};
 use crate::exit;
-use crate::refclock::{self, Output};
+use crate::refclock::{self, Output, OutputConfig};
 use crate::server::RunningServer;
 use crate::sync::decide::{decide, Rules, SourceView, Verdict};
 use crate::sync::filter::Offer;
@@ -114,7 +114,7 @@ struct OutputSlot {
 
 impl OutputSlot {
     fn open(config: &OutputConfig) -> Result<Self, refclock::OutputError> {
-        let output = Output::open(&config.refclock())?;
+        let output = Output::open(config)?;
         tracing::info!("output {output} attached");
         Ok(OutputSlot {
             config: config.clone(),
@@ -742,7 +742,7 @@ impl Daemon {
                 let last = s.last.as_ref();
                 SourceStatus {
                     url: s.config.url.clone(),
-                    mode: mode_name(&s.config),
+                    mode: mode_name(&s.config).to_string(),
                     state: s.verdict.as_str().to_string(),
                     reach: format!("{:o}", s.reach),
                     polls: s.polls,
@@ -813,12 +813,8 @@ impl Daemon {
 }
 
 /// The mode a source is polled in, `auto` resolved from the URL's scheme.
-fn mode_name(c: &SourceConfig) -> String {
-    match c.burst.mode {
-        crate::client::Mode::Auto if c.url.starts_with("ws") => "ws".to_string(),
-        crate::client::Mode::Auto => "json".to_string(),
-        m => format!("{m:?}").to_lowercase(),
-    }
+fn mode_name(c: &SourceConfig) -> &'static str {
+    c.burst.mode.resolve(c.target.scheme).as_str()
 }
 
 fn leap_name(l: Leap) -> &'static str {

@@ -53,17 +53,20 @@ impl<K: Copy + PartialEq> LastFailure<K> {
     }
 }
 
-/// Where to write samples.
+/// Where to write samples: one `[[output]]` of the configuration (read and checked by
+/// `crate::config`), or one `--shm`/`--sock` of `webntpd query`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OutputConfig {
-    /// An SHM unit, created with `perm` (default [`shm::default_perm`]) if no reader has yet.
+    /// `type = "shm"`: an SHM unit of ntpd, ntpsec or chrony, created with `perm` (default
+    /// [`shm::default_perm`]) if no reader has made it yet.
     Shm {
-        /// 0..=255; key `0x4E545030 + unit`.
+        /// 0..=255; key `0x4E545030 + unit`; ntpd's `127.127.28.UNIT`, chrony's
+        /// `refclock SHM UNIT`.
         unit: u8,
         /// Permission bits for a segment webntpd creates.
         perm: Option<u32>,
     },
-    /// chronyd's `refclock SOCK` socket.
+    /// `type = "sock"`: chronyd's `refclock SOCK` socket.
     Sock {
         /// The socket's path, as in chrony.conf.
         path: PathBuf,
