@@ -67,7 +67,7 @@ fn run_async(command: impl std::future::Future<Output = u8>) -> u8 {
 async fn status(args: StatusArgs) -> u8 {
     let socket = match args.socket {
         Some(p) => p,
-        None => match webntpd::daemon::status_socket_of(&args.config.config) {
+        None => match config::status_socket_of(&args.config.config) {
             Ok(p) => p,
             Err((e, _)) if !args.config.config.exists() => {
                 let p = PathBuf::from(config::DEFAULT_STATUS_SOCKET);

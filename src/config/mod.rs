@@ -502,3 +502,37 @@ pub fn check_command(path: &Path, out: &mut dyn io::Write, err: &mut dyn io::Wri
         }
     }
 }
+
+/// The status socket `webntpd status -c PATH` should ask: `[status] socket` in that file, or
+/// the default. Only that key is read, so the status of a daemon still running on an older
+/// configuration can be read while the file on disk has an error elsewhere. The file is read
+/// as the daemon reads it ([`crate::files::read`]: a regular file of at most 1 MiB, never
+/// blocking). On error: the message and the exit code (66 unreadable or not a regular file,
+/// 78 too large or not TOML).
+pub fn status_socket_of(config: &Path) -> Result<PathBuf, (String, u8)> {
+    let fail = |e: ConfigError| (e.to_string(), e.exit_code());
+    let bytes = crate::files::read(config, crate::files::CONFIG)
+        .map_err(|source| fail(ConfigError::Read { source }))?;
+    let text = utf8(&bytes, config).map_err(fail)?;
+    let table: toml::Table = toml::from_str(text).map_err(|e| {
+        (
+            format!(
+                "{} is not valid TOML ({}); give the socket with --socket",
+                config.display(),
+                e.message()
+            ),
+            crate::exit::CONFIG,
+        )
+    })?;
+    match table.get("status").and_then(|s| s.get("socket")) {
+        None => Ok(PathBuf::from(DEFAULT_STATUS_SOCKET)),
+        Some(toml::Value::String(p)) => Ok(PathBuf::from(p)),
+        Some(_) => Err((
+            format!(
+                "{}: [status] socket must be a string (a path)",
+                config.display()
+            ),
+            crate::exit::CONFIG,
+        )),
+    }
+}

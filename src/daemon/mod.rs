@@ -17,7 +17,7 @@ pub mod signals;
 pub mod source;
 pub mod status;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use tokio::sync::{mpsc, watch};
@@ -882,36 +882,3 @@ pub async fn status_command(
     }
 }
 
-/// The status socket `webntpd status -c PATH` should ask: `[status] socket` in that file, or
-/// the default. Only that key is read, so the status of a daemon still running on an older
-/// configuration can be read while the file on disk has an error elsewhere. The file is read
-/// as the daemon reads it ([`crate::files::read`]: a regular file of at most 1 MiB, never
-/// blocking). On error: the message and the exit code (66 unreadable or not a regular file,
-/// 78 too large or not TOML).
-pub fn status_socket_of(config: &Path) -> Result<PathBuf, (String, u8)> {
-    let fail = |e: crate::config::ConfigError| (e.to_string(), e.exit_code());
-    let bytes = crate::files::read(config, crate::files::CONFIG)
-        .map_err(|source| fail(crate::config::ConfigError::Read { source }))?;
-    let text = crate::config::utf8(&bytes, config).map_err(fail)?;
-    let table: toml::Table = toml::from_str(text).map_err(|e| {
-        (
-            format!(
-                "{} is not valid TOML ({}); give the socket with --socket",
-                config.display(),
-                e.message()
-            ),
-            exit::CONFIG,
-        )
-    })?;
-    match table.get("status").and_then(|s| s.get("socket")) {
-        None => Ok(PathBuf::from(crate::config::DEFAULT_STATUS_SOCKET)),
-        Some(toml::Value::String(p)) => Ok(PathBuf::from(p)),
-        Some(_) => Err((
-            format!(
-                "{}: [status] socket must be a string (a path)",
-                config.display()
-            ),
-            exit::CONFIG,
-        )),
-    }
-}
