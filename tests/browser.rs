@@ -1,12 +1,13 @@
-//! webntpd as JavaScript sees it: the clock page in headless Chromium
-//! (tests/browser/clock-page.mjs, Debian's `chromium` driven by npm's playwright-core), and
-//! NICT's JSONP read by node the ways scripts in the field read it
-//! (tests/browser/nict-idioms.mjs).
+//! webntpd as JavaScript sees it: the clock page in headless Chromium and Firefox
+//! (tests/browser/clock-page.mjs: Debian's `chromium` driven by npm's playwright-core, Debian's
+//! `firefox-esr` driven by npm's puppeteer-core over WebDriver BiDi), and NICT's JSONP read by
+//! node the ways scripts in the field read it (tests/browser/nict-idioms.mjs).
 //!
-//! These tests drive node (20 or newer), Chromium at /usr/bin/chromium and playwright-core
-//! (`npm ci` in tests/browser). Without them they fail when `CI` is set, naming what to
-//! install, and otherwise say why they were skipped and pass: `.ci/run` installs all three.
-//! Screenshots of the page go to target/browser/.
+//! These tests drive node (20 or newer), Chromium at /usr/bin/chromium, Firefox ESR at
+//! /usr/bin/firefox-esr, and playwright-core and puppeteer-core (`npm ci` in tests/browser).
+//! Without them they fail when `CI` is set, naming what to install, and otherwise say why they
+//! were skipped and pass: `.ci/run` installs all of them. Screenshots of the page go to
+//! target/browser/.
 
 mod common;
 
@@ -14,11 +15,11 @@ use std::io::Read;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::*;
 
-/// This directory: the scripts, and the npm project that holds playwright-core.
+/// This directory: the scripts, and the npm project that holds the browser drivers.
 fn scripts() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser")
 }
@@ -58,24 +59,66 @@ fn have_node() -> bool {
     )
 }
 
-/// Debian's Chromium.
-const CHROMIUM: &str = "/usr/bin/chromium";
+/// A browser the clock page is tested in, and what tells it apart.
+struct Browser {
+    /// As people call it.
+    name: &'static str,
+    /// clock-page.mjs's name for it, which also picks the driver.
+    driver: &'static str,
+    /// Debian's package, and the program it installs.
+    package: &'static str,
+    executable: &'static str,
+    /// The npm package that drives it.
+    module: &'static str,
+    /// Before the name of each screenshot.
+    prefix: &'static str,
+    /// What the browser itself logs to the console when a WebSocket is refused.
+    refused_websocket: &'static str,
+}
 
-/// node, Chromium and playwright-core.
-fn have_browser() -> bool {
-    have_node()
-        && have(
-            "Chromium",
-            Path::new(CHROMIUM).exists(),
-            "apt-get install chromium",
-        )
-        && have(
-            "playwright-core",
-            scripts()
-                .join("node_modules/playwright-core/package.json")
-                .exists(),
-            "run `npm ci` in tests/browser",
-        )
+const CHROMIUM: Browser = Browser {
+    name: "Chromium",
+    driver: "chromium",
+    package: "chromium",
+    executable: "/usr/bin/chromium",
+    module: "playwright-core",
+    prefix: "",
+    refused_websocket: "WebSocket connection to",
+};
+
+/// playwright-core drives only Playwright's own patched Firefox, which cannot be had here;
+/// puppeteer-core drives a stock Firefox over WebDriver BiDi (Debian 12 has 153 ESR).
+const FIREFOX: Browser = Browser {
+    name: "Firefox",
+    driver: "firefox",
+    package: "firefox-esr",
+    executable: "/usr/bin/firefox-esr",
+    module: "puppeteer-core",
+    prefix: "firefox-",
+    // "Firefox can't establish a connection to the server at ws://…" (a curly apostrophe),
+    // which WebDriver BiDi passes on as a JavaScript error.
+    refused_websocket: "establish a connection to the server at ws://",
+};
+
+impl Browser {
+    /// node, the browser and its driver.
+    fn available(&self) -> bool {
+        have_node()
+            && have(
+                self.name,
+                Path::new(self.executable).exists(),
+                &format!("apt-get install {}", self.package),
+            )
+            && have(
+                self.module,
+                scripts()
+                    .join("node_modules")
+                    .join(self.module)
+                    .join("package.json")
+                    .exists(),
+                "run `npm ci` in tests/browser",
+            )
+    }
 }
 
 /// Run `node SCRIPT ARGS` in tests/browser in a process group of its own, killing the whole
@@ -254,16 +297,22 @@ fn check_page(s: &serde_json::Value, allowed_console: &str) {
     assert!(leap.contains(expected), "{name}: leap: {leap}");
 }
 
-/// The page in Chromium against real servers: one on this machine's clock, whose truth is
-/// 0; one whose clock libfaketime moves 250 ms ahead, so that this browser is 0.250 s behind
-/// it; the first asking the second as its peer; and one that refuses the page's WebSocket
-/// (its `--allow-origin` names another origin), which the page gets round over HTTP. The
-/// shifted one is also opened by a name that is not loopback's (mapped to 127.0.0.1 inside
-/// Chromium), as a page on a plain-HTTP server is: no secure context, so no cross-origin
-/// isolation and a coarser timer, and nothing in the console about it.
+/// The page in Chromium, then in Firefox, against real servers: one on this machine's clock,
+/// whose truth is 0; one whose clock libfaketime moves 250 ms ahead, so that this browser is
+/// 0.250 s behind it; the first asking the second as its peer; and one that refuses the
+/// page's WebSocket (its `--allow-origin` names another origin), which the page gets round
+/// over HTTP. The shifted one is also opened by a name that is not loopback's (resolved to
+/// 127.0.0.1 inside the browser), as a page on a plain-HTTP server is: no secure context, so
+/// no cross-origin isolation and a coarser timer, and nothing in the console about it.
+/// Firefox must not reach beyond loopback at all: clock-page.mjs reports what tried.
 #[test]
-fn the_clock_page_in_chromium_shows_the_true_offset() {
-    if !have_browser() {
+fn the_clock_page_shows_the_true_offset_in_chromium_and_firefox() {
+    // Each checked before anything starts, so that CI names what is missing at once.
+    let browsers: Vec<&Browser> = [&CHROMIUM, &FIREFOX]
+        .into_iter()
+        .filter(|b| b.available())
+        .collect();
+    if browsers.is_empty() {
         return;
     }
     let shifted = ChildServer::start_shifted("+0.25");
@@ -287,25 +336,44 @@ fn the_clock_page_in_chromium_shows_the_true_offset() {
             "screenshots": true,
         })
     };
-    let config = serde_json::json!({
-        "chromium": CHROMIUM,
-        "artifacts": artifacts,
-        "hostRules": "MAP clock.test 127.0.0.1",
-        "scenarios": [
-            scenario("local", &local, &[&peer]),
-            scenario("shifted", &shifted, &[]),
-            scenario("http-fallback", &no_ws, &[]),
-            scenario("plain-name", &shifted, &[]),
-        ],
-    });
-    let report = node_json(
-        "clock-page.mjs",
-        &[&config.to_string()],
-        &[],
-        Duration::from_secs(120),
-    );
-    let scenarios = report["scenarios"].as_array().expect("scenarios");
-    for s in scenarios {
+    let scenarios = serde_json::json!([
+        scenario("local", &local, &[&peer]),
+        scenario("shifted", &shifted, &[]),
+        scenario("http-fallback", &no_ws, &[]),
+        scenario("plain-name", &shifted, &[]),
+    ]);
+    for browser in browsers {
+        let config = serde_json::json!({
+            "browser": browser.driver,
+            "executable": browser.executable,
+            "artifacts": artifacts,
+            "prefix": browser.prefix,
+            "aliases": ["clock.test"],
+            "scenarios": scenarios,
+        });
+        let started = Instant::now();
+        let report = node_json(
+            "clock-page.mjs",
+            &[&config.to_string()],
+            &[],
+            Duration::from_secs(120),
+        );
+        eprintln!(
+            "{} ({}) in {:.1} s; screenshots in {}",
+            report["browser"],
+            browser.executable,
+            started.elapsed().as_secs_f64(),
+            artifacts.display()
+        );
+        check_browser(browser, &report, &shifted);
+    }
+}
+
+/// What the page showed in one browser, against the servers of the test above.
+fn check_browser(browser: &Browser, report: &serde_json::Value, shifted: &ChildServer) {
+    let mut scenarios = report["scenarios"].as_array().expect("scenarios").clone();
+    for s in scenarios.iter_mut() {
+        s["name"] = format!("{} {}", browser.name, s["name"].as_str().unwrap_or("?")).into();
         eprintln!(
             "{}: offset {:+.3} ± {:.3} ms, round trip {:.3} ms over {}, timer {:.3} ms; \"{}\"",
             s["name"].as_str().unwrap_or("?"),
@@ -317,11 +385,11 @@ fn the_clock_page_in_chromium_shows_the_true_offset() {
             s["verdict"].as_str().unwrap_or("?"),
         );
     }
-    eprintln!(
-        "{} in {}; screenshots in {}",
-        report["browser"],
-        CHROMIUM,
-        artifacts.display()
+    assert_eq!(
+        report["leftLoopback"],
+        serde_json::json!([]),
+        "{}: connections beyond loopback",
+        browser.name
     );
     let [local_seen, shifted_seen, fallback_seen, plain_seen] = &scenarios[..] else {
         panic!("four scenarios expected: {report:#}");
@@ -349,7 +417,8 @@ fn the_clock_page_in_chromium_shows_the_true_offset() {
     let peer_ms = peer_row["ms"].as_f64().expect("the peer answered");
     assert!(
         (peer_ms - 250.0).abs() <= 5.0,
-        "peer at {peer_ms} ms: {peer_row:#}"
+        "{}: peer at {peer_ms} ms: {peer_row:#}",
+        browser.name
     );
     assert_eq!(peer_row["agrees"], false, "{peer_row:#}");
 
@@ -359,19 +428,20 @@ fn the_clock_page_in_chromium_shows_the_true_offset() {
     let verdict = seen.text("verdict");
     assert!(
         verdict.starts_with("Your clock is 0.2") && verdict.contains(" s behind, ±0.0"),
-        "{verdict}"
+        "{}: {verdict}",
+        browser.name
     );
     assert!(
         shifted_seen["ja"]["verdict"]
             .as_str()
             .unwrap()
             .contains("秒遅れています"),
-        "{}",
+        "{}: {}",
+        browser.name,
         shifted_seen["ja"]["verdict"]
     );
 
-    // Chromium logs the refused handshake itself.
-    check_page(fallback_seen, "WebSocket connection to");
+    check_page(fallback_seen, browser.refused_websocket);
     let seen = Seen(fallback_seen);
     seen.offset_is(0.0, 5.0);
     assert_eq!(seen.text("via"), "HTTP", "{fallback_seen:#}");
