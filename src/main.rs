@@ -83,7 +83,7 @@ async fn status(args: StatusArgs) -> u8 {
             }
         },
     };
-    webntpd::daemon::status_command(
+    webntpd::daemon::status::status_command(
         &socket,
         args.json,
         args.wait_sync,

@@ -404,6 +404,62 @@ pub fn render(status: &Status) -> String {
     out
 }
 
+/// `webntpd status`: fetch the daemon's status from `socket` and print it; the exit code:
+/// 0 when the daemon is synchronised, [`crate::exit::TEMPFAIL`] (75) when it answers but is not,
+/// [`crate::exit::UNAVAILABLE`] (69) when nothing answers. With `wait_sync`, first wait until it is
+/// synchronised, checking every second, at most that long (`Duration::ZERO`: no limit); a
+/// daemon that does not answer yet (still starting) is waited for too.
+pub async fn status_command(
+    socket: &Path,
+    json: bool,
+    wait_sync: Option<std::time::Duration>,
+    out: &mut dyn std::io::Write,
+    err: &mut dyn std::io::Write,
+) -> u8 {
+    let started = tokio::time::Instant::now();
+    let mut fetched = fetch(socket).await;
+    if let Some(limit) = wait_sync {
+        let within = |e: std::time::Duration| limit.is_zero() || e < limit;
+        while !matches!(&fetched, Ok((_, s)) if s.synchronised) && within(started.elapsed()) {
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            fetched = fetch(socket).await;
+        }
+    }
+    match fetched {
+        Ok((raw, status)) => {
+            let text = if json { raw } else { render(&status) };
+            if out.write_all(text.as_bytes()).is_err() {
+                return crate::exit::OSERR;
+            }
+            if status.synchronised {
+                return crate::exit::OK;
+            }
+            let why = status
+                .write_refused
+                .as_deref()
+                .or(status.selection_error.as_deref())
+                .unwrap_or("no combined offset written yet");
+            match wait_sync {
+                Some(limit) => {
+                    let _ = writeln!(
+                        err,
+                        "webntpd status: not synchronised within {}: {why}",
+                        humantime::format_duration(limit)
+                    );
+                }
+                None => {
+                    let _ = writeln!(err, "webntpd status: not synchronised: {why}");
+                }
+            }
+            crate::exit::TEMPFAIL
+        }
+        Err(e) => {
+            let _ = writeln!(err, "webntpd status: {e}");
+            e.exit_code()
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
