@@ -1572,7 +1572,7 @@ fn placeholder_names_are_warned_about() {
 
 #[test]
 fn reserved_example_names_are_placeholders() {
-    use super::check::reserved_name;
+    use super::check::sources::reserved_name;
     for (host, reserved) in [
         ("time.example.org", Some("example.org")),
         ("EXAMPLE.COM.", Some("example.com")),
