@@ -388,7 +388,7 @@ impl Check<'_, '_> {
             );
         }
         if let Some(url) = &s.leap_seconds_url {
-            if let Err(e) = crate::leap::store::parse_list_url(url) {
+            if let Err(e) = crate::leap::download::parse_list_url(url) {
                 self.error("server.leap_seconds_url", e.to_string());
             }
         }
