@@ -1,6 +1,6 @@
 //! The command line's definition (clap): every subcommand, flag and help text. `main.rs`
 //! parses it and calls into the library; the man page `webntpd(8)` and the shell
-//! completions are generated from it (tests/docs.rs keeps the shipped ones in step).
+//! completions are generated from it (tests/it/docs.rs keeps the shipped ones in step).
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -22,6 +22,9 @@
 //! and fails naming what is missing when `CI=true`. `.ci/run` installs all of them.
 #![forbid(unsafe_code)]
 
+// The shared helpers of tests/it; this binary uses only some of them.
+#[allow(dead_code)]
+#[path = "it/common/mod.rs"]
 mod common;
 
 use std::collections::BTreeSet;

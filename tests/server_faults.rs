@@ -23,6 +23,9 @@
 //! wait, garbage input) is not repeated here; these are the same faults at scale, and the
 //! ones it lacks.
 
+// The shared helpers of tests/it; this binary uses only some of them.
+#[allow(dead_code)]
+#[path = "it/common/mod.rs"]
 mod common;
 
 use std::io::{Read, Write};

@@ -157,7 +157,7 @@ impl Mapping {
     /// ntpd, which reads `valid` before `count`: a reader that saw `valid` just before the
     /// writer cleared it, then read `count` and copied while the data was half written, sees
     /// the same (odd) count afterwards and takes the mix (the stress test in
-    /// tests/refclock.rs caught this about once in ten thousand reads). So `mode` also says
+    /// tests/it/refclock.rs caught this about once in ten thousand reads). So `mode` also says
     /// "busy" (-1, which every reader drops) from before the first `count` step until after
     /// the second: a copy that overlaps the data either saw the count move or saw the busy
     /// mode.

@@ -1,11 +1,9 @@
 //! The HTTP side of the server on real sockets: exact reply bytes, rounding, JSONP, NICT
 //! paths, Time over HTTPS, CORS, methods, HTTP/2.
 
-mod common;
-
 use std::sync::Arc;
 
-use common::*;
+use crate::common::*;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use webntpd::leap::store::LeapStore;
@@ -144,7 +142,7 @@ async fn jsonp_with_callback_and_nict_jsont() {
 /// `#h` hash computed again.
 fn leap_list_until(last: u64) -> webntpd::leap::LeapList {
     use sha1::{Digest, Sha1};
-    let full = include_str!("data/leap-seconds.list");
+    let full = include_str!("../data/leap-seconds.list");
     let value = |tag: &str| {
         let line = full.lines().find(|l| l.starts_with(tag)).unwrap();
         line[tag.len()..].trim().to_string()
@@ -712,7 +710,7 @@ async fn an_every_address_listener_is_dual_stack_and_a_taken_port_says_so() {
 /// path as before.
 #[tokio::test]
 async fn the_clock_page_and_its_leap_state() {
-    let list = webntpd::leap::LeapList::parse(include_str!("data/leap-seconds.list")).unwrap();
+    let list = webntpd::leap::LeapList::parse(include_str!("../data/leap-seconds.list")).unwrap();
     let srv = start_with(
         ServerConfig {
             clock_page: Some("/clock".into()),

@@ -4,11 +4,9 @@
 //! Timeouts here are short (hundreds of ms) and the bounds generous, because CI machines are
 //! shared: each test checks that a limit acts, and that it does not act too early.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use webntpd::server::{Limits, ServerConfig};

@@ -2,13 +2,11 @@
 //! a known amount through the Clock trait), and hostile ones that must produce errors, never
 //! panics or bogus samples.
 
-mod common;
-
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use webntpd::client::{measure, ClientError, ClientOptions, Mode};

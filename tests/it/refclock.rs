@@ -25,9 +25,6 @@
 //! or the directory `WEBNTPD_NTPSEC_DIR` names. `.ci/run` installs them all; a missing one
 //! fails its test with the command that installs it. No reader may touch the clock: chronyd
 //! runs with `-x`, and chronyd and ntpd run under `capsh --drop=cap_sys_time`.
-#![forbid(unsafe_code)]
-
-mod common;
 
 use std::collections::HashMap;
 use std::fs;
@@ -38,7 +35,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use webntpd::clock::{Clock, SystemClock};
 use webntpd::refclock::{shm, ShmWriter};
 use webntpd::sync::leap::Leap;

@@ -1,11 +1,9 @@
 //! `webntpd check-config`: what it prints and the exit codes scripts and unit files rely on.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use common::binary;
+use crate::common::binary;
 
 fn check_config(args: &[&str]) -> Output {
     Command::new(binary())

@@ -1,11 +1,9 @@
 //! The command line: help, version, and the sysexits codes the README promises.
 
-mod common;
-
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use common::{binary, ChildServer};
+use crate::common::{binary, ChildServer};
 
 fn run(args: &[&str]) -> Output {
     Command::new(binary())

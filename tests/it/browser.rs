@@ -9,15 +9,13 @@
 //! were skipped and pass: `.ci/run` installs all of them. Screenshots of the page go to
 //! target/browser/.
 
-mod common;
-
 use std::io::Read;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 /// This directory: the scripts, and the npm project that holds the browser drivers.
 fn scripts() -> PathBuf {

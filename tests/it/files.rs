@@ -3,8 +3,6 @@
 //! real binary, every wait bounded: each must fail fast with a clear message and the right
 //! exit code, or, while running, be refused while the daemon or server goes on answering.
 
-mod common;
-
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -12,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::binary;
+use crate::common::binary;
 use nix::sys::signal::Signal;
 use serde_json::Value;
 use webntpd::files::show_bytes;
@@ -48,7 +46,7 @@ fn run_bounded(args: &[&str], within: Duration) -> (i32, String, Duration) {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let Some(code) = common::wait_exit_within(&mut child, within) else {
+    let Some(code) = crate::common::wait_exit_within(&mut child, within) else {
         let _ = child.kill();
         let _ = child.wait();
         panic!("webntpd {args:?} still running after {within:?}: it blocked");
@@ -77,7 +75,7 @@ impl Proc {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let log = common::collect_stderr(&mut child);
+        let log = crate::common::collect_stderr(&mut child);
         Proc { child, log }
     }
 
@@ -124,7 +122,7 @@ impl Proc {
     }
 
     fn wait_exit(&mut self, within: Duration) -> i32 {
-        common::wait_exit_within(&mut self.child, within)
+        crate::common::wait_exit_within(&mut self.child, within)
             .unwrap_or_else(|| panic!("did not exit within {within:?}:\n{}", self.log_text()))
     }
 }
@@ -582,7 +580,7 @@ fn a_leap_list_replaced_by_a_fifo_a_device_or_a_huge_file_keeps_the_list_in_use(
 #[test]
 fn a_tls_certificate_replaced_by_a_fifo_is_refused_at_sighup_and_serving_goes_on() {
     let dir = tempfile::tempdir().unwrap();
-    let pki = common::make_pki(dir.path(), "files");
+    let pki = crate::common::make_pki(dir.path(), "files");
     let (_, cert, key) = pki.paths();
     let (mut server, addr) = serve(&[
         "--tls-listen",

@@ -1,12 +1,10 @@
 //! TLS listeners in-process: HTTP/1.1 and HTTP/2 chosen by ALPN, certificate reload, and a
 //! handshake that never finishes being cut off.
 
-mod common;
-
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use http_body_util::BodyExt;
 use rustls::pki_types::{CertificateDer, ServerName};
 use tokio::net::TcpStream;

@@ -4,12 +4,10 @@
 //! ahead and behind, each side must measure and be measured exactly as if it used no kernel
 //! stamps at all: the true offset inside the error bound, no exchange refused.
 
-mod common;
-
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 /// The skews tried, in libfaketime's syntax (seconds): 0.1 ms to 1 s, both ways, and none.

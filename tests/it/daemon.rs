@@ -2,14 +2,12 @@
 //! clock shifted by libfaketime), read through `webntpd status --json`, fed samples checked
 //! on a chrony-style SOCK socket of the test's own, signalled like systemd would.
 
-mod common;
-
 use std::os::unix::net::UnixDatagram;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{binary, ChildServer, Daemon};
+use crate::common::{binary, ChildServer, Daemon};
 use nix::sys::signal::Signal;
 use serde_json::Value;
 
@@ -54,7 +52,7 @@ fn sources(status: &Value) -> &Vec<Value> {
 }
 
 fn state_of<'a>(status: &'a Value, url: &str) -> &'a Value {
-    common::source_status(status, url)
+    crate::common::source_status(status, url)
 }
 
 fn status_socket(dir: &Path) -> String {

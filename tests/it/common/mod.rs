@@ -1,7 +1,6 @@
 //! Shared pieces of the end-to-end tests: a server started in-process on 127.0.0.1:0 with a
 //! clock the test controls, the real binary started as a child process, and a raw HTTP/1.1
 //! exchange over a plain socket so tests can assert exact bytes.
-#![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;

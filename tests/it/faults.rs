@@ -9,11 +9,9 @@
 //! on and off while the daemon runs. Samples reach a datagram socket of the test's own, as
 //! chronyd's `refclock SOCK` would get them, and every one of them is checked.
 //!
-//! The server side of the matrix is tests/server_faults.rs (and tests/limits.rs); SHM removed
-//! or resized and chronyd's socket going away are in tests/refclock.rs; configuration and
-//! leap files that are FIFOs, devices, huge or not UTF-8 are in tests/files.rs.
-
-mod common;
+//! The server side of the matrix is tests/server_faults.rs (and tests/it/limits.rs); SHM removed
+//! or resized and chronyd's socket going away are in tests/it/refclock.rs; configuration and
+//! leap files that are FIFOs, devices, huge or not UTF-8 are in tests/it/files.rs.
 
 use std::net::SocketAddr;
 use std::os::unix::net::UnixDatagram;
@@ -22,7 +20,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{source_status, Daemon};
+use crate::common::{source_status, Daemon};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};

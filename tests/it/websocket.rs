@@ -3,13 +3,11 @@
 //! negotiation, replies in order, frame types, ping/pong, the close codes (1009 oversize,
 //! 1007 not a timestamp, 1000 idle, 1001 shutdown), the origin policy and version checks.
 
-mod common;
-
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;

@@ -4,7 +4,7 @@
 //! configuration schema, regenerate them with
 //!
 //! ```text
-//! WEBNTPD_REGENERATE=1 cargo test --test docs
+//! WEBNTPD_REGENERATE=1 cargo test --test it docs::
 //! ```
 //!
 //! and commit the result.
@@ -18,7 +18,7 @@ use std::process::Command;
 
 use webntpd::config::{Config, ConfigError};
 
-const REGENERATE: &str = "WEBNTPD_REGENERATE=1 cargo test --test docs";
+const REGENERATE: &str = "WEBNTPD_REGENERATE=1 cargo test --test it docs::";
 
 fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -43,7 +43,7 @@ fn the_generated_files_are_up_to_date() {
     }
     assert!(
         stale.is_empty(),
-        "{} out of date with src/cli.rs and the schema in tests/docs/generate.rs: run \
+        "{} out of date with src/cli.rs and the schema in tests/it/docs/generate.rs: run \
          `{REGENERATE}` to regenerate, then commit the result",
         stale.join(", ")
     );
@@ -84,7 +84,7 @@ fn the_man_page_documents_exactly_the_keys_the_reader_accepts() {
     assert_eq!(
         tables,
         accepted_keys(""),
-        "the tables of webntpd.toml(5) (SCHEMA in tests/docs/generate.rs) and the reader's"
+        "the tables of webntpd.toml(5) (SCHEMA in tests/it/docs/generate.rs) and the reader's"
     );
     for table in generate::SCHEMA {
         let documented: BTreeSet<String> = if table.name == "server" {
@@ -98,7 +98,7 @@ fn the_man_page_documents_exactly_the_keys_the_reader_accepts() {
         let accepted = accepted_keys(table.name);
         assert_eq!(
             documented, accepted,
-            "{}: the keys webntpd.toml(5) documents (left; SCHEMA in tests/docs/generate.rs) \
+            "{}: the keys webntpd.toml(5) documents (left; SCHEMA in tests/it/docs/generate.rs) \
              and those the reader accepts (right) differ: document the new key and run `{}`",
             table.header, REGENERATE
         );

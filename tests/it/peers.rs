@@ -2,14 +2,12 @@
 //! HTTPS with ALPN) and Python's `websockets` library (ws:// and wss://), plus the process
 //! life cycle: SIGTERM closes WebSockets with 1001, exits 0, and releases the port.
 
-mod common;
-
 use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use common::*;
+use crate::common::*;
 use nix::sys::signal::Signal;
 use webntpd::sync::Timestamp;
 
@@ -329,7 +327,7 @@ fn curl_gets_jsonp_from_cgi_bin_jsont_and_callback() {
         r.header("content-type"),
         Some("application/javascript; charset=utf-8")
     );
-    // NICT's layout (tests/http.rs checks it byte for byte on a frozen clock).
+    // NICT's layout (tests/it/http.rs checks it byte for byte on a frozen clock).
     let object = r
         .body
         .strip_prefix("jsont( ")

@@ -2,12 +2,10 @@
 //! go-webntp, `--json` for scripts, exit codes, `--cacert`, `--proxy`, and a known clock
 //! error injected into the server process with libfaketime.
 
-mod common;
-
 use std::process::Output;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 
 async fn query(args: &[&str]) -> Output {
     let out = tokio::process::Command::new(binary())

@@ -1,12 +1,10 @@
 //! What ships besides the binary: the systemd units, the settings file, the install script,
 //! the Debian copyright file.
 
-mod common;
-
 use std::path::Path;
 use std::process::Command;
 
-use common::binary;
+use crate::common::binary;
 
 fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -2,7 +2,7 @@
 //! definitions in `src/cli.rs`, with clap_mangen) and `webntpd.toml(5)` (from [`SCHEMA`] and,
 //! for `[server]`, from the flags of `webntpd serve`, which are the same struct), and the
 //! bash, zsh and fish completions (clap_complete). Generation lives in the tests so that
-//! neither crate is linked into the binary; `tests/docs.rs` compares the committed files
+//! neither crate is linked into the binary; `tests/it/docs.rs` compares the committed files
 //! with what this produces and rewrites them when `WEBNTPD_REGENERATE=1`.
 
 use std::io::Write;
@@ -280,7 +280,7 @@ macro_rules! key {
     };
 }
 
-/// The configuration file's schema, for the man page. tests/docs.rs checks that its keys are
+/// The configuration file's schema, for the man page. tests/it/docs.rs checks that its keys are
 /// exactly those the reader accepts (and that config/webntpd.toml shows each).
 pub const SCHEMA: &[Table] = &[
     Table {
@@ -619,7 +619,7 @@ pub fn webntpd_toml_5() -> String {
     render(pieces)
 }
 
-/// The man page's example: a working file (tests/docs.rs checks that it passes).
+/// The man page's example: a working file (tests/it/docs.rs checks that it passes).
 pub const EXAMPLE: &str = r#"[[source]]
 url = "https://time1.example.net/"
 [[source]]
