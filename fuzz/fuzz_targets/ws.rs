@@ -303,8 +303,9 @@ fuzz_target!(|frames: Vec<Frame<'_>>| {
     } else {
         assert!(
             replies >= expect.len(),
-            "{replies} replies, {} expected at least",
-            expect.len()
+            "{replies} replies, {} expected at least; the server sent {:?}",
+            expect.len(),
+            String::from_utf8_lossy(&out[..out.len().min(400)])
         );
     }
     if invalid && replies == expect.len() {

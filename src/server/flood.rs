@@ -17,8 +17,9 @@
 //! most `ws_max_message` (1024) bytes, so [`WsFragments`] refuses a message in more than
 //! [`MAX_FRAGMENTS`] frames; the session closes with 1008.
 //!
-//! Both read the frame headers on their way to the protocol library ([`Guard`]) and make the
-//! read fail once the limit is passed, with an error [`is_flood`] recognises.
+//! Both read the frame headers on their way to the protocol library ([`Guard`]). The bytes
+//! before the frame that passed the limit still reach the library, so what the client sent
+//! in good order is answered; the next read fails, with an error [`is_flood`] recognises.
 
 use std::io;
 use std::pin::Pin;
@@ -53,6 +54,9 @@ enum State {
 #[derive(Debug)]
 pub(crate) struct FrameCounter {
     state: State,
+    /// Where, in the data of the current `feed`, the frame being read began (0: in an
+    /// earlier one).
+    frame_start: usize,
     header: [u8; 9],
     /// Allowance left, in thousandths of a frame.
     tokens_milli: u64,
@@ -81,6 +85,10 @@ pub(crate) fn is_flood(e: &io::Error) -> bool {
 pub(crate) trait Count {
     /// Account for `data`, the next bytes the client sent, at `now_ms`.
     fn feed(&mut self, data: &[u8], now_ms: u64) -> Result<(), Flood>;
+
+    /// After `feed` failed: how many bytes of its `data` came before the frame that passed
+    /// the limit (those may still be passed on).
+    fn before_flood(&self) -> usize;
 }
 
 const H2_FLOOD: Flood = Flood(
@@ -90,7 +98,12 @@ const H2_FLOOD: Flood = Flood(
 
 impl Count for FrameCounter {
     fn feed(&mut self, data: &[u8], now_ms: u64) -> Result<(), Flood> {
+        self.frame_start = 0;
         self.feed_h2(data, now_ms)
+    }
+
+    fn before_flood(&self) -> usize {
+        self.frame_start
     }
 }
 
@@ -98,6 +111,7 @@ impl FrameCounter {
     pub(crate) fn new() -> Self {
         FrameCounter {
             state: State::Preface(0),
+            frame_start: 0,
             header: [0; 9],
             tokens_milli: u64::from(BURST) * 1000,
             refilled_ms: 0,
@@ -105,6 +119,7 @@ impl FrameCounter {
     }
 
     fn feed_h2(&mut self, mut data: &[u8], now_ms: u64) -> Result<(), Flood> {
+        let total = data.len();
         while !data.is_empty() {
             match self.state {
                 State::Off => return Ok(()),
@@ -123,6 +138,9 @@ impl FrameCounter {
                     };
                 }
                 State::Header(have) => {
+                    if have == 0 {
+                        self.frame_start = total - data.len();
+                    }
                     let n = (9 - have).min(data.len());
                     self.header[have..have + n].copy_from_slice(&data[..n]);
                     data = &data[n..];
@@ -201,6 +219,9 @@ pub(crate) struct WsFragments {
     /// Data frames of the message in progress; 0 between messages.
     fragments: u32,
     flooded: bool,
+    /// Where, in the data of the current `feed`, the frame being read began (0: in an
+    /// earlier one).
+    frame_start: usize,
 }
 
 impl WsFragments {
@@ -211,6 +232,7 @@ impl WsFragments {
             skip: 0,
             fragments: 0,
             flooded: false,
+            frame_start: 0,
         }
     }
 
@@ -254,7 +276,13 @@ impl WsFragments {
 }
 
 impl Count for WsFragments {
+    fn before_flood(&self) -> usize {
+        self.frame_start
+    }
+
     fn feed(&mut self, mut data: &[u8], _now_ms: u64) -> Result<(), Flood> {
+        let total = data.len();
+        self.frame_start = 0;
         while !data.is_empty() {
             if self.flooded {
                 return Err(WS_FLOOD);
@@ -266,6 +294,9 @@ impl Count for WsFragments {
                 data = &data[n..];
                 self.skip -= n as u64;
                 continue;
+            }
+            if self.have == 0 {
+                self.frame_start = total - data.len();
             }
             // Two bytes first, to know how long the header is.
             let want = if self.have < 2 { 2 } else { self.header_len() };
@@ -291,6 +322,9 @@ pub(crate) struct Guard<T, C> {
     inner: T,
     counter: C,
     epoch: Instant,
+    /// The limit was passed in a read that still delivered what came before: the next read
+    /// fails with this.
+    flooded: Option<Flood>,
 }
 
 impl<T, C> Guard<T, C> {
@@ -299,6 +333,7 @@ impl<T, C> Guard<T, C> {
             inner,
             counter,
             epoch: Instant::now(),
+            flooded: None,
         }
     }
 }
@@ -310,12 +345,22 @@ impl<T: AsyncRead + Unpin, C: Count + Unpin> AsyncRead for Guard<T, C> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
+        let refuse = |flood| Poll::Ready(Err(io::Error::new(io::ErrorKind::InvalidData, flood)));
+        if let Some(flood) = this.flooded {
+            return refuse(flood);
+        }
         let before = buf.filled().len();
         let res = Pin::new(&mut this.inner).poll_read(cx, buf);
         if let Poll::Ready(Ok(())) = res {
             let now_ms = this.epoch.elapsed().as_millis() as u64;
             if let Err(flood) = this.counter.feed(&buf.filled()[before..], now_ms) {
-                return Poll::Ready(Err(io::Error::new(io::ErrorKind::InvalidData, flood)));
+                // What came before the offending frame goes on; the rest is dropped.
+                let good = this.counter.before_flood();
+                buf.set_filled(before + good);
+                this.flooded = Some(flood);
+                if good == 0 {
+                    return refuse(flood);
+                }
             }
         }
         res
@@ -482,6 +527,35 @@ mod tests {
         let mut c = WsFragments::new();
         let many: Vec<u8> = (0..10_000).flat_map(|_| ws(0x81, 3)).collect();
         assert_eq!(c.feed(&many, 0), Ok(()));
+    }
+
+    #[test]
+    fn what_came_before_the_flooding_frame_is_passed_on() {
+        // WebSocket: two whole messages, then a message in too many fragments: the bytes up
+        // to the fragment that passes the limit may go on.
+        let mut c = WsFragments::new();
+        let good: Vec<u8> = (0..2).flat_map(|_| ws(0x81, 3)).collect();
+        let flood = message(MAX_FRAGMENTS + 1, 0);
+        let bytes = [good.clone(), flood.clone()].concat();
+        assert_eq!(c.feed(&bytes, 0), Err(WS_FLOOD));
+        // `message` puts a ping after each fragment: the 129th data frame starts after 128
+        // (fragment, ping) pairs.
+        let pair = ws(0x00, 0).len() + ws(0x89, 4).len();
+        assert_eq!(c.before_flood(), good.len() + 128 * pair);
+        // Within the flooding message itself, its first 128 fragments still pass.
+        let mut c = WsFragments::new();
+        assert_eq!(c.feed(&flood, 0), Err(WS_FLOOD));
+        assert_eq!(c.before_flood(), 128 * pair);
+
+        // HTTP/2: the preface and the allowance pass; the frame past it does not.
+        let mut c = FrameCounter::new();
+        let mut bytes = PREFACE.to_vec();
+        bytes.extend(pings(BURST as usize + 5));
+        assert_eq!(c.feed(&bytes, 0), Err(H2_FLOOD));
+        assert_eq!(
+            c.before_flood(),
+            PREFACE.len() + BURST as usize * pings(1).len()
+        );
     }
 
     #[test]

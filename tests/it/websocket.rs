@@ -1019,3 +1019,40 @@ async fn rt_is_when_the_message_arrived_not_when_the_session_read_it() {
     assert_rt_is_the_arrival(&reply, sent);
     srv.stop_within(WAIT).await;
 }
+
+/// A masked client frame: `first` (FIN and opcode), then `payload`.
+fn masked_frame(first: u8, payload: &[u8]) -> Vec<u8> {
+    const MASK: [u8; 4] = [7, 1, 9, 3];
+    assert!(payload.len() < 126, "short frames only");
+    let mut f = vec![first, 0x80 | payload.len() as u8];
+    f.extend_from_slice(&MASK);
+    f.extend(payload.iter().enumerate().map(|(i, b)| b ^ MASK[i % 4]));
+    f
+}
+
+#[tokio::test]
+async fn messages_before_a_fragment_flood_are_answered_then_1008() {
+    // Three timestamps and a message in 10,000 fragments, in one write: the server reads
+    // them together, answers the three, then closes with 1008 (the flood is refused).
+    let srv = frozen(config()).await;
+    let (mut s, r) = raw_upgrade(srv.addr, "/", V13).await;
+    assert_eq!(r.status, 101);
+    let mut bytes: Vec<u8> = ["1.5", "2.5", "3.5"]
+        .iter()
+        .flat_map(|t| masked_frame(0x81, t.as_bytes()))
+        .collect();
+    bytes.extend(masked_frame(0x01, b""));
+    for _ in 0..10_000 {
+        bytes.extend(masked_frame(0x00, b""));
+    }
+    // The server may close before it has read everything.
+    let _ = tokio::io::AsyncWriteExt::write_all(&mut s, &bytes).await;
+    let mut ws = after_raw(s).await;
+    for it in ["1.500000", "2.500000", "3.500000"] {
+        let text = reply(&mut ws).await;
+        assert!(text.contains(&format!("\"it\":{it},")), "{text}");
+    }
+    let (code, reason) = expect_close(&mut ws).await;
+    assert_eq!(code, 1008, "{reason}");
+    assert!(reason.contains("128 fragments"), "{reason}");
+}
