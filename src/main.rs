@@ -103,7 +103,13 @@ async fn serve(settings: ServerSettings) -> u8 {
             return exit::OSERR;
         }
     };
-    let server = match RunningServer::start(&settings, SystemClock::shared()).await {
+    let server = match RunningServer::start(
+        settings.server_config(),
+        settings.leap_config(),
+        SystemClock::shared(),
+    )
+    .await
+    {
         Ok(s) => s,
         Err(e) => {
             tracing::error!("{e}");

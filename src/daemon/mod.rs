@@ -173,9 +173,13 @@ impl Daemon {
         }
         let server = match &config.server {
             Some(settings) => Some(
-                RunningServer::start(settings, clock.clone())
-                    .await
-                    .map_err(|e| (e.to_string(), e.exit_code()))?,
+                RunningServer::start(
+                    settings.server_config(),
+                    settings.leap_config(),
+                    clock.clone(),
+                )
+                .await
+                .map_err(|e| (e.to_string(), e.exit_code()))?,
             ),
             None => None,
         };

@@ -7,9 +7,8 @@ use std::sync::Arc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::{Server, ServerError, TlsReloadHandle};
+use super::{Server, ServerConfig, ServerError, TlsReloadHandle};
 use crate::clock::SharedClock;
-use crate::config::ServerSettings;
 use crate::leap::store::{LeapConfig, LeapStore};
 
 /// A server that is listening, until [`RunningServer::stop`].
@@ -24,11 +23,14 @@ pub struct RunningServer {
 }
 
 impl RunningServer {
-    /// Load the leap-seconds list, bind every listener and start serving.
-    pub async fn start(settings: &ServerSettings, clock: SharedClock) -> Result<Self, ServerError> {
-        let leap_cfg = settings.leap_config();
+    /// Load the leap-seconds list as `leap_cfg` says, bind every listener of `config` and
+    /// start serving.
+    pub async fn start(
+        config: ServerConfig,
+        leap_cfg: LeapConfig,
+        clock: SharedClock,
+    ) -> Result<Self, ServerError> {
         let leap = Arc::new(LeapStore::load(&leap_cfg, clock.as_ref()));
-        let config = settings.server_config();
         if let Some(limit) = super::raise_nofile_limit() {
             if limit < config.limits.max_connections as u64 + 64 {
                 tracing::warn!(
