@@ -468,7 +468,7 @@ mod tests {
         // The one absolute URL is SVG's namespace, which loads nothing.
         assert_eq!(ASSET.matches("http://").count(), 1);
         assert!(ASSET.contains("'http://www.w3.org/2000/svg'"));
-        // Small, and kept so: the README states its size.
+        // Small, and kept so: docs/operating.md states its size.
         assert!(ASSET.len() < 40 * 1024, "the page is {} bytes", ASSET.len());
         let hash = inline_hash(ASSET, "script");
         assert_eq!(hash.len(), "sha256-".len() + 44);

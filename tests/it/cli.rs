@@ -1,4 +1,4 @@
-//! The command line: help, version, and the sysexits codes the README promises.
+//! The command line: help, version, and the sysexits codes docs/operating.md promises.
 
 use std::process::{Command, Output};
 use std::time::Duration;
