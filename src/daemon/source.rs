@@ -159,14 +159,23 @@ impl SourceState {
 }
 
 /// Whether two failure messages say the same thing, up to the numbers in them (times,
-/// offsets, sizes, counts change from burst to burst): the same trouble is logged once, a
-/// new one again.
+/// offsets, sizes, counts change from burst to burst, and so does an offset's sign): the same
+/// trouble is logged once, a new one again.
 pub fn same_trouble(a: &str, b: &str) -> bool {
-    let words = |m: &str| {
-        m.chars()
-            .filter(|c| !c.is_ascii_digit())
-            .collect::<String>()
-    };
+    /// The message without its numbers: digits, and `+`, `-` and `.` next to a digit.
+    fn words(m: &str) -> String {
+        let c: Vec<char> = m.chars().collect();
+        let digit = |i: Option<usize>| i.and_then(|i| c.get(i)).is_some_and(char::is_ascii_digit);
+        (0..c.len())
+            .filter(|&i| {
+                let numeric = c[i].is_ascii_digit()
+                    || (matches!(c[i], '+' | '-' | '.')
+                        && (digit(i.checked_sub(1)) || digit(Some(i + 1))));
+                !numeric
+            })
+            .map(|i| c[i])
+            .collect()
+    }
     words(a) == words(b)
 }
 
@@ -271,6 +280,14 @@ mod tests {
             "HTTP status 404",
             "the server closed the connection"
         ));
+        // An offset's sign changes with the numbers (found when a liar's burst said
+        // +0.000054 s one time and -0.000001 s the next).
+        assert!(same_trouble(
+            "one says +1.000412 s, another 0.025 s later -0.000001 s",
+            "one says +1.000142 s, another 0.014 s later +0.000054 s"
+        ));
+        // Hyphens and full stops in words still count.
+        assert!(!same_trouble("a non-blocking read.", "a nonblocking read"));
     }
 
     #[test]
