@@ -22,10 +22,10 @@ use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use webntpd::fuzzing::{Response, Server};
 use webntpd::leap::{LeapList, LeapStore};
+use webntpd::sync::Timestamp;
 use webntpd::wire::nict;
 use webntpd::wire::reply::{parse_query, parse_reply};
 use webntpd::wire::timestamp::is_wire_form;
-use webntpd::sync::Timestamp;
 
 const PATHS: [&str; 7] = [
     "/",

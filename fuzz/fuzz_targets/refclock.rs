@@ -12,9 +12,8 @@
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
-use webntpd::sync::leap::LeapInfo;
 use webntpd::refclock::sock;
-use webntpd::sync::leap::{leap_warning, Leap};
+use webntpd::sync::leap::{leap_warning, Leap, LeapInfo};
 use webntpd::sync::refsample::{precision_log2, RefSample, MIN_PRECISION};
 use webntpd::sync::Timestamp;
 

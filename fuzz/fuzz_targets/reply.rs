@@ -17,11 +17,11 @@ use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use serde_json::value::RawValue;
 use webntpd::sync::leap::LeapInfo;
+use webntpd::sync::Timestamp;
 use webntpd::wire::reply::{
     parse_reply, validate_callback, ReplyError, ReplyFields, ReplyTemplate,
 };
 use webntpd::wire::timestamp::is_wire_form;
-use webntpd::sync::Timestamp;
 
 /// 10^18 s in nanoseconds: the range a timestamp may have on the wire.
 const MAX_NS: i128 = 1_000_000_000_000_000_000_000_000_000;

@@ -15,8 +15,9 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use webntpd::sync::Timestamp;
 use webntpd::wire::timestamp::{is_wire_form, MAX_TIMESTAMP_TEXT};
-use webntpd::wire::{Timestamp, TimestampError};
+use webntpd::wire::TimestampError;
 
 /// 10^18 s in nanoseconds: the accepted range.
 const MAX_NS: u128 = 1_000_000_000_000_000_000_000_000_000;

@@ -23,9 +23,9 @@ use libfuzzer_sys::fuzz_target;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use webntpd::fuzzing::Server;
 use webntpd::leap::LeapStore;
+use webntpd::sync::Timestamp;
 use webntpd::wire::reply::parse_reply;
 use webntpd::wire::timestamp::is_wire_form;
-use webntpd::sync::Timestamp;
 
 const HANDSHAKE: &[u8] = b"GET / HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\n\
 Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\

@@ -15,6 +15,7 @@ mod daemon;
 mod docs;
 mod faults;
 mod files;
+mod fuzz;
 mod http;
 mod limits;
 mod packaging;
