@@ -46,7 +46,9 @@ fn complete_heads(data: &[u8]) -> Vec<Asked> {
                 let path = req.path.and_then(|p| p.split('?').next()).unwrap_or("");
                 heads.push(Asked {
                     head: req.method == Some("HEAD"),
-                    nict: path.starts_with("/cgi-bin/json"),
+                    // Exactly NICT's two paths: `/cgi-bin/json28` is the default route's JSON,
+                    // with `rt` (found by fuzzing).
+                    nict: matches!(path, "/cgi-bin/json" | "/cgi-bin/jsont"),
                 });
                 at += len;
             }
