@@ -295,7 +295,10 @@ impl Check<'_, '_> {
             let plain = s.listen.iter().map(|a| (a, "listen"));
             plain
                 .chain(s.tls_listen.iter().map(|a| (a, "tls_listen")))
-                .find(|(a, _)| a.0.port() == m.listen.0.port() && overlaps(a.0, m.listen.0))
+                // Port 0 is any free port: never the same one twice.
+                .find(|(a, _)| {
+                    a.0.port() == m.listen.0.port() && a.0.port() != 0 && overlaps(a.0, m.listen.0)
+                })
         });
         if let Some((addr, key)) = taken {
             self.error(
