@@ -181,3 +181,55 @@ fn reply(status: &str, extra: &str, content_type: &str, body: &[u8]) -> Vec<u8> 
     out.extend_from_slice(body);
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn start() -> MetricsServer {
+        let any = ListenAddr(SocketAddr::from(([127, 0, 0, 1], 0)));
+        MetricsServer::start(any, Snapshot::default).await.unwrap()
+    }
+
+    /// Send `request` on a new connection and read the reply to the end.
+    async fn send(addr: SocketAddr, request: &[u8]) -> String {
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        s.write_all(request).await.unwrap();
+        let mut reply = String::new();
+        s.read_to_string(&mut reply).await.unwrap();
+        reply
+    }
+
+    #[tokio::test]
+    async fn a_head_over_the_limit_gets_431() {
+        let server = start().await;
+        let mut head = b"GET /metrics HTTP/1.1\r\nX-Long: ".to_vec();
+        head.resize(MAX_HEAD, b'a');
+        let reply = send(server.local_addr(), &head).await;
+        assert!(reply.starts_with("HTTP/1.1 431 "), "{reply}");
+        let reply = send(server.local_addr(), b"GET /metrics HTTP/1.1\r\n\r\n").await;
+        assert!(reply.starts_with("HTTP/1.1 200 OK\r\n"), "{reply}");
+        assert!(reply.contains("webntpd_build_info"), "{reply}");
+        server.stop().await;
+    }
+
+    #[tokio::test]
+    async fn past_the_connection_cap_a_scrape_waits_for_a_slot() {
+        let server = start().await;
+        let addr = server.local_addr();
+        let mut idle = Vec::new();
+        for _ in 0..MAX_CONNECTIONS {
+            idle.push(TcpStream::connect(addr).await.unwrap());
+        }
+        let scrape = tokio::spawn(send(addr, b"GET /metrics HTTP/1.1\r\n\r\n"));
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(!scrape.is_finished(), "answered past the cap");
+        drop(idle.pop());
+        let reply = tokio::time::timeout(Duration::from_secs(5), scrape)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(reply.starts_with("HTTP/1.1 200 OK\r\n"), "{reply}");
+        server.stop().await;
+    }
+}
