@@ -67,6 +67,7 @@ impl Daemon {
         let now_mono = self.clock.monotonic_ns();
         let now_base = crate::clock::step_base_ns(self.clock.as_ref());
         let secs = |ns: i64| ns as f64 / 1e9;
+        let now_real = self.clock.realtime().as_secs_f64();
         let sources = self
             .sources
             .iter()
@@ -75,7 +76,6 @@ impl Daemon {
                     .then(|| s.filter.best(now_mono, now_base))
                     .flatten();
                 let last = s.last.as_ref();
-                let now_real = self.clock.realtime().as_secs_f64();
                 SourceStatus {
                     url: s.config.url.clone(),
                     mode: mode_name(&s.config).to_string(),
