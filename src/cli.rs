@@ -8,6 +8,8 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::{self, ServerSettings};
+pub use crate::daemon::status::StatusFormat;
+use crate::server::ListenAddr;
 
 /// Time over HTTP: a WebNTP server (go-webntp and NICT compatible, Time over HTTPS).
 #[derive(Parser, Debug)]
@@ -28,7 +30,7 @@ pub enum Command {
     /// Serve WebNTP over HTTP(S) and WebSocket until SIGTERM or SIGINT.
     ///
     /// SIGHUP reloads the TLS certificate and the leap-seconds file.
-    Serve(Box<ServerSettings>),
+    Serve(Box<ServeArgs>),
     /// Measure the local clock against WebNTP servers once and print the offsets.
     ///
     /// Exits 0 if at least one server answered, 69 if none did. With --shm or --sock the best
@@ -51,6 +53,17 @@ pub enum Command {
 }
 
 #[derive(Args, Debug)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub server: ServerSettings,
+
+    /// Serve Prometheus/OpenMetrics metrics (GET /metrics) on ADDR, a listener of its own
+    /// (e.g. 127.0.0.1:9975; keep it on loopback or firewall it). Off by default.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<ListenAddr>,
+}
+
+#[derive(Args, Debug)]
 pub struct StatusArgs {
     #[command(flatten)]
     pub config: ConfigArg,
@@ -59,9 +72,14 @@ pub struct StatusArgs {
     #[arg(long, value_name = "PATH")]
     pub socket: Option<PathBuf>,
 
-    /// Print the status as JSON (offsets and delays in seconds).
-    #[arg(long)]
+    /// Print the status as JSON (offsets and delays in seconds); the same as --format json.
+    #[arg(long, conflicts_with = "format")]
     pub json: bool,
+
+    /// How to print the status: a table, JSON, or the Prometheus text format of the metrics
+    /// endpoint (for node-exporter's textfile collector).
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub format: Option<StatusFormat>,
 
     /// Wait until the daemon is synchronised (it has written a combined offset that the
     /// selection and the sanity rules accepted), at most TIMEOUT (e.g. 2m; without one, as

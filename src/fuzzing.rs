@@ -78,6 +78,7 @@ impl Server {
             page: None,
             shutdown: tokio_util::sync::CancellationToken::new(),
             tasks: tokio_util::task::TaskTracker::new(),
+            stats: std::sync::Arc::default(),
         })
     }
 

@@ -24,6 +24,8 @@
 //!   `refclock::shm::sys` holds the only unsafe code; everything else denies it.
 //! - [`server`]: the WebNTP server: listeners, a connection's life, the HTTP/1 fast path,
 //!   hyper for the rest, WebSocket, the clock page, TLS, limits, shutdown.
+//! - [`metrics`]: the Prometheus exposition of the server's counters and of the daemon's
+//!   status document (its type is [`daemon::status`]'s), and the endpoint serving it.
 //! - [`config`]: `/etc/webntpd.toml`: its schema, reading it, and every check on it.
 //! - [`logging`]: journald or stderr, and the levels.
 //! - [`daemon`]: `webntpd run`: the supervisor, source tasks, outputs, status, systemd.
@@ -46,6 +48,7 @@ pub mod files;
 pub mod fuzzing;
 pub mod leap;
 pub mod logging;
+pub mod metrics;
 pub mod net;
 pub mod query;
 pub mod refclock;

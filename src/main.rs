@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use clap::Parser;
 
-use webntpd::cli::{Cli, Command, QueryArgs, StatusArgs};
+use webntpd::cli::{Cli, Command, QueryArgs, ServeArgs, StatusArgs, StatusFormat};
 use webntpd::clock::{SharedClock, SystemClock};
-use webntpd::config::{self, BurstSettings, ServerSettings};
+use webntpd::config::{self, BurstSettings};
 use webntpd::daemon::notify;
 use webntpd::daemon::signals::{SignalEvent, Signals};
 use webntpd::exit;
@@ -83,9 +83,14 @@ async fn status(args: StatusArgs) -> u8 {
             }
         },
     };
+    let format = match (args.format, args.json) {
+        (Some(f), _) => f,
+        (None, true) => StatusFormat::Json,
+        (None, false) => StatusFormat::Table,
+    };
     webntpd::daemon::status::status_command(
         &socket,
-        args.json,
+        format,
         args.wait_sync,
         &mut std::io::stdout(),
         &mut std::io::stderr(),
@@ -93,7 +98,8 @@ async fn status(args: StatusArgs) -> u8 {
     .await
 }
 
-async fn serve(settings: ServerSettings) -> u8 {
+async fn serve(args: ServeArgs) -> u8 {
+    let settings = args.server;
     // Handlers first: a SIGTERM sent as soon as the listeners are announced must not find
     // the default action (death without a clean shutdown) still in place.
     let mut signals = match Signals::new() {
@@ -115,6 +121,21 @@ async fn serve(settings: ServerSettings) -> u8 {
             tracing::error!("{e}");
             return e.exit_code();
         }
+    };
+    let metrics = match args.metrics {
+        Some(addr) => {
+            let counters = server.metrics().clone();
+            let render = move || webntpd::metrics::Snapshot::server(counters.counters());
+            match webntpd::metrics::MetricsServer::start(addr, render).await {
+                Ok(m) => Some(m),
+                Err(e) => {
+                    tracing::error!("metrics: {e}");
+                    server.stop().await;
+                    return e.exit_code();
+                }
+            }
+        }
+        None => None,
     };
     // Type=notify under systemd: ready once every listener is bound.
     let serving = format!(
@@ -142,6 +163,9 @@ async fn serve(settings: ServerSettings) -> u8 {
         }
     }
     notify::stopping();
+    if let Some(m) = metrics {
+        m.stop().await;
+    }
     if server.stop().await {
         exit::OK
     } else {

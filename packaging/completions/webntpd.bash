@@ -285,7 +285,7 @@ _webntpd() {
             return 0
             ;;
         webntpd__subcmd__serve)
-            opts="-h --listen --tls-listen --tls-cert --tls-key --id --allow-origin --clock-page --clock-peer --leap-seconds --leap-seconds-url --leap-seconds-cache --leap-seconds-refresh --header-read-timeout --keepalive-timeout --max-header-bytes --max-connections --ws-idle-timeout --shutdown-timeout --log-level --help"
+            opts="-h --listen --tls-listen --tls-cert --tls-key --id --allow-origin --clock-page --clock-peer --leap-seconds --leap-seconds-url --leap-seconds-cache --leap-seconds-refresh --header-read-timeout --keepalive-timeout --max-header-bytes --max-connections --ws-idle-timeout --shutdown-timeout --metrics --log-level --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -363,6 +363,10 @@ _webntpd() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --metrics)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --log-level)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -375,7 +379,7 @@ _webntpd() {
             return 0
             ;;
         webntpd__subcmd__status)
-            opts="-c -h --config --socket --json --wait-sync --log-level --help"
+            opts="-c -h --config --socket --json --format --wait-sync --log-level --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -391,6 +395,10 @@ _webntpd() {
                     ;;
                 --socket)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --format)
+                    COMPREPLY=($(compgen -W "table json prometheus" -- "${cur}"))
                     return 0
                     ;;
                 --wait-sync)

@@ -51,6 +51,7 @@ complete -c webntpd -n "__fish_webntpd_using_subcommand serve" -l max-header-byt
 complete -c webntpd -n "__fish_webntpd_using_subcommand serve" -l max-connections -d 'Most connections open at once; more wait to be accepted' -r
 complete -c webntpd -n "__fish_webntpd_using_subcommand serve" -l ws-idle-timeout -d 'Close a WebSocket that sends nothing for this long' -r
 complete -c webntpd -n "__fish_webntpd_using_subcommand serve" -l shutdown-timeout -d 'How long shutdown waits for in-flight requests' -r
+complete -c webntpd -n "__fish_webntpd_using_subcommand serve" -l metrics -d 'Serve Prometheus/OpenMetrics metrics (GET /metrics) on ADDR, a listener of its own (e.g. 127.0.0.1:9975; keep it on loopback or firewall it). Off by default' -r
 complete -c webntpd -n "__fish_webntpd_using_subcommand serve" -l log-level -d 'Log level: error, warn, info (the default), debug or trace; for `run`, overrides the configuration\'s [log] level. RUST_LOG, when set, overrides both (e.g. RUST_LOG=webntpd=debug)' -r
 complete -c webntpd -n "__fish_webntpd_using_subcommand serve" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c webntpd -n "__fish_webntpd_using_subcommand query" -s n -l samples -d 'Samples per server; the one with the smallest delay is kept' -r
@@ -76,9 +77,12 @@ complete -c webntpd -n "__fish_webntpd_using_subcommand run" -l log-level -d 'Lo
 complete -c webntpd -n "__fish_webntpd_using_subcommand run" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c webntpd -n "__fish_webntpd_using_subcommand status" -s c -l config -d 'The configuration file' -r -F
 complete -c webntpd -n "__fish_webntpd_using_subcommand status" -l socket -d 'Ask this socket instead of the one the configuration names' -r -F
+complete -c webntpd -n "__fish_webntpd_using_subcommand status" -l format -d 'How to print the status: a table, JSON, or the Prometheus text format of the metrics endpoint (for node-exporter\'s textfile collector)' -r -f -a "table\t'A table, like `chronyc sources`'
+json\t'The status document as the socket sends it'
+prometheus\t'The metrics, in the Prometheus text format (node-exporter\'s textfile collector)'"
 complete -c webntpd -n "__fish_webntpd_using_subcommand status" -l wait-sync -d 'Wait until the daemon is synchronised (it has written a combined offset that the selection and the sanity rules accepted), at most TIMEOUT (e.g. 2m; without one, as long as it takes), checking every second; then print the status. Like `chronyc waitsync`, for scripts and ExecStartPost= of units that need good time' -r
 complete -c webntpd -n "__fish_webntpd_using_subcommand status" -l log-level -d 'Log level: error, warn, info (the default), debug or trace; for `run`, overrides the configuration\'s [log] level. RUST_LOG, when set, overrides both (e.g. RUST_LOG=webntpd=debug)' -r
-complete -c webntpd -n "__fish_webntpd_using_subcommand status" -l json -d 'Print the status as JSON (offsets and delays in seconds)'
+complete -c webntpd -n "__fish_webntpd_using_subcommand status" -l json -d 'Print the status as JSON (offsets and delays in seconds); the same as --format json'
 complete -c webntpd -n "__fish_webntpd_using_subcommand status" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c webntpd -n "__fish_webntpd_using_subcommand help; and not __fish_seen_subcommand_from serve query check-config run status help" -f -a "serve" -d 'Serve WebNTP over HTTP(S) and WebSocket until SIGTERM or SIGINT'
 complete -c webntpd -n "__fish_webntpd_using_subcommand help; and not __fish_seen_subcommand_from serve query check-config run status help" -f -a "query" -d 'Measure the local clock against WebNTP servers once and print the offsets'

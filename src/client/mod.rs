@@ -192,6 +192,30 @@ pub enum ClientError {
     NoStamps,
 }
 
+impl ClientError {
+    /// What kind of failure this is, in one word: the `reason` label of
+    /// `webntpd_source_failures_total` (connect, timeout, http_status, closed, protocol,
+    /// bad_sample).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            ClientError::Connect(_) => "connect",
+            ClientError::Timeout { .. } => "timeout",
+            ClientError::Status { .. } => "http_status",
+            ClientError::Closed(_) => "closed",
+            ClientError::TooLarge { .. }
+            | ClientError::Reply(_)
+            | ClientError::NoHttpsTime
+            | ClientError::Echo { .. }
+            | ClientError::Http(_)
+            | ClientError::Ws(_)
+            | ClientError::NoStamps => "protocol",
+            ClientError::Sample(_) | ClientError::BeforeFloor(_) | ClientError::Burst(_) => {
+                "bad_sample"
+            }
+        }
+    }
+}
+
 impl From<Http1Error> for ClientError {
     fn from(e: Http1Error) -> Self {
         match e {

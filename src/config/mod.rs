@@ -56,6 +56,9 @@
 //!
 //! [status]
 //! socket = "/run/webntpd/status.sock"
+//!
+//! [metrics]                       # Prometheus/OpenMetrics endpoint; off without this table
+//! listen = "127.0.0.1:9975"       # one address: GET /metrics
 //! ```
 
 mod check;
@@ -108,6 +111,8 @@ pub struct Config {
     pub log: LogConfig,
     /// The status socket.
     pub status: StatusConfig,
+    /// The metrics endpoint, if there is a `[metrics]` table.
+    pub metrics: Option<MetricsConfig>,
 }
 
 /// A configuration that passed every check, and what deserves a second look.
@@ -342,6 +347,26 @@ impl Default for StatusConfig {
     fn default() -> Self {
         StatusConfig {
             socket: PathBuf::from(DEFAULT_STATUS_SOCKET),
+        }
+    }
+}
+
+/// Where the metrics endpoint listens unless `[metrics] listen` says otherwise.
+pub const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:9975";
+
+/// `[metrics]`: the Prometheus/OpenMetrics endpoint (`GET /metrics`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// The one address it listens on (default [`DEFAULT_METRICS_LISTEN`]: loopback only).
+    #[serde(deserialize_with = "value::one_address")]
+    pub listen: crate::server::ListenAddr,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig {
+            listen: crate::server::ListenAddr(std::net::SocketAddr::from(([127, 0, 0, 1], 9975))),
         }
     }
 }

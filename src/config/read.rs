@@ -21,7 +21,7 @@ use super::Diagnostic;
 pub(super) const MAX_ERRORS: usize = 100;
 
 /// The top-level keys, in the order the messages list them.
-pub(super) const TOP_LEVEL: [&str; 7] = [
+pub(super) const TOP_LEVEL: [&str; 8] = [
     "source",
     "output",
     "server",
@@ -29,6 +29,7 @@ pub(super) const TOP_LEVEL: [&str; 7] = [
     "sanity",
     "log",
     "status",
+    "metrics",
 ];
 
 /// Key paths (`source.2.poll`) whose values were wrong, and entries (`source.2`) or tables

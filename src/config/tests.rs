@@ -493,6 +493,7 @@ fn defaults() {
     assert_eq!(c.selection, SelectionConfig::default());
     assert_eq!(c.log, LogConfig::default());
     assert_eq!(c.status.socket, Path::new(DEFAULT_STATUS_SOCKET));
+    assert_eq!(c.metrics, None);
     assert_eq!(c.summary(), "1 source, 0 outputs, no server");
 }
 
@@ -1042,6 +1043,62 @@ fn the_status_socket_must_be_absolute() {
         4,
         10,
         &["status socket status.sock is a relative path"],
+    );
+}
+
+#[test]
+fn metrics_are_off_without_their_table_and_on_loopback_with_it() {
+    let c = ok(&format!("{SOURCE}[metrics]\n")).config;
+    assert_eq!(
+        c.metrics.map(|m| m.listen.to_string()),
+        Some(DEFAULT_METRICS_LISTEN.to_owned())
+    );
+    let c = ok(&format!("{SOURCE}[metrics]\nlisten = \"[::1]:9100\"\n")).config;
+    assert_eq!(
+        c.metrics.map(|m| m.listen.to_string()),
+        Some("[::1]:9100".to_owned())
+    );
+}
+
+#[test]
+fn metrics_listen_is_one_address_of_its_own() {
+    fails(
+        &format!("{SOURCE}[metrics]\nlisten = [\"127.0.0.1:9975\"]\n"),
+        4,
+        10,
+        &[
+            "`listen` in [metrics]",
+            "one address in quotes",
+            "not a list",
+        ],
+    );
+    fails(
+        &format!("{SOURCE}[metrics]\nlisten = \"localhost:9975\"\n"),
+        4,
+        10,
+        &["expected IP:PORT", "127.0.0.1:8080"],
+    );
+    fails(
+        &format!("{SOURCE}[metrics]\nlisten = \"127.0.0.1:9975\"\nport = 1\n"),
+        5,
+        1,
+        &["unknown key `port` in [metrics]", "listen"],
+    );
+    fails(
+        "[server]\nlisten = [\":8080\"]\n[metrics]\nlisten = \"127.0.0.1:8080\"\n",
+        4,
+        10,
+        &[
+            "also the server's listen [::]:8080",
+            "a port of their own",
+            "9975",
+        ],
+    );
+    let w = warnings(&format!("{SOURCE}[metrics]\nlisten = \"0.0.0.0:9975\"\n"));
+    assert!(
+        w.iter()
+            .any(|(l, c, m)| (*l, *c) == (4, 10) && m.contains("not a loopback address")),
+        "{w:?}"
     );
 }
 

@@ -61,6 +61,19 @@ where
     Parsed::new(T::from_str, "a string").deserialize(d)
 }
 
+/// serde: one listening address (`[metrics] listen`), not a list.
+pub(crate) fn one_address<'de, D>(d: D) -> Result<crate::server::ListenAddr, D::Error>
+where
+    D: Deserializer<'de>,
+{
+    Parsed::new(
+        crate::server::ListenAddr::from_str,
+        "one address in quotes, such as \"127.0.0.1:9975\" (not a list: the metrics have \
+         one listener)",
+    )
+    .deserialize(d)
+}
+
 /// serde: a list of `FromStr` values, or a single one written without brackets.
 pub(crate) fn list_from_str<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
 where

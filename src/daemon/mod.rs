@@ -42,7 +42,7 @@ use crate::sync::sanity::{Gate, Policy};
 use crate::sync::Timestamp;
 use signals::{SignalEvent, Signals};
 use source::{Report, SourceState};
-use status::{Combined, Status, StatusServer};
+use status::{Combined, Status, StatusServer, StatusSource};
 
 /// Reports a source task may queue before it waits for the supervisor.
 const REPORT_QUEUE: usize = 64;
@@ -120,6 +120,7 @@ struct OutputSlot {
     config: OutputConfig,
     output: Output,
     writes: u64,
+    failures: u64,
     last_write: Option<f64>,
     last_error: Option<String>,
 }
@@ -132,6 +133,7 @@ impl OutputSlot {
             config: config.clone(),
             output,
             writes: 0,
+            failures: 0,
             last_write: None,
             last_error: None,
         })
@@ -161,6 +163,10 @@ struct Daemon {
     /// Why the last combined offset was not written (the rule and the message), while that
     /// lasts.
     write_refused: Option<(&'static str, String)>,
+    /// SIGHUP reloads and how they went.
+    reloads: status::ReloadStatus,
+    /// The metrics endpoint, with `[metrics]`.
+    metrics: Option<crate::metrics::MetricsServer>,
 }
 
 impl Daemon {
@@ -203,6 +209,8 @@ impl Daemon {
             gate: Gate::new(Policy::default()),
             logged_combined: None,
             write_refused: None,
+            reloads: status::ReloadStatus::default(),
+            metrics: None,
         };
         daemon.gate.set_policy(daemon.policy());
         for s in daemon.config.sources.clone() {
@@ -217,7 +225,20 @@ impl Daemon {
         // The status socket opens once the status lists every source: a `webntpd status`
         // right after start must not report a daemon without sources.
         daemon.publish();
-        let status_server = StatusServer::start(&daemon.config.status.socket, status_rx)
+        let source = StatusSource {
+            status: status_rx,
+            server: daemon.server.as_ref().map(|s| s.metrics().clone()),
+        };
+        if let Some(m) = &daemon.config.metrics {
+            let source = source.clone();
+            let render = move || crate::metrics::Snapshot::daemon(source.current());
+            daemon.metrics = Some(
+                crate::metrics::MetricsServer::start(m.listen, render)
+                    .await
+                    .map_err(|e| (e.to_string(), e.exit_code()))?,
+            );
+        }
+        let status_server = StatusServer::start(&daemon.config.status.socket, source)
             .map_err(|e| (e.to_string(), exit::CANTCREAT))?;
         daemon.status_server = Some(status_server);
         notify::ready(&daemon.status_line());
@@ -309,6 +330,9 @@ impl Daemon {
         }
         if let Some(status) = self.status_server.take() {
             status.stop().await;
+        }
+        if let Some(metrics) = self.metrics.take() {
+            metrics.stop().await;
         }
         for o in self.outputs.drain(..) {
             tracing::info!("output {} detached", o.output);

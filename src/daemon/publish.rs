@@ -67,6 +67,7 @@ impl Daemon {
         let now_mono = self.clock.monotonic_ns();
         let now_base = crate::clock::step_base_ns(self.clock.as_ref());
         let secs = |ns: i64| ns as f64 / 1e9;
+        let now_real = self.clock.realtime().as_secs_f64();
         let sources = self
             .sources
             .iter()
@@ -100,6 +101,12 @@ impl Daemon {
                             )
                         )
                     }),
+                    last_success: last.map(|(_, at)| now_real - secs(now_mono - at)),
+                    failures: s
+                        .failures
+                        .iter()
+                        .map(|(reason, n)| ((*reason).to_owned(), *n))
+                        .collect(),
                 }
             })
             .collect();
@@ -111,6 +118,7 @@ impl Daemon {
                 last_write: o.last_write,
                 writes: o.writes,
                 last_error: o.last_error.clone(),
+                failures: o.failures,
             })
             .collect();
         let server = self.server.as_ref().map_or_else(Vec::new, |s| {
@@ -141,6 +149,9 @@ impl Daemon {
                 list_expires,
                 list_expired,
             },
+            reloads: self.reloads.clone(),
+            // Read when the status is asked for (`StatusSource`).
+            server_counters: None,
         };
         self.status_tx.send_replace(Arc::new(status));
         notify::status(&self.status_line());

@@ -10,17 +10,25 @@ impl Daemon {
     pub(super) fn reload(&mut self) {
         notify::reloading();
         tracing::info!("SIGHUP: reloading {}", self.config.path.display());
-        match Config::load(&self.config.path) {
-            Err(e) => tracing::error!("configuration not reloaded, the running one stays: {e}"),
+        let applied = match Config::load(&self.config.path) {
+            Err(e) => {
+                tracing::error!("configuration not reloaded, the running one stays: {e}");
+                false
+            }
             Ok(loaded) => {
                 for w in &loaded.warnings {
                     tracing::warn!("{}", w.as_warning());
                 }
-                if let Err(e) = self.apply(loaded.config) {
+                let applied = self.apply(loaded.config);
+                if let Err(e) = &applied {
                     tracing::error!("configuration not reloaded, the running one stays: {e}");
                 }
+                applied.is_ok()
             }
-        }
+        };
+        let r = &mut self.reloads;
+        *if applied { &mut r.ok } else { &mut r.failed } += 1;
+        r.last = Some((self.clock.realtime().as_secs_f64(), applied));
         self.select_and_write(None);
         self.publish();
         notify::ready(&self.status_line());
@@ -84,15 +92,20 @@ impl Daemon {
         if new.log != self.config.log {
             tracing::warn!("[log] changed: restart webntpd to apply it");
         }
-        let (server, status, log) = (
+        if new.metrics != self.config.metrics {
+            tracing::warn!("[metrics] changed: restart webntpd to apply it");
+        }
+        let (server, status, log, metrics) = (
             self.config.server.clone(),
             self.config.status.clone(),
             self.config.log,
+            self.config.metrics.clone(),
         );
         self.config = Config {
             server,
             status,
             log,
+            metrics,
             ..new
         };
         self.gate.set_policy(self.policy());

@@ -285,6 +285,7 @@ impl Daemon {
                     } else {
                         tracing::warn!("output {}: {e}", slot.output);
                     }
+                    slot.failures += 1;
                     slot.last_error = Some(e.to_string());
                 }
             }

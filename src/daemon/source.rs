@@ -4,6 +4,7 @@
 //! Each source runs in its own task, so a slow or hung server never delays the others; the
 //! task only measures and reports, and the supervisor owns all state.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
@@ -93,6 +94,8 @@ pub struct SourceState {
     /// What went wrong in the last burst that still measured: some exchanges failed
     /// ("2 of 8 exchanges failed: ..."), if any did.
     pub partial_error: Option<String>,
+    /// Failed bursts by [`ClientError::reason`](crate::client::ClientError::reason).
+    pub failures: BTreeMap<&'static str, u64>,
     /// The wait before the next burst, as the task reported it.
     pub next_poll: Duration,
     pub verdict: Verdict,
@@ -112,6 +115,7 @@ impl SourceState {
             last: None,
             last_error: None,
             partial_error: None,
+            failures: BTreeMap::new(),
             next_poll,
             verdict: Verdict::Pending,
             cancel,
@@ -141,6 +145,7 @@ impl SourceState {
             }
             Err(e) => {
                 self.reach <<= 1;
+                *self.failures.entry(e.error.reason()).or_default() += 1;
                 self.last_error = Some(e.error.to_string());
                 self.partial_error = None;
                 None

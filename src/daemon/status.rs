@@ -5,6 +5,7 @@
 //! Nothing is read from clients: the socket is read-only. `webntpd status` prints it as a
 //! table like `chronyc sources`, or passes the JSON through with `--json`.
 
+use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -46,6 +47,22 @@ pub struct Status {
     /// The addresses the built-in server listens on (empty without `[server]`).
     pub server: Vec<String>,
     pub leap: LeapStatus,
+    /// SIGHUP reloads since start.
+    #[serde(default)]
+    pub reloads: ReloadStatus,
+    /// The built-in server's counters when the status was asked for (what the metrics show).
+    #[serde(default)]
+    pub server_counters: Option<crate::server::ServerCounters>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct ReloadStatus {
+    /// Reloads that applied the new configuration.
+    pub ok: u64,
+    /// Reloads refused (the running configuration stayed).
+    pub failed: u64,
+    /// Unix seconds of the last reload, and whether it applied.
+    pub last: Option<(f64, bool)>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -76,6 +93,12 @@ pub struct SourceStatus {
     /// Why the source is held (its offset jumped), while it is.
     #[serde(default)]
     pub held: Option<String>,
+    /// Unix seconds when the newest good burst ended.
+    #[serde(default)]
+    pub last_success: Option<f64>,
+    /// Failed bursts by reason (connect, timeout, http_status, closed, protocol, bad_sample).
+    #[serde(default)]
+    pub failures: BTreeMap<String, u64>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -96,6 +119,9 @@ pub struct OutputStatus {
     pub last_write: Option<f64>,
     pub writes: u64,
     pub last_error: Option<String>,
+    /// Writes that failed.
+    #[serde(default)]
+    pub failures: u64,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -112,6 +138,24 @@ pub struct LeapStatus {
     /// announce new ones).
     #[serde(default)]
     pub list_expired: bool,
+}
+
+/// Where the status comes from: the document the supervisor publishes, with the built-in
+/// server's counters read when it is asked for. The status socket and the metrics endpoint
+/// both read it, so they cannot disagree.
+#[derive(Clone)]
+pub struct StatusSource {
+    pub status: watch::Receiver<Arc<Status>>,
+    pub server: Option<crate::server::ServerMetrics>,
+}
+
+impl StatusSource {
+    /// The status now.
+    pub fn current(&self) -> Status {
+        let mut status = Status::clone(&self.status.borrow());
+        status.server_counters = self.server.as_ref().map(|s| s.counters());
+        status
+    }
 }
 
 /// Serves [`Status`] on a Unix socket until cancelled, then removes the socket file.
@@ -133,10 +177,7 @@ pub struct StatusSocketError {
 impl StatusServer {
     /// Bind `path` (replacing a stale socket left by a previous run, creating its directory
     /// if missing) and serve `status`.
-    pub fn start(
-        path: &Path,
-        status: watch::Receiver<Arc<Status>>,
-    ) -> Result<Self, StatusSocketError> {
+    pub fn start(path: &Path, status: StatusSource) -> Result<Self, StatusSocketError> {
         let fail = |source: io::Error| StatusSocketError {
             path: path.display().to_string(),
             hint: match source.kind() {
@@ -205,11 +246,7 @@ fn remove_stale(path: &Path) -> io::Result<()> {
     }
 }
 
-async fn serve(
-    listener: UnixListener,
-    status: watch::Receiver<Arc<Status>>,
-    cancel: CancellationToken,
-) {
+async fn serve(listener: UnixListener, status: StatusSource, cancel: CancellationToken) {
     loop {
         let conn = tokio::select! {
             () = cancel.cancelled() => return,
@@ -217,7 +254,7 @@ async fn serve(
         };
         match conn {
             Ok((mut stream, _)) => {
-                let doc = serde_json::to_vec_pretty(&**status.borrow()).unwrap_or_default();
+                let doc = serde_json::to_vec_pretty(&status.current()).unwrap_or_default();
                 tokio::spawn(async move {
                     // A client that does not read gets a few seconds, then is dropped.
                     let write = async {
@@ -404,6 +441,17 @@ pub fn render(status: &Status) -> String {
     out
 }
 
+/// How `webntpd status` prints the status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum StatusFormat {
+    /// A table, like `chronyc sources`.
+    Table,
+    /// The status document as the socket sends it.
+    Json,
+    /// The metrics, in the Prometheus text format (node-exporter's textfile collector).
+    Prometheus,
+}
+
 /// `webntpd status`: fetch the daemon's status from `socket` and print it; the exit code:
 /// 0 when the daemon is synchronised, [`crate::exit::TEMPFAIL`] (75) when it answers but is not,
 /// [`crate::exit::UNAVAILABLE`] (69) when nothing answers. With `wait_sync`, first wait until it is
@@ -411,7 +459,7 @@ pub fn render(status: &Status) -> String {
 /// daemon that does not answer yet (still starting) is waited for too.
 pub async fn status_command(
     socket: &Path,
-    json: bool,
+    format: StatusFormat,
     wait_sync: Option<std::time::Duration>,
     out: &mut dyn std::io::Write,
     err: &mut dyn std::io::Write,
@@ -427,7 +475,12 @@ pub async fn status_command(
     }
     match fetched {
         Ok((raw, status)) => {
-            let text = if json { raw } else { render(&status) };
+            let text = match format {
+                StatusFormat::Table => render(&status),
+                StatusFormat::Json => raw,
+                StatusFormat::Prometheus => crate::metrics::Snapshot::daemon(status.clone())
+                    .render(crate::metrics::Format::Prometheus),
+            };
             if out.write_all(text.as_bytes()).is_err() {
                 return crate::exit::OSERR;
             }

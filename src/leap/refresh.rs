@@ -157,6 +157,11 @@ impl LeapStore {
         clock: &dyn Clock,
     ) -> Result<RefreshOutcome, RefreshError> {
         let result = self.try_refresh(cfg, clock).await;
+        *self
+            .refreshed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) =
+            Some((clock.realtime().as_secs_f64(), result.is_ok()));
         match &result {
             Ok(RefreshOutcome::UpToDate) => {
                 debug!(url = cfg.url.as_deref(), "leap second list is up to date");

@@ -114,6 +114,8 @@ pub struct LeapStore {
     /// Names the list in `current`: a value no other list in this process ever had (0: no
     /// list), set after each change, so a per-thread cache can tell that its answer is stale.
     generation: std::sync::atomic::AtomicU64,
+    /// The last refresh from the URL: when (Unix seconds) and whether it worked (metrics).
+    pub(super) refreshed: std::sync::Mutex<Option<(f64, bool)>>,
 }
 
 /// Where list generations come from: unique across every store in the process.
@@ -200,6 +202,16 @@ impl LeapStore {
     /// The list in use, if any.
     pub fn current(&self) -> Option<Arc<LeapList>> {
         self.current.load().as_ref().map(|l| Arc::clone(&l.list))
+    }
+
+    /// The last refresh from the URL, if one ran: when (Unix seconds) and whether it worked
+    /// (an up-to-date list counts as working).
+    pub fn last_refresh(&self) -> Option<(f64, bool)> {
+        // Nothing panics while holding the lock; a poisoned one is still consistent.
+        *self
+            .refreshed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Where the list in use came from, if any.

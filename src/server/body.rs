@@ -15,16 +15,21 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 
+use std::sync::Arc;
+
 use super::activity::InFlight;
-use crate::clock::SharedClock;
+use super::Shared;
+use crate::sync::Timestamp;
 use crate::wire::reply::ReplyTemplate;
 
 /// The body of every response the server sends.
 pub(crate) enum ReplyBody {
-    /// A WebNTP reply whose `st` is read from `clock` when the body is polled.
+    /// A WebNTP reply whose `st` is read from the server's clock when the body is polled;
+    /// `st - rt` goes to the latency histogram.
     Stamped {
         template: Option<ReplyTemplate>,
-        clock: SharedClock,
+        rt: Timestamp,
+        shared: Arc<Shared>,
         _busy: InFlight,
     },
     /// Fixed bytes (errors, NICT pages); `None` once sent.
@@ -37,10 +42,16 @@ pub(crate) enum ReplyBody {
 }
 
 impl ReplyBody {
-    pub(crate) fn stamped(template: ReplyTemplate, clock: SharedClock, busy: InFlight) -> Self {
+    pub(crate) fn stamped(
+        template: ReplyTemplate,
+        rt: Timestamp,
+        shared: Arc<Shared>,
+        busy: InFlight,
+    ) -> Self {
         ReplyBody::Stamped {
             template: Some(template),
-            clock,
+            rt,
+            shared,
             _busy: busy,
         }
     }
@@ -61,9 +72,14 @@ impl ReplyBody {
     pub(crate) fn take_data(&mut self) -> Option<Bytes> {
         match self {
             ReplyBody::Stamped {
-                template, clock, ..
+                template,
+                rt,
+                shared,
+                ..
             } => template.take().map(|t| {
-                let (bytes, stamped) = t.stamp(clock.realtime());
+                let st = shared.clock.realtime();
+                shared.stats.replied(*rt, st);
+                let (bytes, stamped) = t.stamp(st);
                 if !stamped {
                     tracing::debug!(
                         target: "webntpd::server",

@@ -32,6 +32,7 @@ use super::activity::{watchdog, Activity, Expiry, Tracked};
 use super::body::ReplyBody;
 use super::reply::{check_host, date_header, Cors};
 use super::slots::Slot;
+use super::stats::Reject;
 use super::tls::TlsReloader;
 use super::{fast, service, ws, Limits, Shared};
 use crate::net::observe::Observed;
@@ -99,9 +100,11 @@ async fn serve_tls(
             serve_http(stream, peer, activity, shared).await;
         }
         Ok(Err(e)) => {
+            shared.stats.rejected(Reject::Tls);
             tracing::debug!(target: "webntpd::server", "{peer}: TLS handshake failed: {e}");
         }
         Err(_) => {
+            shared.stats.rejected(Reject::HeaderTimeout);
             tracing::debug!(target: "webntpd::server", "{peer}: TLS handshake not done within {:?}; closed", shared.limits.header_read_timeout);
         }
     }
@@ -121,8 +124,15 @@ async fn serve_plain(
             r = &mut fast => r,
             expiry = watchdog(&activity, &shared.limits) => {
                 let limit = match expiry {
-                    Expiry::HeaderTimeout => shared.limits.header_read_timeout,
-                    Expiry::Idle | Expiry::Stalled => shared.limits.keepalive_timeout,
+                    Expiry::HeaderTimeout => {
+                        shared.stats.rejected(Reject::HeaderTimeout);
+                        shared.limits.header_read_timeout
+                    }
+                    Expiry::Stalled => {
+                        shared.stats.rejected(Reject::Stalled);
+                        shared.limits.keepalive_timeout
+                    }
+                    Expiry::Idle => shared.limits.keepalive_timeout,
                 };
                 tracing::debug!(target: "webntpd::server", "{peer}: {expiry:?} after {limit:?}; closed");
                 return;
@@ -196,10 +206,12 @@ pub(crate) async fn serve_http<I>(
             }
             expiry = watchdog(&activity, &shared.limits), if !closing => match expiry {
                 Expiry::HeaderTimeout => {
+                    shared.stats.rejected(Reject::HeaderTimeout);
                     tracing::debug!(target: "webntpd::server", "{peer}: request head not complete within {:?}; closed", shared.limits.header_read_timeout);
                     return;
                 }
                 Expiry::Stalled => {
+                    shared.stats.rejected(Reject::Stalled);
                     tracing::debug!(target: "webntpd::server", "{peer}: not reading its responses for {:?}; closed", shared.limits.keepalive_timeout);
                     return;
                 }

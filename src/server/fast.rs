@@ -281,6 +281,7 @@ where
                 continue;
             }
             // A head larger than the limit: hyper answers 431.
+            shared.stats.rejected(super::stats::Reject::HeaderTooLarge);
             fallback = true;
         }
         if fallback {

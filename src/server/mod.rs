@@ -23,6 +23,7 @@ pub(crate) mod reply;
 mod running;
 pub(crate) mod service;
 pub(crate) mod slots;
+pub mod stats;
 mod tls;
 mod ws;
 
@@ -41,6 +42,7 @@ use crate::clock::SharedClock;
 use crate::leap::store::LeapStore;
 
 pub use running::RunningServer;
+pub use stats::{ServerCounters, ServerMetrics};
 pub use tls::{load_config as load_tls_config, TlsError, TlsFiles};
 
 /// Which browser origins may use the server (CORS on HTTP, `Origin` on WebSocket upgrades).
@@ -217,6 +219,8 @@ pub(crate) struct Shared {
     pub(crate) shutdown: CancellationToken,
     /// Every connection and WebSocket task, so shutdown can wait for them.
     pub(crate) tasks: TaskTracker,
+    /// Requests, refusals and latencies, for the metrics endpoint.
+    pub(crate) stats: Arc<stats::ServerStats>,
 }
 
 struct Listener {
@@ -229,6 +233,8 @@ pub struct Server {
     listeners: Vec<Listener>,
     tls: Option<Arc<tls::TlsReloader>>,
     shared: Arc<Shared>,
+    /// The connection cap, shared by the accept loops.
+    slots: Arc<slots::Slots>,
 }
 
 impl Server {
@@ -289,9 +295,11 @@ impl Server {
                 tls: tls.clone(),
             });
         }
+        let slots = slots::Slots::new(config.limits.max_connections, listeners.len());
         Ok(Server {
             listeners,
             tls,
+            slots,
             shared: Arc::new(Shared {
                 clock,
                 leap,
@@ -301,8 +309,18 @@ impl Server {
                 page,
                 shutdown: CancellationToken::new(),
                 tasks: TaskTracker::new(),
+                stats: Arc::default(),
             }),
         })
+    }
+
+    /// What the metrics endpoint reads of this server, while it runs and after.
+    pub fn metrics(&self) -> ServerMetrics {
+        ServerMetrics {
+            stats: self.shared.stats.clone(),
+            slots: self.slots.clone(),
+            leap: self.shared.leap.clone(),
+        }
     }
 
     /// The bound addresses, with whether each serves TLS (useful with port 0).
@@ -323,7 +341,7 @@ impl Server {
     /// `shutdown_timeout`).
     pub async fn run(self, shutdown: CancellationToken) {
         let shared = self.shared;
-        let slots = slots::Slots::new(shared.limits.max_connections, self.listeners.len());
+        let slots = self.slots;
         let mut accept_tasks = tokio::task::JoinSet::new();
         for l in self.listeners {
             let addr = l.inner.local_addr().ok();
@@ -402,7 +420,7 @@ fn check_somaxconn() {
 
 /// Bind and listen on `addr` as std's `TcpListener::bind` does (`SO_REUSEADDR`; `[::]` is
 /// dual-stack unless the system says otherwise), with the backlog of [`LISTEN_BACKLOG`].
-fn bind(addr: SocketAddr) -> Result<TcpListener, ServerError> {
+pub(crate) fn bind(addr: SocketAddr) -> Result<TcpListener, ServerError> {
     let listen = || {
         let socket = if addr.is_ipv4() {
             TcpSocket::new_v4()?

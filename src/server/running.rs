@@ -7,7 +7,7 @@ use std::sync::Arc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::{Server, ServerConfig, ServerError, TlsReloadHandle};
+use super::{Server, ServerConfig, ServerError, ServerMetrics, TlsReloadHandle};
 use crate::clock::SharedClock;
 use crate::leap::store::{LeapConfig, LeapStore};
 
@@ -18,6 +18,7 @@ pub struct RunningServer {
     clock: SharedClock,
     tls: Option<TlsReloadHandle>,
     addrs: Vec<(SocketAddr, bool)>,
+    metrics: ServerMetrics,
     shutdown: CancellationToken,
     run: JoinHandle<()>,
 }
@@ -51,6 +52,7 @@ impl RunningServer {
             .spawn_expiry_watch(clock.clone(), shutdown.clone());
         let tls = server.tls_reloader();
         let addrs = server.local_addrs();
+        let metrics = server.metrics();
         let run = tokio::spawn(server.run(shutdown.clone()));
         Ok(RunningServer {
             leap,
@@ -58,6 +60,7 @@ impl RunningServer {
             clock,
             tls,
             addrs,
+            metrics,
             shutdown,
             run,
         })
@@ -66,6 +69,11 @@ impl RunningServer {
     /// The addresses listened on, each with whether it speaks TLS.
     pub fn local_addrs(&self) -> &[(SocketAddr, bool)] {
         &self.addrs
+    }
+
+    /// What the metrics endpoint reads of this server.
+    pub fn metrics(&self) -> &ServerMetrics {
+        &self.metrics
     }
 
     /// The leap-seconds store the server answers from.

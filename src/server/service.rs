@@ -34,6 +34,7 @@ use super::reply::{
     ALLOWED_METHODS, EXPOSED, HTML, JAVASCRIPT, JSON, NOSNIFF, NO_CACHE, PREFLIGHT_MAX_AGE,
     X_HTTPSTIME,
 };
+use super::stats::{Kind, Reject};
 use super::Shared;
 use crate::sync::Timestamp;
 use crate::wire::nict;
@@ -54,6 +55,7 @@ pub(crate) fn handle<H: Head>(
     let busy = activity.begin_request();
     let cors = Cors::new(&shared.origins, req);
     if let Err(reason) = check_host(req) {
+        shared.stats.rejected(Reject::Host);
         let mut reply = bad_request(peer, reason, busy, &cors);
         reply.insert(header::DATE, date_header(rt));
         return reply;
@@ -62,12 +64,24 @@ pub(crate) fn handle<H: Head>(
     let page = shared.page.as_ref().filter(|p| p.owns(req.path()));
     let mut reply = match (req.method(), page) {
         (&Method::GET | &Method::HEAD, Some(page)) => {
+            shared.stats.request(Kind::Page);
             page.answer(req, shared, busy, &cors, activity.tls)
         }
         (&Method::GET, _) => get(req, rt, peer, shared, busy, &cors),
-        (&Method::HEAD, _) => head(shared, busy, &cors),
-        (&Method::OPTIONS, _) => preflight(req, busy, &cors),
+        (&Method::HEAD, _) => {
+            let kind = match req.path() {
+                "/.well-known/time" => Kind::Toh,
+                _ => Kind::Head,
+            };
+            shared.stats.request(kind);
+            head(rt, shared, busy, &cors)
+        }
+        (&Method::OPTIONS, _) => {
+            shared.stats.request(Kind::Preflight);
+            preflight(req, busy, &cors)
+        }
         _ => {
+            shared.stats.rejected(Reject::Method);
             let mut reply = error(
                 StatusCode::METHOD_NOT_ALLOWED,
                 &format!(
@@ -96,11 +110,13 @@ fn get<H: Head>(
     let raw_query = req.query().unwrap_or("");
     match req.path() {
         "/cgi-bin/ntp" => {
+            shared.stats.request(Kind::Nict);
             let id = server_id(shared, req);
             let value = nict::ntp_seconds(shared.clock.realtime());
             page(nict::html_page(&id, &value), busy, cors)
         }
         "/cgi-bin/jst" => {
+            shared.stats.request(Kind::Nict);
             let id = server_id(shared, req);
             let value = nict::posix_seconds(shared.clock.realtime());
             page(nict::html_page(&id, &value), busy, cors)
@@ -113,8 +129,14 @@ fn get<H: Head>(
                 &zone
             };
             match nict::human_time(shared.clock.realtime(), zone) {
-                Ok(value) => page(nict::html_page(&server_id(shared, req), &value), busy, cors),
-                Err(e) => bad_request(peer, &e.to_string(), busy, cors),
+                Ok(value) => {
+                    shared.stats.request(Kind::Nict);
+                    page(nict::html_page(&server_id(shared, req), &value), busy, cors)
+                }
+                Err(e) => {
+                    shared.stats.rejected(Reject::Query);
+                    bad_request(peer, &e.to_string(), busy, cors)
+                }
             }
         }
         // NICT's own layout of the object, byte for byte (see `nict::reply_template`).
@@ -154,13 +176,21 @@ fn webntp<H: Head>(
     let raw_query = req.query().unwrap_or("");
     let query = match parse_query(raw_query) {
         Ok(q) => q,
-        Err(e) => return bad_request(peer, &e.to_string(), busy, cors),
+        Err(e) => {
+            shared.stats.rejected(Reject::Query);
+            return bad_request(peer, &e.to_string(), busy, cors);
+        }
     };
     let callback = match (&query.callback, &layout) {
         (Some(cb), _) => Some(cb.as_str()),
         (None, Layout::Nict(cb)) => *cb,
         (None, Layout::WebNtp) => None,
     };
+    shared.stats.request(match (&layout, callback) {
+        (Layout::Nict(_), _) => Kind::Nict,
+        (Layout::WebNtp, Some(_)) => Kind::Jsonp,
+        (Layout::WebNtp, None) => Kind::Json,
+    });
     let id = server_id(shared, req);
     let fields = ReplyFields {
         id: &id,
@@ -181,7 +211,7 @@ fn webntp<H: Head>(
     };
     let mut reply = Reply::new(
         StatusCode::OK,
-        ReplyBody::stamped(template, shared.clock.clone(), busy),
+        ReplyBody::stamped(template, rt, shared.clone(), busy),
     );
     reply.fixed(content_type);
     reply.fixed(&NO_CACHE);
@@ -190,8 +220,9 @@ fn webntp<H: Head>(
     reply
 }
 
-fn head(shared: &Arc<Shared>, busy: InFlight, cors: &Cors) -> Reply {
+fn head(rt: Timestamp, shared: &Arc<Shared>, busy: InFlight, cors: &Cors) -> Reply {
     let now = shared.clock.realtime();
+    shared.stats.replied(rt, now);
     let mut reply = Reply::new(StatusCode::NO_CONTENT, ReplyBody::empty(busy));
     let mut stamp = Vec::with_capacity(24);
     now.write_micros(&mut stamp);

@@ -44,6 +44,9 @@ pub(crate) struct Slots {
     full_since: Mutex<Option<Instant>>,
     /// Clients accepted from a non-empty backlog while full: they waited for a slot.
     waited: AtomicU64,
+    /// Times the server became full, and clients that waited, since it started (metrics).
+    full_total: AtomicU64,
+    waited_total: AtomicU64,
 }
 
 /// One connection's slot; freed (and the recovery checked) when dropped.
@@ -81,7 +84,31 @@ impl Slots {
             full: AtomicBool::new(false),
             full_since: Mutex::new(None),
             waited: AtomicU64::new(0),
+            full_total: AtomicU64::new(0),
+            waited_total: AtomicU64::new(0),
         })
+    }
+
+    /// `max_connections`.
+    pub(crate) fn cap(&self) -> usize {
+        self.cap
+    }
+
+    /// Connections open now: slots taken, but those of accept loops still waiting for
+    /// their client.
+    pub(crate) fn open(&self) -> usize {
+        let idle = self.idle_loops.load(Ordering::Acquire);
+        self.cap
+            .saturating_sub(self.sem.available_permits())
+            .saturating_sub(idle)
+    }
+
+    /// Times the server became full, and clients that waited for a slot, since it started.
+    pub(crate) fn cap_counts(&self) -> (u64, u64) {
+        (
+            self.full_total.load(Ordering::Relaxed),
+            self.waited_total.load(Ordering::Relaxed),
+        )
     }
 
     /// Free slots needed, with nobody waiting, before a full server counts as accepting
@@ -141,6 +168,7 @@ impl Slots {
         // Ready on the first poll: the client was already in the backlog.
         if idle.is_none() && accepted.is_ok() && self.full.load(Ordering::Acquire) {
             self.waited.fetch_add(1, Ordering::Relaxed);
+            self.waited_total.fetch_add(1, Ordering::Relaxed);
         }
         accepted
     }
@@ -158,6 +186,7 @@ impl Slots {
         if since.is_none() {
             *since = Some(Instant::now());
             self.waited.store(0, Ordering::Relaxed);
+            self.full_total.fetch_add(1, Ordering::Relaxed);
             self.full.store(true, Ordering::Release);
             tracing::warn!(
                 target: "webntpd::server",

@@ -34,6 +34,7 @@ use super::activity::InFlight;
 use super::body::ReplyBody;
 use super::flood::{is_flood, Guard, WsFragments};
 use super::reply::{self, error, server_id, Cors};
+use super::stats::{Kind, Reject};
 use super::Shared;
 use crate::net::rxstamp::RxStamp;
 use crate::sync::Timestamp;
@@ -107,6 +108,7 @@ pub(crate) fn accept<B>(
 ) -> Response<ReplyBody> {
     if let Some(reason) = handshake_problem(&req) {
         tracing::debug!(target: "webntpd::server", "{peer}: WebSocket handshake refused: {reason}");
+        shared.stats.rejected(Reject::Handshake);
         return error(StatusCode::BAD_REQUEST, reason, busy, &cors).into_response();
     }
     let headers = req.headers();
@@ -114,6 +116,7 @@ pub(crate) fn accept<B>(
         let allowed = origin.to_str().is_ok_and(|o| shared.origins.allows(o));
         if !allowed {
             tracing::debug!(target: "webntpd::server", "{peer}: WebSocket from origin {origin:?} refused by the origin policy");
+            shared.stats.rejected(Reject::Origin);
             return error(
                 StatusCode::FORBIDDEN,
                 "origin not allowed by this server's origin policy",
@@ -124,6 +127,7 @@ pub(crate) fn accept<B>(
         }
     }
     if headers.get(header::SEC_WEBSOCKET_VERSION) != Some(&VERSION_13) {
+        shared.stats.rejected(Reject::Handshake);
         let mut reply = error(
             StatusCode::UPGRADE_REQUIRED,
             "unsupported WebSocket version; this server speaks version 13 (RFC 6455)",
@@ -182,6 +186,7 @@ async fn session(
     let io = Guard::new(TokioIo::new(upgraded), WsFragments::new());
     let mut ws = WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await;
     let idle = shared.limits.ws_idle_timeout;
+    let _open = shared.stats.websocket();
     loop {
         let next = tokio::select! {
             _ = shared.shutdown.cancelled() => {
@@ -199,22 +204,26 @@ async fn session(
             Ok(Some(Err(WsError::Capacity(e)))) => {
                 tracing::debug!(target: "webntpd::server", "{peer}: WebSocket message refused: {e}");
                 let reason = format!("message larger than {limit} bytes");
+                shared.stats.rejected(Reject::WsMessage);
                 close(&mut ws, CloseCode::Size, &reason).await;
                 return;
             }
             Ok(Some(Err(WsError::Utf8(_)))) => {
                 tracing::debug!(target: "webntpd::server", "{peer}: WebSocket text message is not UTF-8");
+                shared.stats.rejected(Reject::WsMessage);
                 close(&mut ws, CloseCode::Invalid, "text message is not UTF-8").await;
                 return;
             }
             Ok(Some(Err(WsError::Io(e)))) if is_flood(&e) => {
                 tracing::debug!(target: "webntpd::server", "{peer}: WebSocket refused: {e}");
+                shared.stats.rejected(Reject::WsMessage);
                 close(&mut ws, CloseCode::Policy, &e.to_string()).await;
                 return;
             }
             Ok(Some(Err(WsError::Protocol(e)))) => {
                 tracing::debug!(target: "webntpd::server", "{peer}: WebSocket protocol error: {e}");
                 let reason = format!("protocol error: {e}");
+                shared.stats.rejected(Reject::WsMessage);
                 close(&mut ws, CloseCode::Protocol, &reason).await;
                 return;
             }
@@ -231,6 +240,7 @@ async fn session(
             Message::Binary(b) => match std::str::from_utf8(b) {
                 Ok(s) => s,
                 Err(_) => {
+                    shared.stats.rejected(Reject::WsMessage);
                     close(
                         &mut ws,
                         CloseCode::Invalid,
@@ -255,6 +265,7 @@ async fn session(
             Err(e) => {
                 tracing::debug!(target: "webntpd::server", "{peer}: WebSocket message is not a timestamp: {e}");
                 let reason = format!("invalid timestamp: {e}");
+                shared.stats.rejected(Reject::WsMessage);
                 close(&mut ws, CloseCode::Invalid, &reason).await;
                 return;
             }
@@ -267,7 +278,10 @@ async fn session(
             leap: shared.leap.info(rt),
         };
         let template = ReplyTemplate::new(&fields, rt, None);
-        let (bytes, _) = template.stamp(shared.clock.realtime());
+        let st = shared.clock.realtime();
+        shared.stats.request(Kind::Ws);
+        shared.stats.replied(rt, st);
+        let (bytes, _) = template.stamp(st);
         let reply = match String::from_utf8(bytes) {
             Ok(s) => s,
             // The reply is built from UTF-8 pieces only; this cannot happen.

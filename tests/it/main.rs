@@ -18,6 +18,7 @@ mod files;
 mod fuzz;
 mod http;
 mod limits;
+mod metrics;
 mod packaging;
 mod peers;
 mod query;

@@ -16,8 +16,8 @@ use super::locate::Doc;
 use super::read::{Dropped, Reader, MAX_ERRORS, TOP_LEVEL};
 use super::value::show;
 use super::{
-    Config, ConfigError, Diagnostic, Loaded, LogConfig, SanityConfig, SelectionConfig,
-    ServerSettings, StatusConfig,
+    Config, ConfigError, Diagnostic, Loaded, LogConfig, MetricsConfig, SanityConfig,
+    SelectionConfig, ServerSettings, StatusConfig,
 };
 use outputs::OutputFile;
 use sources::SourceFile;
@@ -35,6 +35,7 @@ struct File {
     sanity: SanityConfig,
     log: LogConfig,
     status: StatusConfig,
+    metrics: Option<MetricsConfig>,
     /// What is written, read or not: `[[source]]` entries, `[[output]]` entries, `[server]`.
     written: (usize, usize, bool),
 }
@@ -59,6 +60,7 @@ impl File {
                 "sanity" => file.sanity = reader.read("sanity", value).unwrap_or_default(),
                 "log" => file.log = reader.read("log", value).unwrap_or_default(),
                 "status" => file.status = reader.read("status", value).unwrap_or_default(),
+                "metrics" => file.metrics = reader.read("metrics", value),
                 _ => {} // Reported as unknown.
             }
         }
@@ -93,6 +95,12 @@ fn entries<'a, T: serde::de::DeserializeOwned>(
         .filter_map(|(i, item)| Some((i, reader.read(&format!("{at}.{i}"), item)?)))
         .collect();
     (read, written)
+}
+
+/// Whether two listening addresses with the same port would clash: the same IP, or either
+/// is every address (`0.0.0.0`, `[::]`).
+fn overlaps(a: std::net::SocketAddr, b: std::net::SocketAddr) -> bool {
+    a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified()
 }
 
 /// Where a message is, to sort them in file order.
@@ -261,6 +269,9 @@ impl Check<'_, '_> {
                 ),
             );
         }
+        if let Some(metrics) = &file.metrics {
+            self.metrics(metrics, file.server.as_ref());
+        }
         self.purpose(has_sources, written_server, written_outputs > 0);
         Config {
             path: self.path.to_path_buf(),
@@ -271,6 +282,44 @@ impl Check<'_, '_> {
             sanity: file.sanity,
             log: file.log,
             status: file.status,
+            metrics: file.metrics,
+        }
+    }
+
+    /// `[metrics]`: an address of its own, and a warning when anyone may read it.
+    fn metrics(&mut self, m: &MetricsConfig, server: Option<&ServerSettings>) {
+        if self.dropped.contains("metrics.listen") {
+            return;
+        }
+        let taken = server.and_then(|s| {
+            let plain = s.listen.iter().map(|a| (a, "listen"));
+            plain
+                .chain(s.tls_listen.iter().map(|a| (a, "tls_listen")))
+                // Port 0 is any free port: never the same one twice.
+                .find(|(a, _)| {
+                    a.0.port() == m.listen.0.port() && a.0.port() != 0 && overlaps(a.0, m.listen.0)
+                })
+        });
+        if let Some((addr, key)) = taken {
+            self.error(
+                "metrics.listen",
+                format!(
+                    "metrics listen = \"{}\" is also the server's {key} {addr}: the metrics need \
+                     a port of their own; use another, e.g. listen = \"{}\"",
+                    m.listen,
+                    super::DEFAULT_METRICS_LISTEN
+                ),
+            );
+        } else if !m.listen.0.ip().is_loopback() {
+            self.warn(
+                "metrics.listen",
+                format!(
+                    "metrics listen = \"{}\" is not a loopback address: anyone who can reach it \
+                     reads the source URLs and the server's counters; keep it on 127.0.0.1 \
+                     (Prometheus on this host) or firewall the port",
+                    m.listen
+                ),
+            );
         }
     }
 

@@ -496,6 +496,21 @@ pub const SCHEMA: &[Table] = &[
             "The read-only JSON socket webntpd status reads; an absolute path."
         )],
     },
+    Table {
+        name: "metrics",
+        header: "[metrics]",
+        text: "The Prometheus/OpenMetrics endpoint: GET /metrics on a listener of its own, with \
+               the sources, the selection, the outputs, reloads and the built-in server's \
+               counters (the same as webntpd status --format prometheus). Off without this \
+               table. Changes apply at a restart.",
+        keys: &[key!(
+            "listen",
+            "string",
+            "\"127.0.0.1:9975\"",
+            "The one address it listens on (IP:PORT, [IPv6]:PORT or :PORT). Anyone who can \
+             reach it reads the source URLs: keep it on loopback or firewall it."
+        )],
+    },
 ];
 
 /// `[server]`'s keys: the flags of `webntpd serve` (one struct, `ServerSettings`), with
@@ -510,6 +525,8 @@ pub fn server_keys() -> Vec<(String, String, Option<String>, String)> {
         .get_arguments()
         .filter(|a| !a.is_global_set() && !a.is_hide_set() && a.get_long().is_some())
         .filter(|a| !matches!(a.get_id().as_str(), "help" | "version"))
+        // `serve --metrics` is `[metrics] listen` in the file, a table of its own.
+        .filter(|a| a.get_id() != "metrics")
         .map(|a| {
             let help = a
                 .get_long_help()
