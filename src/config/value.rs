@@ -70,6 +70,40 @@ where
     d.deserialize_any(ListOf(Parsed::new(T::from_str, "a string")))
 }
 
+/// serde: an optional list of `FromStr` values (see [`list_from_str`]).
+pub(crate) fn opt_list_from_str<'de, D, T>(d: D) -> Result<Option<Vec<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: FromStr<Err = String>,
+{
+    list_from_str(d).map(Some)
+}
+
+/// serde: an optional `FromStr` value written as a string.
+pub(crate) fn opt_from_str<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: FromStr<Err = String>,
+{
+    from_str(d).map(Some)
+}
+
+/// A duration, or `off` (zero): `"1s"`, `"off"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct DurationOrOff(pub Duration);
+
+impl FromStr for DurationOrOff {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s == "off" {
+            return Ok(DurationOrOff(Duration::ZERO));
+        }
+        parse_duration(s)
+            .map(DurationOrOff)
+            .map_err(|e| format!("{e}, or \"off\""))
+    }
+}
+
 /// serde: a list of strings, or a single one written without brackets.
 pub(crate) fn string_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
     d.deserialize_any(ListOf(Parsed::new(|s| Ok(s.to_owned()), "a string")))

@@ -125,8 +125,8 @@ struct OutputSlot {
 }
 
 impl OutputSlot {
-    fn open(config: &OutputConfig) -> Result<Self, refclock::OutputError> {
-        let output = Output::open(config)?;
+    fn open(config: &OutputConfig, clock: &SharedClock) -> Result<Self, refclock::OutputError> {
+        let output = Output::open(config, clock)?;
         tracing::info!("output {output} attached");
         Ok(OutputSlot {
             config: config.clone(),
@@ -169,7 +169,7 @@ impl Daemon {
     async fn start(config: Config, clock: SharedClock) -> Result<Self, (String, u8)> {
         let mut outputs = Vec::new();
         for c in &config.outputs {
-            outputs.push(OutputSlot::open(c).map_err(|e| (e.to_string(), e.exit_code()))?);
+            outputs.push(OutputSlot::open(c, &clock).map_err(|e| (e.to_string(), e.exit_code()))?);
         }
         let server = match &config.server {
             Some(settings) => Some(
@@ -274,7 +274,7 @@ impl Daemon {
                         tracing::info!("{name} received: shutting down");
                         return exit::OK;
                     }
-                    SignalEvent::Reload => self.reload(),
+                    SignalEvent::Reload => self.reload().await,
                 },
                 () = tick => notify::watchdog(),
             }
@@ -312,6 +312,9 @@ impl Daemon {
         }
         for o in self.outputs.drain(..) {
             tracing::info!("output {} detached", o.output);
+            if let Output::Ntp(n) = o.output {
+                n.stop().await;
+            }
         }
         tracing::info!("stopped");
     }

@@ -64,6 +64,98 @@ impl Discipline {
     }
 }
 
+/// What the configuration says about who keeps the local clock (`clock` in an ntp
+/// `[[output]]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ClockSetting {
+    /// Find out: see [`resolve`].
+    #[default]
+    Auto,
+    /// Nobody disciplines it.
+    Free,
+    /// A time daemon disciplines it.
+    Disciplined,
+}
+
+impl std::str::FromStr for ClockSetting {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(ClockSetting::Auto),
+            "free" => Ok(ClockSetting::Free),
+            "disciplined" => Ok(ClockSetting::Disciplined),
+            _ => Err(format!("`{s}`: expected auto, free or disciplined")),
+        }
+    }
+}
+
+/// Why the clock is taken as free or disciplined.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DisciplineReason {
+    /// `clock = "free"` or `"disciplined"`.
+    Configured,
+    /// The kernel says a time daemon vouches for the clock.
+    KernelSynchronised,
+    /// webntpd also feeds a time daemon (an shm or sock output), which steers the clock
+    /// from it, or will once it selects it.
+    FeedsTimeDaemon,
+    /// The kernel says nobody vouches for the clock, and webntpd feeds no time daemon.
+    KernelFree,
+    /// The kernel cannot be asked (a sandbox refuses `adjtimex`) and webntpd feeds no time
+    /// daemon.
+    KernelUnknown,
+}
+
+impl DisciplineReason {
+    /// For `webntpd status` and logs.
+    pub fn describe(self) -> &'static str {
+        match self {
+            DisciplineReason::Configured => "configured",
+            DisciplineReason::KernelSynchronised => {
+                "the kernel says a time daemon disciplines the clock"
+            }
+            DisciplineReason::FeedsTimeDaemon => {
+                "webntpd feeds a time daemon (shm or sock output) that disciplines the clock"
+            }
+            DisciplineReason::KernelFree => {
+                "the kernel says nobody disciplines the clock and webntpd feeds no time daemon"
+            }
+            DisciplineReason::KernelUnknown => {
+                "webntpd feeds no time daemon, and the kernel cannot be asked (set clock = \
+                 \"disciplined\" if one syncs from this server)"
+            }
+        }
+    }
+}
+
+/// Who keeps the clock, for `clock = setting`: what is configured; for `auto`, disciplined
+/// when the kernel says a time daemon vouches for the clock or when webntpd feeds one
+/// (`feeds_time_daemon`: such a daemon steers the clock from webntpd's offset, so adding it
+/// again would count it twice), else free. When in doubt a clock is taken as disciplined,
+/// which is honest either way: its offset goes into the dispersion.
+pub fn resolve(
+    setting: ClockSetting,
+    feeds_time_daemon: bool,
+    kernel: Option<&KernelClock>,
+) -> (Discipline, DisciplineReason) {
+    match setting {
+        ClockSetting::Free => return (Discipline::Free, DisciplineReason::Configured),
+        ClockSetting::Disciplined => {
+            return (Discipline::Disciplined, DisciplineReason::Configured)
+        }
+        ClockSetting::Auto => {}
+    }
+    match kernel {
+        Some(k) if k.synchronised() => (
+            Discipline::Disciplined,
+            DisciplineReason::KernelSynchronised,
+        ),
+        _ if feeds_time_daemon => (Discipline::Disciplined, DisciplineReason::FeedsTimeDaemon),
+        Some(_) => (Discipline::Free, DisciplineReason::KernelFree),
+        None => (Discipline::Free, DisciplineReason::KernelUnknown),
+    }
+}
+
 /// One combined estimate, as the daemon hands it to its outputs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Reference {
@@ -172,6 +264,8 @@ pub struct Served {
     pub root_dispersion_ns: i64,
     /// Added to the local clock's readings to give the served time, in nanoseconds.
     pub offset_ns: i64,
+    /// Why it is unsynchronised, when it is.
+    pub unsynchronised: Option<Unsynchronised>,
 }
 
 impl Served {
@@ -186,6 +280,7 @@ impl Served {
             root_delay_ns: 0,
             root_dispersion_ns: 0,
             offset_ns: 0,
+            unsynchronised: Some(why),
         }
     }
 
@@ -253,6 +348,7 @@ pub fn from_reference(
         root_delay_ns: delay_ns,
         root_dispersion_ns: dispersion_ns,
         offset_ns,
+        unsynchronised: None,
     }
 }
 
@@ -284,6 +380,7 @@ pub fn from_kernel(
         root_delay_ns: 0,
         root_dispersion_ns: k.maxerror_ns.clamp(0, KERNEL_UNSYNC_MAXERROR_NS),
         offset_ns: 0,
+        unsynchronised: None,
     }
 }
 
@@ -305,6 +402,7 @@ pub fn from_local(
         root_delay_ns: 0,
         root_dispersion_ns: vouched.map_or(0, |k| k.maxerror_ns.max(0)),
         offset_ns: 0,
+        unsynchronised: None,
     }
 }
 
@@ -470,6 +568,47 @@ mod tests {
             ..UNSYNCED
         };
         assert!(ntpd.synchronised());
+    }
+
+    #[test]
+    fn who_keeps_the_clock() {
+        use ClockSetting::*;
+        use DisciplineReason::*;
+        let synced = KernelClock {
+            maxerror_ns: MS,
+            ..UNSYNCED
+        };
+        for feeds in [false, true] {
+            for k in [None, Some(&UNSYNCED), Some(&synced)] {
+                assert_eq!(resolve(Free, feeds, k), (Discipline::Free, Configured));
+                assert_eq!(
+                    resolve(Disciplined, feeds, k),
+                    (Discipline::Disciplined, Configured)
+                );
+            }
+            assert_eq!(
+                resolve(Auto, feeds, Some(&synced)),
+                (Discipline::Disciplined, KernelSynchronised)
+            );
+        }
+        assert_eq!(
+            resolve(Auto, true, Some(&UNSYNCED)),
+            (Discipline::Disciplined, FeedsTimeDaemon)
+        );
+        assert_eq!(
+            resolve(Auto, true, None),
+            (Discipline::Disciplined, FeedsTimeDaemon)
+        );
+        assert_eq!(
+            resolve(Auto, false, Some(&UNSYNCED)),
+            (Discipline::Free, KernelFree)
+        );
+        assert_eq!(
+            resolve(Auto, false, None),
+            (Discipline::Free, KernelUnknown)
+        );
+        assert_eq!("disciplined".parse(), Ok(Disciplined));
+        assert!("maybe".parse::<ClockSetting>().is_err());
     }
 
     #[test]

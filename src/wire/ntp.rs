@@ -338,6 +338,7 @@ mod tests {
             root_delay_ns: 2 * MS,
             root_dispersion_ns: 3 * MS,
             offset_ns: 100 * MS,
+            unsynchronised: None,
         }
     }
 

@@ -450,6 +450,7 @@ mod tests {
             root_delay_ns: 0,
             root_dispersion_ns: 1_000,
             offset_ns: 250_000_000,
+            unsynchronised: None,
         }
     }
 
