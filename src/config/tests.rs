@@ -1730,3 +1730,49 @@ fn ntp_output_warnings() {
     let w = warnings(&ntp("kod = true\nrate_interval = \"off\"\n"));
     assert_at(&w[0], 5, 7, &["no Kiss-o'-Death is sent"]);
 }
+
+#[test]
+fn the_servers_ntp_keys() {
+    let c = ok(&format!(
+        "{SOURCE}[server]\nntp = [\"127.0.0.1:10123\"]\nntp_clock = \"local\"\nntp_stratum = 4\n\
+         ntp_allow = \"10.0.0.0/8\"\nntp_rate_interval = \"off\"\nntp_kod = true\n"
+    ))
+    .config;
+    let n = c.server.unwrap().ntp_config().unwrap();
+    assert_eq!(n.listen, vec!["127.0.0.1:10123".parse().unwrap()]);
+    assert_eq!(
+        (n.clock, n.stratum),
+        (crate::server::ntp::NtpClock::Local, 4)
+    );
+    assert!(n.rate_interval.is_zero() && n.kod && n.allow.len() == 1);
+    // Off unless an address is given.
+    let c = ok(&format!("{SOURCE}[server]\n")).config;
+    assert!(c.server.unwrap().ntp_config().is_none());
+    fails(
+        &format!("{SOURCE}[server]\nntp = \":123\"\nntp_stratum = 16\n"),
+        5,
+        15,
+        &["ntp_stratum = 16: a synchronised server's stratum is 1 to 15"],
+    );
+    fails(
+        &format!("{SOURCE}[server]\nntp_clock = \"kernle\"\n"),
+        4,
+        13,
+        &["expected kernel or local"],
+    );
+    // One socket per address, whether [server] or an output binds it.
+    let both = format!("{}[server]\nntp = \"127.0.0.1:123\"\n", ntp(""));
+    assert_at(
+        &error(&both),
+        10,
+        7,
+        &["127.0.0.1:123 is already served by the ntp [[output]] on line 3"],
+    );
+    let w = warnings(&format!("{SOURCE}[server]\nntp = \":123\"\n"));
+    assert_at(
+        &w[0],
+        4,
+        7,
+        &["answers NTP to every address", "ntp_allow = ["],
+    );
+}

@@ -47,6 +47,16 @@ pub(crate) fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::E
     Parsed::new(parse_duration, DURATION).deserialize(d)
 }
 
+/// A duration or `off` (zero), for clap: `"1s"`, `"off"`.
+pub fn parse_duration_or_off(s: &str) -> Result<Duration, String> {
+    s.parse::<DurationOrOff>().map(|d| d.0)
+}
+
+/// serde: a duration or `off` (zero).
+pub(crate) fn duration_or_off<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    from_str::<D, DurationOrOff>(d).map(|d| d.0)
+}
+
 /// serde: an optional duration written as a humantime string.
 pub(crate) fn opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
     duration(d).map(Some)

@@ -118,12 +118,10 @@ impl Daemon {
                 },
             })
             .collect();
-        let server = self.server.as_ref().map_or_else(Vec::new, |s| {
-            s.local_addrs()
-                .iter()
-                .map(|(a, tls)| format!("{}://{a}", if *tls { "https" } else { "http" }))
-                .collect()
-        });
+        let server = self
+            .server
+            .as_ref()
+            .map_or_else(Vec::new, |s| s.addr_list());
         let list_expires = self.list_expires();
         let list_expired = list_expires.is_some_and(|e| e <= self.clock.realtime().unix_seconds());
         let status = Status {

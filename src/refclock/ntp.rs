@@ -20,8 +20,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::SharedClock;
-use crate::net::ntp::access::{AccessList, Cidr};
-use crate::net::ntp::ratelimit::RateLimit;
+use crate::net::ntp::access::Cidr;
 use crate::net::ntp::{BindError, Counts, NtpServer, Policy, Source};
 use crate::sync::serve::{
     self, ClockSetting, Discipline, DisciplineReason, KernelClock, Reference, Rules, Served,
@@ -70,15 +69,14 @@ pub struct NtpConfig {
 impl NtpConfig {
     /// The access lists and rate limit.
     pub fn policy(&self) -> Policy {
-        Policy {
-            access: AccessList::new(&self.allow, &self.deny),
-            rate: (!self.rate_interval.is_zero()).then(|| RateLimit {
-                interval_ns: i64::try_from(self.rate_interval.as_nanos()).unwrap_or(i64::MAX),
-                burst: self.rate_burst,
-                kod: self.kod,
-            }),
-            rate_clients: self.rate_clients,
-        }
+        Policy::new(
+            &self.allow,
+            &self.deny,
+            self.rate_interval,
+            self.rate_burst,
+            self.kod,
+            self.rate_clients,
+        )
     }
 
     fn rules(&self) -> Rules {

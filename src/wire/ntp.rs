@@ -320,6 +320,77 @@ pub fn client_request(transmit: u64) -> [u8; HEADER_LEN] {
     .encode()
 }
 
+/// A server's reply, as `webntpd query ntp://` reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServerReply {
+    /// The header.
+    pub header: Header,
+}
+
+/// Why a datagram is not a usable answer to our request.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReplyProblem {
+    /// Not a server reply to a request we sent (wrong length, mode or origin): ignored.
+    #[error("not a reply to our request")]
+    NotOurs,
+    /// A Kiss-o'-Death.
+    #[error("the server sent a Kiss-o'-Death {0}{hint}", hint = kiss_hint(.0))]
+    Kiss(String),
+    /// The server says it is not synchronised.
+    #[error("the server is not synchronised (leap indicator {leap}, stratum {stratum}, reference ID {refid})")]
+    Unsynchronised {
+        /// Its leap indicator.
+        leap: u8,
+        /// Its stratum.
+        stratum: u8,
+        /// Its reference ID, as text when it is ASCII.
+        refid: String,
+    },
+    /// No transmit or receive time.
+    #[error("the reply has no receive or transmit timestamp")]
+    NoTimestamps,
+}
+
+fn kiss_hint(code: &str) -> &'static str {
+    match code {
+        "RATE" => ": it rate-limits this client; ask less often (fewer --samples)",
+        "DENY" | "RSTR" => ": it refuses this client",
+        _ => "",
+    }
+}
+
+/// A reference ID as text: four ASCII letters as they are, else an IPv4 address's form.
+pub fn refid_text(id: [u8; 4]) -> String {
+    let letters = id.iter().take_while(|b| **b != 0).count();
+    if letters > 0 && id[..letters].iter().all(|b| b.is_ascii_graphic()) {
+        String::from_utf8_lossy(&id[..letters]).into_owned()
+    } else {
+        std::net::Ipv4Addr::from(id).to_string()
+    }
+}
+
+/// Read `datagram` as the server's reply to a request whose transmit timestamp was `sent`.
+pub fn read_reply(datagram: &[u8], sent: u64) -> Result<ServerReply, ReplyProblem> {
+    let h = Header::parse(datagram).ok_or(ReplyProblem::NotOurs)?;
+    if h.mode != MODE_SERVER || h.origin != sent || datagram.len() > MAX_REQUEST_LEN {
+        return Err(ReplyProblem::NotOurs);
+    }
+    if h.stratum == 0 {
+        return Err(ReplyProblem::Kiss(refid_text(h.reference_id)));
+    }
+    if h.leap == Leap::Unsynchronised.code() as u8 || h.stratum >= 16 {
+        return Err(ReplyProblem::Unsynchronised {
+            leap: h.leap,
+            stratum: h.stratum,
+            refid: refid_text(h.reference_id),
+        });
+    }
+    if h.receive == 0 || h.transmit == 0 {
+        return Err(ReplyProblem::NoTimestamps);
+    }
+    Ok(ServerReply { header: h })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -525,5 +596,47 @@ mod tests {
         assert_eq!(b[0], 0x23, "LI 0, version 4, mode 3");
         assert_eq!(Header::parse(&b).unwrap().transmit, 42);
         assert!(check(&b).is_ok());
+    }
+
+    #[test]
+    fn a_client_reads_only_a_synchronised_reply_to_its_own_request() {
+        let served = Served {
+            leap: Leap::NoWarning,
+            stratum: 3,
+            reference_id: *b"WNTP",
+            reference_time: Some(NOW),
+            root_delay_ns: 2 * MS,
+            root_dispersion_ns: 3 * MS,
+            offset_ns: 0,
+            unsynchronised: None,
+        };
+        let req = client_request(0x1234_5678_9abc_def0);
+        let mut reply = respond(&req, NOW, &served).unwrap();
+        let bytes = reply.stamp_transmit(NOW).to_vec();
+        let got = read_reply(&bytes, 0x1234_5678_9abc_def0).unwrap();
+        assert_eq!((got.header.stratum, got.header.reference_id), (3, *b"WNTP"));
+        assert_eq!(read_reply(&bytes, 1), Err(ReplyProblem::NotOurs));
+        assert_eq!(
+            read_reply(&req, 0x1234_5678_9abc_def0),
+            Err(ReplyProblem::NotOurs)
+        );
+        assert_eq!(
+            read_reply(&bytes[..40], 0x1234_5678_9abc_def0),
+            Err(ReplyProblem::NotOurs)
+        );
+        let k = kiss(&req, KISS_RATE).unwrap();
+        let e = read_reply(k.bytes(), 0x1234_5678_9abc_def0).unwrap_err();
+        assert!(
+            e.to_string().contains("Kiss-o'-Death RATE: it rate-limits"),
+            "{e}"
+        );
+        let unsync = Served::unsynchronised(Unsynchronised::NoUpdate);
+        let mut r = respond(&req, NOW, &unsync).unwrap();
+        let e = read_reply(r.stamp_transmit(NOW), 0x1234_5678_9abc_def0).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "the server is not synchronised (leap indicator 3, stratum 16, reference ID INIT)"
+        );
+        assert_eq!(refid_text([127, 0, 0, 1]), "127.0.0.1");
     }
 }

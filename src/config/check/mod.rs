@@ -246,6 +246,7 @@ impl Check<'_, '_> {
         self.duplicate_outputs(&mut outputs);
         if let Some(server) = &file.server {
             self.server(server);
+            self.server_ntp(server, &outputs);
         }
         if has_sources {
             self.selection(&file.selection, selectable, written_outputs > 0);

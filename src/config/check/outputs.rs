@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -13,6 +14,7 @@ use toml::de::DeValue;
 
 use super::Check;
 use crate::config::locate;
+use crate::config::server::{ServerSettings, DEFAULT_NTP_STRATUM};
 use crate::config::value::{self, DurationOrOff};
 use crate::net::ntp::access::{is_loopback, Cidr};
 use crate::refclock::{shm, NtpConfig, OutputConfig};
@@ -313,6 +315,59 @@ impl Check<'_, '_> {
             // Known once every output is read (see `duplicate_outputs`).
             feeds_time_daemon: false,
         })
+    }
+
+    /// `[server]`'s NTP keys: the ranges serde cannot say, each address bound once (by
+    /// `[server]` or an ntp output), and a warning for an open address without `ntp_allow`.
+    pub(super) fn server_ntp(&mut self, s: &ServerSettings, outputs: &[(usize, OutputConfig)]) {
+        if !(1..=15).contains(&s.ntp_stratum) {
+            self.error(
+                "server.ntp_stratum",
+                format!(
+                    "ntp_stratum = {}: a synchronised server's stratum is 1 to 15; the default \
+                     is {DEFAULT_NTP_STRATUM}",
+                    s.ntp_stratum
+                ),
+            );
+        }
+        if !(1..=1024).contains(&s.ntp_rate_burst) {
+            self.error(
+                "server.ntp_rate_burst",
+                format!(
+                    "ntp_rate_burst = {}: must be 1 to 1024 requests",
+                    s.ntp_rate_burst
+                ),
+            );
+        }
+        let mut seen: HashMap<SocketAddr, String> = HashMap::new();
+        for (i, o) in outputs {
+            if let OutputConfig::Ntp(n) = o {
+                for a in &n.listen {
+                    seen.insert(
+                        *a,
+                        format!("the ntp [[output]]{}", self.line(&format!("output.{i}"))),
+                    );
+                }
+            }
+        }
+        for (j, a) in s.ntp.iter().enumerate() {
+            if let Some(first) = seen.insert(a.0, "ntp".to_owned()) {
+                self.error(
+                    &format!("server.ntp.{j}"),
+                    format!("{a} is already served by {first}: each address can be bound once"),
+                );
+            }
+        }
+        let open = s.ntp.iter().find(|a| !is_loopback(a.0.ip()));
+        if let (Some(first), true) = (open, s.ntp_allow.is_empty()) {
+            self.warn(
+                "server.ntp",
+                format!(
+                    "{first} answers NTP to every address that can reach it: add ntp_allow = \
+                     [...] with the networks to serve (e.g. ntp_allow = [\"192.168.0.0/16\"])"
+                ),
+            );
+        }
     }
 
     /// An integer key: `default` when not written; when written outside `range`, an error

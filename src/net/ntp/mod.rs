@@ -57,6 +57,30 @@ pub struct Policy {
     pub rate_clients: usize,
 }
 
+impl Policy {
+    /// Answer `allow` but not `deny` (empty `allow`: everyone); at most `burst` requests at
+    /// once per client, then one per `interval` (zero: no limit), with a Kiss-o'-Death RATE
+    /// to the limited when `kod`; a table of `clients` clients.
+    pub fn new(
+        allow: &[access::Cidr],
+        deny: &[access::Cidr],
+        interval: Duration,
+        burst: u32,
+        kod: bool,
+        clients: usize,
+    ) -> Policy {
+        Policy {
+            access: AccessList::new(allow, deny),
+            rate: (!interval.is_zero()).then(|| RateLimit {
+                interval_ns: i64::try_from(interval.as_nanos()).unwrap_or(i64::MAX),
+                burst,
+                kod,
+            }),
+            rate_clients: clients,
+        }
+    }
+}
+
 /// What the server did, since it started.
 #[derive(Debug, Default)]
 pub struct Counters {
