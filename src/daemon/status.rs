@@ -456,12 +456,16 @@ fn render_ntp(n: &NtpStatus) -> String {
         )
     };
     let dropped: u64 = n.dropped.values().sum();
-    let reasons: Vec<String> = n
-        .dropped
-        .iter()
-        .filter(|(_, c)| **c > 0)
-        .map(|(r, c)| format!("{c} {r}"))
-        .collect();
+    // In the order of `Dropped::ALL` (the one the docs list them in), then any other.
+    let rank = |r: &str| {
+        crate::wire::ntp::Dropped::ALL
+            .iter()
+            .position(|d| d.as_str() == r)
+            .unwrap_or(usize::MAX)
+    };
+    let mut counted: Vec<(&String, &u64)> = n.dropped.iter().filter(|(_, c)| **c > 0).collect();
+    counted.sort_by_key(|(r, _)| rank(r));
+    let reasons: Vec<String> = counted.iter().map(|(r, c)| format!("{c} {r}")).collect();
     let mut text = format!(
         "  answers {answers}\n  clock {} ({})\n  {} served ({} unsynchronised), {} dropped",
         n.clock, n.clock_reason, n.served, n.served_unsynchronised, dropped

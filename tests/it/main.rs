@@ -17,6 +17,7 @@ mod faults;
 mod files;
 mod http;
 mod limits;
+mod ntp;
 mod packaging;
 mod peers;
 mod query;
