@@ -313,7 +313,7 @@ impl Daemon {
         for o in self.outputs.drain(..) {
             tracing::info!("output {} detached", o.output);
             if let Output::Ntp(n) = o.output {
-                n.stop().await;
+                (*n).stop().await;
             }
         }
         tracing::info!("stopped");

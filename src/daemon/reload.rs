@@ -40,7 +40,7 @@ impl Daemon {
                 let slot = old_outputs.swap_remove(i);
                 tracing::info!("output {} stopped, to be replaced", slot.output);
                 if let Output::Ntp(n) = slot.output {
-                    n.stop().await;
+                    (*n).stop().await;
                 }
                 stopped.push(slot.config);
             } else {
@@ -58,7 +58,7 @@ impl Daemon {
                         // Put everything back as it was: close what was opened, keep the rest.
                         for (slot, opened) in outputs {
                             match (opened, slot.output) {
-                                (true, Output::Ntp(n)) => n.stop().await,
+                                (true, Output::Ntp(n)) => (*n).stop().await,
                                 (true, _) => {}
                                 (false, output) => old_outputs.push(OutputSlot { output, ..slot }),
                             }
@@ -82,7 +82,7 @@ impl Daemon {
         }
         for o in old_outputs {
             if let Output::Ntp(n) = o.output {
-                n.stop().await;
+                (*n).stop().await;
             }
         }
         self.outputs = outputs.into_iter().map(|(slot, _)| slot).collect();

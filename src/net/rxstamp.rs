@@ -342,6 +342,40 @@ pub fn recv_datagram(fd: RawFd, dst: &mut [u8], cmsg: &mut Vec<u8>) -> io::Resul
     use nix::sys::socket::SockaddrStorage;
     let mut iov = [IoSliceMut::new(dst)];
     let msg = recvmsg::<SockaddrStorage>(fd, &mut iov, Some(cmsg), MsgFlags::MSG_DONTWAIT)?;
+    Ok(datagram(&msg))
+}
+
+/// Up to `bufs.len()` datagrams from a blocking socket in one `recvmmsg`: waits for the
+/// first, then takes what else is queued (a thread of its own sleeps in the kernel until a
+/// datagram arrives, and under load reads a batch per system call). `out` gets one
+/// [`Datagram`] per buffer filled, in order.
+pub fn recv_datagrams_waiting<const N: usize>(
+    fd: RawFd,
+    bufs: &mut [[u8; N]],
+    out: &mut Vec<Datagram>,
+) -> io::Result<()> {
+    use nix::sys::socket::{recvmmsg, MultiHeaders, SockaddrStorage};
+    out.clear();
+    // Fresh headers each call: the kernel shortens their address and control lengths to
+    // what each datagram used.
+    let mut headers =
+        MultiHeaders::<SockaddrStorage>::preallocate(bufs.len(), Some(datagram_cmsg()));
+    let mut iovs: Vec<[IoSliceMut; 1]> = bufs.iter_mut().map(|b| [IoSliceMut::new(b)]).collect();
+    let received = recvmmsg(
+        fd,
+        &mut headers,
+        iovs.iter_mut(),
+        MsgFlags::MSG_WAITFORONE,
+        None,
+    )?;
+    out.extend(received.map(|msg| datagram(&msg)));
+    Ok(())
+}
+
+/// What one received message says.
+fn datagram(
+    msg: &nix::sys::socket::RecvMsg<'_, '_, nix::sys::socket::SockaddrStorage>,
+) -> Datagram {
     let from = msg.address.and_then(|a| {
         if let Some(v4) = a.as_sockaddr_in() {
             Some(std::net::SocketAddr::V4((*v4).into()))
@@ -359,12 +393,12 @@ pub fn recv_datagram(fd: RawFd, dst: &mut [u8], cmsg: &mut Vec<u8>) -> io::Resul
             }
         }
     }
-    Ok(Datagram {
+    Datagram {
         len: msg.bytes,
         truncated: msg.flags.contains(MsgFlags::MSG_TRUNC),
         from,
         stamp_ns,
-    })
+    }
 }
 
 /// Room for one datagram's receive stamp, for [`recv_datagram`].

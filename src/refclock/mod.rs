@@ -111,7 +111,7 @@ pub enum Output {
     /// A socket to send to chronyd with.
     Sock(SockWriter),
     /// An NTP server.
-    Ntp(NtpOutput),
+    Ntp(Box<NtpOutput>),
 }
 
 /// Why an output could not be opened or written.
@@ -169,7 +169,7 @@ impl Output {
     /// answering (in the current tokio runtime) with `clock`.
     pub fn open(config: &OutputConfig, clock: &SharedClock) -> Result<Output, OutputError> {
         match config {
-            OutputConfig::Ntp(c) => Ok(Output::Ntp(NtpOutput::open(c, clock.clone())?)),
+            OutputConfig::Ntp(c) => Ok(Output::Ntp(Box::new(NtpOutput::open(c, clock.clone())?))),
             OutputConfig::Shm { unit, perm } => Ok(Output::Shm(ShmWriter::open(*unit, *perm)?)),
             OutputConfig::Sock { path } => {
                 SockWriter::open(path)
