@@ -154,6 +154,9 @@ struct Daemon {
     selection_error: Option<String>,
     selected_leap: Option<crate::sync::leap::LeapInfo>,
     indicator: Leap,
+    /// The last combined estimate handed to the outputs, while the daemon is synchronised:
+    /// an NTP output opened by a reload starts serving from it.
+    last_reference: Option<crate::sync::serve::Reference>,
     /// The sanity rules' last word before anything is written.
     gate: Gate,
     /// The combined offset and error last logged at info ([`Daemon::log_combined`]).
@@ -200,6 +203,7 @@ impl Daemon {
             selection_error: None,
             selected_leap: None,
             indicator: Leap::Unsynchronised,
+            last_reference: None,
             gate: Gate::new(Policy::default()),
             logged_combined: None,
             write_refused: None,

@@ -53,7 +53,13 @@ impl Daemon {
             match old_outputs.iter().position(|o| &o.config == c) {
                 Some(i) => outputs.push((old_outputs.swap_remove(i), false)),
                 None => match OutputSlot::open(c, &self.clock) {
-                    Ok(slot) => outputs.push((slot, true)),
+                    Ok(slot) => {
+                        // A new NTP server serves the last estimate until the next burst.
+                        if let (Output::Ntp(n), Some(r)) = (&slot.output, &self.last_reference) {
+                            n.update(r);
+                        }
+                        outputs.push((slot, true))
+                    }
                     Err(e) => {
                         // Put everything back as it was: close what was opened, keep the rest.
                         for (slot, opened) in outputs {

@@ -282,7 +282,8 @@ impl Daemon {
 
     /// The NTP outputs answer as unsynchronised until the next write: the combined offset
     /// they serve is no longer vouched for.
-    fn lose_ntp(&self) {
+    fn lose_ntp(&mut self) {
+        self.last_reference = None;
         for slot in &self.outputs {
             if let Output::Ntp(n) = &slot.output {
                 n.lose();
@@ -292,6 +293,7 @@ impl Daemon {
 
     pub(super) fn write_outputs(&mut self, reference: &Reference) {
         self.indicator = reference.sample.leap;
+        self.last_reference = Some(*reference);
         for slot in &mut self.outputs {
             match slot.output.write(reference) {
                 Ok(()) => {

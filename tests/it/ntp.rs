@@ -414,3 +414,32 @@ fn serve_answers_ntp_from_its_local_clock() {
         );
     }
 }
+
+#[test]
+fn a_reload_rebinds_a_changed_ntp_output_and_keeps_an_unchanged_one() {
+    let (daemon, _source, _dir, addr) = gateway("+0", "127.0.0.1:0", "");
+    let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let request = client_request(7);
+    assert_eq!(ask(&client, addr, &request).map(|h| h.stratum), Some(3));
+    // Same configuration: the socket stays.
+    daemon.signal(nix::sys::signal::Signal::SIGHUP);
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(ask(&client, addr, &request).is_some());
+    // A new stratum on a fixed port: the old socket is given up, the new one answers there,
+    // synchronised at once from the last estimate (the source polls every 2 s; the check
+    // below comes sooner).
+    let port = addr.port();
+    let text = std::fs::read_to_string(&daemon.config).unwrap().replace(
+        "listen = \"127.0.0.1:0\"",
+        &format!("listen = \"127.0.0.1:{port}\"\nstratum = 4"),
+    );
+    std::fs::write(&daemon.config, text).unwrap();
+    daemon.signal(nix::sys::signal::Signal::SIGHUP);
+    let answer = wait_for(
+        Duration::from_secs(1),
+        "the new stratum served",
+        || daemon.log_text(),
+        || ask(&client, addr, &request).filter(|h| h.stratum == 4),
+    );
+    assert_eq!(answer.leap, 0, "synchronised from the last estimate");
+}
