@@ -1447,7 +1447,7 @@ fn the_example_with_every_option_uncommented_is_valid() {
     };
     assert!(uncommented > 30, "{uncommented} lines uncommented");
     let c = loaded.config;
-    assert_eq!(c.outputs.len(), 2);
+    assert_eq!(c.outputs.len(), 3);
     assert!(c.server.is_some());
     assert!(
         loaded.warnings.iter().all(is_placeholder_warning),
