@@ -10,7 +10,7 @@ set -eu
 cd "$(dirname "$0")"
 secs=${1:-600}
 [ $# -gt 0 ] && shift
-targets=${*:-"timestamp reply jsonp fast ws leap config refclock"}
+targets=${*:-"timestamp reply jsonp fast ws leap config refclock ntp"}
 mkdir -p logs
 for t in $targets; do
     log=logs/$t.log

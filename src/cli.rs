@@ -108,7 +108,8 @@ pub struct ConfigArg {
 
 #[derive(Args, Debug)]
 pub struct QueryArgs {
-    /// Servers: http://, https://, ws:// or wss:// URLs of WebNTP servers.
+    /// Servers: http://, https://, ws:// or wss:// URLs of WebNTP servers, or
+    /// ntp://HOST[:PORT] for an NTP server (to check a gateway).
     #[arg(required = true, value_name = "URL")]
     pub urls: Vec<String>,
 

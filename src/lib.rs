@@ -20,8 +20,10 @@
 //! - [`leap`]: `leap-seconds.list`: the format, the list in use, its refresh and download.
 //! - [`client`]: measuring one WebNTP server with a burst over HTTP, WebSocket, Time over
 //!   HTTPS or a `Date:` header.
-//! - [`refclock`]: the outputs that hand offsets to ntpd, ntpsec and chrony: SHM and SOCK.
-//!   `refclock::shm::sys` holds the only unsafe code; everything else denies it.
+//! - [`refclock`]: the outputs that hand offsets to ntpd, ntpsec and chrony (SHM and SOCK),
+//!   and to NTP clients (an NTP server).
+//!   `refclock::shm::sys` and `refclock::timex` hold the only unsafe code; everything else
+//!   denies it.
 //! - [`server`]: the WebNTP server: listeners, a connection's life, the HTTP/1 fast path,
 //!   hyper for the rest, WebSocket, the clock page, TLS, limits, shutdown.
 //! - [`metrics`]: the Prometheus exposition of the server's counters and of the daemon's

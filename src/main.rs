@@ -138,15 +138,7 @@ async fn serve(args: ServeArgs) -> u8 {
         None => None,
     };
     // Type=notify under systemd: ready once every listener is bound.
-    let serving = format!(
-        "serving on {}",
-        server
-            .local_addrs()
-            .iter()
-            .map(|(a, tls)| format!("{}://{a}", if *tls { "https" } else { "http" }))
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
+    let serving = format!("serving on {}", server.describe_addrs());
     notify::ready(&serving);
     loop {
         match signals.next().await {

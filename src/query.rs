@@ -19,6 +19,7 @@ use crate::refclock::{Output, OutputConfig};
 use crate::sync::refsample::RefSample;
 use crate::sync::sanity::{Gate, Passed, Policy};
 use crate::sync::select::{self, Candidate, SelectError};
+use crate::sync::serve::Reference;
 use crate::sync::Timestamp;
 
 /// Seconds with six decimals and a sign only when negative, as go-webntp prints them.
@@ -96,7 +97,7 @@ struct Choice<'a> {
     /// all that answered, when none agree).
     best: &'a Measurement,
     /// Its result or the servers' combined one; `Err` when the servers disagree.
-    sample: Result<RefSample, SelectError>,
+    sample: Result<Reference, SelectError>,
     /// The servers the others outvoted.
     falsetickers: Vec<&'a Measurement>,
 }
@@ -107,10 +108,24 @@ struct Choice<'a> {
 fn choose<'a>(answered: &[&'a Measurement], clock: &SharedClock) -> Option<Choice<'a>> {
     let by_error = |m: &&&Measurement| m.estimate.error_bound_ns();
     let overall = *answered.iter().min_by_key(by_error)?;
+    // What the outputs are handed: `sample` with its error bound and the best one's delay.
+    let reference = |sample, error_ns, best: &Measurement| Reference {
+        sample,
+        error_ns,
+        delay_ns: best.estimate.delay_ns,
+        leap: best.leap,
+        mono_ns: clock.monotonic_ns(),
+        base_ns: crate::clock::step_base_ns(clock.as_ref()),
+    };
     if answered.len() == 1 {
+        let e = &overall.estimate;
         return Some(Choice {
             best: overall,
-            sample: Ok(RefSample::from_estimate(&overall.estimate, overall.leap)),
+            sample: Ok(reference(
+                RefSample::from_estimate(e, overall.leap),
+                e.error_bound_ns(),
+                overall,
+            )),
             falsetickers: Vec::new(),
         });
     }
@@ -134,11 +149,10 @@ fn choose<'a>(answered: &[&'a Measurement], clock: &SharedClock) -> Option<Choic
                 .unwrap_or(overall);
             Some(Choice {
                 best,
-                sample: Ok(RefSample::measured(
-                    now,
-                    sel.offset_ns,
+                sample: Ok(reference(
+                    RefSample::measured(now, sel.offset_ns, sel.error_ns, sel.leap),
                     sel.error_ns,
-                    sel.leap,
+                    best,
                 )),
                 falsetickers: sel.falsetickers.iter().map(|&i| answered[i]).collect(),
             })
@@ -173,7 +187,7 @@ pub async fn run(
 ) -> u8 {
     let mut open = Vec::with_capacity(outputs.len());
     for config in outputs {
-        match Output::open(config) {
+        match Output::open(config, &clock) {
             // One sample, for a reader now or one that attaches within its window: the
             // segment stays when query exits.
             Ok(mut o) => {
@@ -201,8 +215,8 @@ pub async fn run(
     let mut refused = None;
     // Written first, while the receive time is fresh (ntpd refuses samples over 5 s old).
     let written = choice.as_ref().map(|c| {
-        let sample = match &c.sample {
-            Ok(sample) => *sample,
+        let reference = match &c.sample {
+            Ok(r) => *r,
             Err(e) => {
                 refused = Some(e.to_string());
                 return (None, Vec::new());
@@ -211,6 +225,7 @@ pub async fn run(
         let results: Vec<_> = if open.is_empty() {
             Vec::new()
         } else {
+            let sample = reference.sample;
             match gate.check(&sample) {
                 Ok(passed) => {
                     if passed == Passed::StartupStep {
@@ -222,7 +237,7 @@ pub async fn run(
                         );
                     }
                     open.iter_mut()
-                        .map(|o| (o.to_string(), o.write(&sample)))
+                        .map(|o| (o.to_string(), o.write(&reference)))
                         .collect()
                 }
                 Err(r) => {
@@ -231,7 +246,7 @@ pub async fn run(
                 }
             }
         };
-        (Some(sample), results)
+        (Some(reference.sample), results)
     });
     for result in &results {
         if json_output {

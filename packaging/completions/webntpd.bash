@@ -285,7 +285,7 @@ _webntpd() {
             return 0
             ;;
         webntpd__subcmd__serve)
-            opts="-h --listen --tls-listen --tls-cert --tls-key --id --allow-origin --clock-page --clock-peer --leap-seconds --leap-seconds-url --leap-seconds-cache --leap-seconds-refresh --header-read-timeout --keepalive-timeout --max-header-bytes --max-connections --ws-idle-timeout --shutdown-timeout --metrics --log-level --help"
+            opts="-h --listen --tls-listen --tls-cert --tls-key --id --allow-origin --clock-page --clock-peer --leap-seconds --leap-seconds-url --leap-seconds-cache --leap-seconds-refresh --header-read-timeout --keepalive-timeout --max-header-bytes --max-connections --ws-idle-timeout --shutdown-timeout --ntp --ntp-clock --ntp-stratum --ntp-allow --ntp-deny --ntp-rate-interval --ntp-rate-burst --ntp-kod --metrics --log-level --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -360,6 +360,34 @@ _webntpd() {
                     return 0
                     ;;
                 --shutdown-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ntp)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ntp-clock)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ntp-stratum)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ntp-allow)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ntp-deny)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ntp-rate-interval)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ntp-rate-burst)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -51,8 +51,16 @@ complete -c webntpd -n "__fish_webntpd_using_subcommand serve" -l max-header-byt
 complete -c webntpd -n "__fish_webntpd_using_subcommand serve" -l max-connections -d 'Most connections open at once; more wait to be accepted' -r
 complete -c webntpd -n "__fish_webntpd_using_subcommand serve" -l ws-idle-timeout -d 'Close a WebSocket that sends nothing for this long' -r
 complete -c webntpd -n "__fish_webntpd_using_subcommand serve" -l shutdown-timeout -d 'How long shutdown waits for in-flight requests' -r
+complete -c webntpd -n "__fish_webntpd_using_subcommand serve" -l ntp -d 'Also serve NTP (RFC 5905, v3 and v4 client requests) on UDP ADDR (IP:PORT, [IPv6]:PORT or :PORT), from the local clock as the HTTP side. Repeatable; off unless given' -r
+complete -c webntpd -n "__fish_webntpd_using_subcommand serve" -l ntp-clock -d 'Whose word the NTP time rests on: `kernel` (answer as synchronised only while the kernel says a time daemon vouches for the clock, with its maximum error) or `local` (always, as chrony\'s `local stratum`)' -r
+complete -c webntpd -n "__fish_webntpd_using_subcommand serve" -l ntp-stratum -d 'The stratum NTP replies state while synchronised (1-15)' -r
+complete -c webntpd -n "__fish_webntpd_using_subcommand serve" -l ntp-allow -d 'Answer NTP only from this address block (CIDR or address). Repeatable; default: all' -r
+complete -c webntpd -n "__fish_webntpd_using_subcommand serve" -l ntp-deny -d 'Never answer NTP from this address block (CIDR or address). Repeatable' -r
+complete -c webntpd -n "__fish_webntpd_using_subcommand serve" -l ntp-rate-interval -d 'A client\'s average NTP request interval beyond its burst; `off`: no rate limit' -r
+complete -c webntpd -n "__fish_webntpd_using_subcommand serve" -l ntp-rate-burst -d 'NTP requests a client may send at once before the rate limit applies (1-1024)' -r
 complete -c webntpd -n "__fish_webntpd_using_subcommand serve" -l metrics -d 'Serve Prometheus/OpenMetrics metrics (GET /metrics) on ADDR, a listener of its own (e.g. 127.0.0.1:9975; keep it on loopback or firewall it). Off by default' -r
 complete -c webntpd -n "__fish_webntpd_using_subcommand serve" -l log-level -d 'Log level: error, warn, info (the default), debug or trace; for `run`, overrides the configuration\'s [log] level. RUST_LOG, when set, overrides both (e.g. RUST_LOG=webntpd=debug)' -r
+complete -c webntpd -n "__fish_webntpd_using_subcommand serve" -l ntp-kod -d 'Answer a rate-limited NTP client with a Kiss-o\'-Death RATE (at most one per interval) instead of silence'
 complete -c webntpd -n "__fish_webntpd_using_subcommand serve" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c webntpd -n "__fish_webntpd_using_subcommand query" -s n -l samples -d 'Samples per server; the one with the smallest delay is kept' -r
 complete -c webntpd -n "__fish_webntpd_using_subcommand query" -l timeout -d 'Longest a single exchange, a connection or a TLS handshake may take (e.g. 2s, 500ms)' -r

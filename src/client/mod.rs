@@ -5,6 +5,8 @@
 //! - `http`: `GET url?<t1>` on a kept-alive HTTP/1.1 connection, and Time over HTTPS
 //!   (`HEAD /.well-known/time`, `X-HTTPSTIME`).
 //! - `ws`: one WebSocket per burst, one message per exchange.
+//! - [`ntp`]: `ntp://host[:port]`, one NTP client request per exchange (for checking an NTP
+//!   server, such as webntpd's own).
 //! - [`date`]: the offset from an ordinary web server's `Date:` header, by bisecting its
 //!   second boundary.
 //!
@@ -16,6 +18,7 @@
 
 pub mod date;
 mod http;
+pub mod ntp;
 mod ws;
 
 use std::future::Future;
@@ -180,6 +183,9 @@ pub enum ClientError {
     /// HTTP-level failure.
     #[error("HTTP: {0}")]
     Http(String),
+    /// NTP-level failure.
+    #[error("NTP: {0}")]
+    Ntp(String),
     /// WebSocket-level failure.
     #[error("WebSocket: {0}")]
     Ws(String),
@@ -208,6 +214,7 @@ impl ClientError {
             | ClientError::Echo { .. }
             | ClientError::Http(_)
             | ClientError::Ws(_)
+            | ClientError::Ntp(_)
             | ClientError::NoStamps => "protocol",
             ClientError::Sample(_) | ClientError::BeforeFloor(_) | ClientError::Burst(_) => {
                 "bad_sample"
@@ -273,6 +280,7 @@ pub(crate) enum AnyTransport {
     Json(Box<http::JsonTransport>),
     Toh(Box<http::TohTransport>),
     Ws(Box<ws::WsTransport>),
+    Ntp(Box<ntp::NtpTransport>),
 }
 
 impl AnyTransport {
@@ -281,6 +289,7 @@ impl AnyTransport {
             AnyTransport::Json(t) => t.exchange().await,
             AnyTransport::Toh(t) => t.exchange().await,
             AnyTransport::Ws(t) => t.exchange().await,
+            AnyTransport::Ntp(t) => t.exchange().await,
         }
     }
 }
@@ -298,22 +307,39 @@ pub async fn measure(
         url: url.to_string(),
         error,
     };
-    let target = Target::parse(url).map_err(|e| fail(e.into()))?;
-    let kept = |target| http::Kept::new(target, opts.clone(), clock.clone());
-    let mut transport = match opts.mode.resolve(target.scheme) {
-        Mode::Date => {
-            let probes = http::DateProbes(kept(target));
-            return measure_date(url, probes, clock, opts.floor)
-                .await
-                .map_err(fail);
-        }
-        Mode::Toh => AnyTransport::Toh(Box::new(http::TohTransport(kept(target)))),
-        Mode::Ws => AnyTransport::Ws(Box::new(ws::WsTransport::new(
-            target,
+    let mut transport = if url.trim().starts_with("ntp://") {
+        let (host, port) = ntp::parse_url(url).map_err(|reason| {
+            fail(ClientError::Connect(ConnectError::InvalidUrl {
+                url: url.to_owned(),
+                reason,
+            }))
+        })?;
+        AnyTransport::Ntp(Box::new(ntp::NtpTransport::new(
+            host,
+            port,
             opts.clone(),
             clock.clone(),
-        ))),
-        Mode::Json | Mode::Auto => AnyTransport::Json(Box::new(http::JsonTransport(kept(target)))),
+        )))
+    } else {
+        let target = Target::parse(url).map_err(|e| fail(e.into()))?;
+        let kept = |target| http::Kept::new(target, opts.clone(), clock.clone());
+        match opts.mode.resolve(target.scheme) {
+            Mode::Date => {
+                let probes = http::DateProbes(kept(target));
+                return measure_date(url, probes, clock, opts.floor)
+                    .await
+                    .map_err(fail);
+            }
+            Mode::Toh => AnyTransport::Toh(Box::new(http::TohTransport(kept(target)))),
+            Mode::Ws => AnyTransport::Ws(Box::new(ws::WsTransport::new(
+                target,
+                opts.clone(),
+                clock.clone(),
+            ))),
+            Mode::Json | Mode::Auto => {
+                AnyTransport::Json(Box::new(http::JsonTransport(kept(target))))
+            }
+        }
     };
     let n = opts.samples.clamp(1, MAX_SAMPLES);
     let mut rng = XorShift::seeded(clock.monotonic_ns() as u64 ^ url.len() as u64);

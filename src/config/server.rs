@@ -9,6 +9,8 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::leap::store::LeapConfig;
+use crate::net::ntp::access::Cidr;
+use crate::server::ntp::{NtpClock, NtpServeConfig};
 use crate::server::page::{parse_peer, PagePath};
 use crate::server::{Limits, ListenAddr, OriginPolicy, ServerConfig, TlsFiles, MIN_HEADER_BYTES};
 
@@ -117,7 +119,62 @@ pub struct ServerSettings {
     #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
     #[serde(deserialize_with = "value::duration")]
     pub shutdown_timeout: Duration,
+
+    /// Also serve NTP (RFC 5905, v3 and v4 client requests) on UDP ADDR (IP:PORT,
+    /// [IPv6]:PORT or :PORT), from the local clock as the HTTP side. Repeatable; off unless
+    /// given.
+    #[arg(long, value_name = "ADDR", help_heading = "NTP")]
+    #[serde(deserialize_with = "value::list_from_str")]
+    pub ntp: Vec<ListenAddr>,
+
+    /// Whose word the NTP time rests on: `kernel` (answer as synchronised only while the
+    /// kernel says a time daemon vouches for the clock, with its maximum error) or `local`
+    /// (always, as chrony's `local stratum`).
+    #[arg(
+        long,
+        value_name = "CLOCK",
+        default_value = "kernel",
+        help_heading = "NTP"
+    )]
+    #[serde(deserialize_with = "value::from_str")]
+    pub ntp_clock: NtpClock,
+
+    /// The stratum NTP replies state while synchronised (1-15).
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_NTP_STRATUM, help_heading = "NTP",
+          value_parser = clap::value_parser!(u8).range(1..=15))]
+    pub ntp_stratum: u8,
+
+    /// Answer NTP only from this address block (CIDR or address). Repeatable; default: all.
+    #[arg(long, value_name = "CIDR", help_heading = "NTP")]
+    #[serde(deserialize_with = "value::list_from_str")]
+    pub ntp_allow: Vec<Cidr>,
+
+    /// Never answer NTP from this address block (CIDR or address). Repeatable.
+    #[arg(long, value_name = "CIDR", help_heading = "NTP")]
+    #[serde(deserialize_with = "value::list_from_str")]
+    pub ntp_deny: Vec<Cidr>,
+
+    /// A client's average NTP request interval beyond its burst; `off`: no rate limit.
+    #[arg(long, value_name = "DURATION", default_value = "1s", help_heading = "NTP",
+          value_parser = value::parse_duration_or_off)]
+    #[serde(deserialize_with = "value::duration_or_off")]
+    pub ntp_rate_interval: Duration,
+
+    /// NTP requests a client may send at once before the rate limit applies (1-1024).
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_NTP_RATE_BURST, help_heading = "NTP",
+          value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub ntp_rate_burst: u32,
+
+    /// Answer a rate-limited NTP client with a Kiss-o'-Death RATE (at most one per interval)
+    /// instead of silence.
+    #[arg(long, help_heading = "NTP")]
+    pub ntp_kod: bool,
 }
+
+/// The stratum of `webntpd serve --ntp` replies: a host synced from stratum-2 servers.
+pub const DEFAULT_NTP_STRATUM: u8 = 3;
+/// Requests an NTP client may send at once (as the ntp output's `rate_burst`).
+pub const DEFAULT_NTP_RATE_BURST: u32 = 16;
 
 /// Where refreshed leap-seconds lists are kept when no `leap_seconds_cache` is given:
 /// `leap-seconds.list` in the first directory of `state_directory` (systemd's
@@ -161,6 +218,14 @@ impl Default for ServerSettings {
             max_connections: limits.max_connections as u32,
             ws_idle_timeout: limits.ws_idle_timeout,
             shutdown_timeout: limits.shutdown_timeout,
+            ntp: Vec::new(),
+            ntp_clock: NtpClock::default(),
+            ntp_stratum: DEFAULT_NTP_STRATUM,
+            ntp_allow: Vec::new(),
+            ntp_deny: Vec::new(),
+            ntp_rate_interval: Duration::from_secs(1),
+            ntp_rate_burst: DEFAULT_NTP_RATE_BURST,
+            ntp_kod: false,
         }
     }
 }
@@ -201,6 +266,7 @@ impl ServerSettings {
             origins,
             clock_page: self.clock_page.0.clone(),
             clock_peers: self.clock_peer.clone(),
+            ntp: self.ntp_config(),
             limits: Limits {
                 header_read_timeout: self.header_read_timeout,
                 keepalive_timeout: self.keepalive_timeout,
@@ -211,6 +277,20 @@ impl ServerSettings {
                 ..Limits::default()
             },
         }
+    }
+
+    /// The NTP side, if `ntp` names an address.
+    pub fn ntp_config(&self) -> Option<NtpServeConfig> {
+        (!self.ntp.is_empty()).then(|| NtpServeConfig {
+            listen: self.ntp.iter().map(|a| a.0).collect(),
+            clock: self.ntp_clock,
+            stratum: self.ntp_stratum,
+            allow: self.ntp_allow.clone(),
+            deny: self.ntp_deny.clone(),
+            rate_interval: self.ntp_rate_interval,
+            rate_burst: self.ntp_rate_burst,
+            kod: self.ntp_kod,
+        })
     }
 
     /// What the leap-seconds store takes.
@@ -234,6 +314,7 @@ impl ServerSettings {
             .into_iter()
             .map(|a| format!("http://{a}"));
         let tls = self.tls_listen.iter().map(|a| format!("https://{a}"));
-        plain.chain(tls).collect::<Vec<_>>().join(", ")
+        let ntp = self.ntp.iter().map(|a| format!("udp://{a} (NTP)"));
+        plain.chain(tls).chain(ntp).collect::<Vec<_>>().join(", ")
     }
 }

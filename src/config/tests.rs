@@ -926,10 +926,10 @@ fn output_keys_must_fit_their_type() {
         &["unknown output type `shmem`, expected `shm`"],
     );
     fails(
-        &format!("{SOURCE}[[output]]\ntype = \"ntp\"\n"),
+        &format!("{SOURCE}[[output]]\ntype = \"ptp\"\n"),
         4,
         8,
-        &["unknown output type `ntp`, expected one of `shm`, `sock`"],
+        &["unknown output type `ptp`, expected one of `shm`, `sock`, `ntp`"],
     );
     fails(
         &format!("{SOURCE}[[output]]\nunit = 2\n"),
@@ -1504,7 +1504,7 @@ fn the_example_with_every_option_uncommented_is_valid() {
     };
     assert!(uncommented > 30, "{uncommented} lines uncommented");
     let c = loaded.config;
-    assert_eq!(c.outputs.len(), 2);
+    assert_eq!(c.outputs.len(), 3);
     assert!(c.server.is_some());
     assert!(
         loaded.warnings.iter().all(is_placeholder_warning),
@@ -1644,4 +1644,192 @@ fn reserved_example_names_are_placeholders() {
     ] {
         assert_eq!(reserved_name(host), reserved, "{host}");
     }
+}
+
+/// The ntp output in `rest` (after its `type` line, on line 5), with three sources.
+fn ntp(rest: &str) -> String {
+    format!(
+        "{SOURCE}[[output]]\ntype = \"ntp\"\n{rest}[[source]]\nurl = \"https://b.example/\"\n\
+         [[source]]\nurl = \"https://c.example/\"\n"
+    )
+}
+
+fn ntp_config(text: &str) -> crate::refclock::NtpConfig {
+    match ok(text).config.outputs.into_iter().next() {
+        Some(OutputConfig::Ntp(n)) => n,
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn an_ntp_output_takes_loopback_port_123_and_safe_defaults() {
+    let loaded = ok(&ntp(""));
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+    let n = ntp_config(&ntp(""));
+    assert_eq!(n.listen, vec!["127.0.0.1:123".parse().unwrap()]);
+    assert_eq!(n.stratum, 3);
+    assert_eq!(n.clock, crate::sync::serve::ClockSetting::Auto);
+    assert!(n.allow.is_empty() && n.deny.is_empty());
+    assert_eq!(
+        (n.rate_interval, n.rate_burst, n.rate_clients, n.kod),
+        (Duration::from_secs(1), 16, 8192, false)
+    );
+    assert_eq!(n.max_age, Duration::from_secs(3600));
+    assert!(!n.feeds_time_daemon);
+    let n = ntp_config(&ntp(
+        "listen = [\"127.0.0.1:10123\", \"[::1]:10123\"]\nstratum = 2\nclock = \"free\"\n\
+         allow = [\"127.0.0.0/8\", \"::1\"]\ndeny = \"127.0.0.2\"\nrate_interval = \"off\"\n\
+         rate_burst = 4\nrate_clients = 64\nmax_age = \"10m\"\n",
+    ));
+    assert_eq!(n.listen.len(), 2);
+    assert_eq!(
+        (n.stratum, n.clock),
+        (2, crate::sync::serve::ClockSetting::Free)
+    );
+    assert_eq!((n.allow.len(), n.deny.len()), (2, 1));
+    assert!(n.rate_interval.is_zero() && n.policy().rate.is_none());
+    assert_eq!((n.rate_burst, n.rate_clients), (4, 64));
+    assert_eq!(n.max_age, Duration::from_secs(600));
+    // Beside an SHM or SOCK output, the clock is known to be fed to a time daemon.
+    let fed = format!(
+        "{}[[output]]\ntype = \"sock\"\npath = \"/run/c.sock\"\n",
+        ntp("")
+    );
+    assert!(ntp_config(&fed).feeds_time_daemon);
+}
+
+#[test]
+fn ntp_output_errors_name_the_key_and_the_fix() {
+    let cases: [(&str, usize, usize, &str); 10] = [
+        (
+            "stratum = 16\n",
+            5,
+            11,
+            "stratum = 16: a synchronised server's stratum is 1 to 15",
+        ),
+        ("stratum = 0\n", 5, 11, "stratum = 0"),
+        (
+            "clock = \"kernel\"\n",
+            5,
+            9,
+            "expected auto, free or disciplined",
+        ),
+        (
+            "allow = [\"192.168.1.5/24\"]\n",
+            5,
+            10,
+            "write 192.168.1.0/24",
+        ),
+        (
+            "deny = [\"lan\"]\n",
+            5,
+            9,
+            "expected an address or an address block",
+        ),
+        ("listen = [\"123\"]\n", 5, 11, "expected IP:PORT"),
+        ("listen = []\n", 5, 10, "listen is empty"),
+        (
+            "rate_burst = 0\n",
+            5,
+            14,
+            "rate_burst = 0: must be 1 to 1024",
+        ),
+        ("rate_interval = \"0s\"\n", 5, 17, "or \"off\""),
+        (
+            "unit = 2\n",
+            5,
+            8,
+            "`unit` does not apply to type = \"ntp\", which takes `listen`",
+        ),
+    ];
+    for (rest, line, column, message) in cases {
+        assert_at(&error(&ntp(rest)), line, column, &[message]);
+    }
+    // An address served twice, in one output or by two.
+    fails(
+        &ntp("listen = [\"127.0.0.1:10123\", \"127.0.0.1:10123\"]\n"),
+        5,
+        30,
+        &["127.0.0.1:10123 is listed twice"],
+    );
+    let two = format!(
+        "{}[[output]]\ntype = \"ntp\"\nlisten = \"127.0.0.1:123\"\n",
+        ntp("")
+    );
+    assert_at(
+        &error(&two),
+        11,
+        10,
+        &["127.0.0.1:123 is already served by the ntp [[output]] on line 3"],
+    );
+    // And the other types refuse the ntp keys.
+    fails(
+        &format!("{SOURCE}[[output]]\ntype = \"sock\"\npath = \"/run/c.sock\"\nstratum = 2\n"),
+        6,
+        11,
+        &["`stratum` does not apply to type = \"sock\""],
+    );
+}
+
+#[test]
+fn ntp_output_warnings() {
+    let w = warnings(&ntp("listen = \":123\"\n"));
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert_at(
+        &w[0],
+        5,
+        10,
+        &["[::]:123 answers every address", "allow = ["],
+    );
+    assert!(warnings(&ntp("listen = \":123\"\nallow = \"192.168.0.0/16\"\n")).is_empty());
+    let w = warnings(&ntp("stratum = 1\n"));
+    assert_at(&w[0], 5, 11, &["stratum = 1 claims a reference clock"]);
+    let w = warnings(&ntp("kod = true\nrate_interval = \"off\"\n"));
+    assert_at(&w[0], 5, 7, &["no Kiss-o'-Death is sent"]);
+}
+
+#[test]
+fn the_servers_ntp_keys() {
+    let c = ok(&format!(
+        "{SOURCE}[server]\nntp = [\"127.0.0.1:10123\"]\nntp_clock = \"local\"\nntp_stratum = 4\n\
+         ntp_allow = \"10.0.0.0/8\"\nntp_rate_interval = \"off\"\nntp_kod = true\n"
+    ))
+    .config;
+    let n = c.server.unwrap().ntp_config().unwrap();
+    assert_eq!(n.listen, vec!["127.0.0.1:10123".parse().unwrap()]);
+    assert_eq!(
+        (n.clock, n.stratum),
+        (crate::server::ntp::NtpClock::Local, 4)
+    );
+    assert!(n.rate_interval.is_zero() && n.kod && n.allow.len() == 1);
+    // Off unless an address is given.
+    let c = ok(&format!("{SOURCE}[server]\n")).config;
+    assert!(c.server.unwrap().ntp_config().is_none());
+    fails(
+        &format!("{SOURCE}[server]\nntp = \":123\"\nntp_stratum = 16\n"),
+        5,
+        15,
+        &["ntp_stratum = 16: a synchronised server's stratum is 1 to 15"],
+    );
+    fails(
+        &format!("{SOURCE}[server]\nntp_clock = \"kernle\"\n"),
+        4,
+        13,
+        &["expected kernel or local"],
+    );
+    // One socket per address, whether [server] or an output binds it.
+    let both = format!("{}[server]\nntp = \"127.0.0.1:123\"\n", ntp(""));
+    assert_at(
+        &error(&both),
+        10,
+        7,
+        &["127.0.0.1:123 is already served by the ntp [[output]] on line 3"],
+    );
+    let w = warnings(&format!("{SOURCE}[server]\nntp = \":123\"\n"));
+    assert_at(
+        &w[0],
+        4,
+        7,
+        &["answers NTP to every address", "ntp_allow = ["],
+    );
 }

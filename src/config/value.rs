@@ -47,6 +47,16 @@ pub(crate) fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::E
     Parsed::new(parse_duration, DURATION).deserialize(d)
 }
 
+/// A duration or `off` (zero), for clap: `"1s"`, `"off"`.
+pub fn parse_duration_or_off(s: &str) -> Result<Duration, String> {
+    s.parse::<DurationOrOff>().map(|d| d.0)
+}
+
+/// serde: a duration or `off` (zero).
+pub(crate) fn duration_or_off<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    from_str::<D, DurationOrOff>(d).map(|d| d.0)
+}
+
 /// serde: an optional duration written as a humantime string.
 pub(crate) fn opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
     duration(d).map(Some)
@@ -81,6 +91,40 @@ where
     T: FromStr<Err = String>,
 {
     d.deserialize_any(ListOf(Parsed::new(T::from_str, "a string")))
+}
+
+/// serde: an optional list of `FromStr` values (see [`list_from_str`]).
+pub(crate) fn opt_list_from_str<'de, D, T>(d: D) -> Result<Option<Vec<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: FromStr<Err = String>,
+{
+    list_from_str(d).map(Some)
+}
+
+/// serde: an optional `FromStr` value written as a string.
+pub(crate) fn opt_from_str<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: FromStr<Err = String>,
+{
+    from_str(d).map(Some)
+}
+
+/// A duration, or `off` (zero): `"1s"`, `"off"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct DurationOrOff(pub Duration);
+
+impl FromStr for DurationOrOff {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s == "off" {
+            return Ok(DurationOrOff(Duration::ZERO));
+        }
+        parse_duration(s)
+            .map(DurationOrOff)
+            .map_err(|e| format!("{e}, or \"off\""))
+    }
 }
 
 /// serde: a list of strings, or a single one written without brackets.

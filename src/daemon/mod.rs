@@ -126,8 +126,8 @@ struct OutputSlot {
 }
 
 impl OutputSlot {
-    fn open(config: &OutputConfig) -> Result<Self, refclock::OutputError> {
-        let output = Output::open(config)?;
+    fn open(config: &OutputConfig, clock: &SharedClock) -> Result<Self, refclock::OutputError> {
+        let output = Output::open(config, clock)?;
         tracing::info!("output {output} attached");
         Ok(OutputSlot {
             config: config.clone(),
@@ -156,6 +156,9 @@ struct Daemon {
     selection_error: Option<String>,
     selected_leap: Option<crate::sync::leap::LeapInfo>,
     indicator: Leap,
+    /// The last combined estimate handed to the outputs, while the daemon is synchronised:
+    /// an NTP output opened by a reload starts serving from it.
+    last_reference: Option<crate::sync::serve::Reference>,
     /// The sanity rules' last word before anything is written.
     gate: Gate,
     /// The combined offset and error last logged at info ([`Daemon::log_combined`]).
@@ -175,7 +178,7 @@ impl Daemon {
     async fn start(config: Config, clock: SharedClock) -> Result<Self, (String, u8)> {
         let mut outputs = Vec::new();
         for c in &config.outputs {
-            outputs.push(OutputSlot::open(c).map_err(|e| (e.to_string(), e.exit_code()))?);
+            outputs.push(OutputSlot::open(c, &clock).map_err(|e| (e.to_string(), e.exit_code()))?);
         }
         let server = match &config.server {
             Some(settings) => Some(
@@ -206,6 +209,7 @@ impl Daemon {
             selection_error: None,
             selected_leap: None,
             indicator: Leap::Unsynchronised,
+            last_reference: None,
             gate: Gate::new(Policy::default()),
             logged_combined: None,
             write_refused: None,
@@ -295,7 +299,7 @@ impl Daemon {
                         tracing::info!("{name} received: shutting down");
                         return exit::OK;
                     }
-                    SignalEvent::Reload => self.reload(),
+                    SignalEvent::Reload => self.reload().await,
                 },
                 () = tick => notify::watchdog(),
             }
@@ -336,6 +340,9 @@ impl Daemon {
         }
         for o in self.outputs.drain(..) {
             tracing::info!("output {} detached", o.output);
+            if let Output::Ntp(n) = o.output {
+                (*n).stop().await;
+            }
         }
         tracing::info!("stopped");
     }

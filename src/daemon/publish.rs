@@ -3,9 +3,10 @@
 
 use std::sync::Arc;
 
-use super::status::{LeapStatus, OutputStatus, SourceStatus, Status};
+use super::status::{LeapStatus, NtpStatus, OutputStatus, SourceStatus, Status};
 use super::{notify, Daemon};
 use crate::config::SourceConfig;
+use crate::refclock::{NtpOutput, Output};
 use crate::sync::leap::Leap;
 use crate::sync::Timestamp;
 
@@ -119,14 +120,16 @@ impl Daemon {
                 writes: o.writes,
                 last_error: o.last_error.clone(),
                 failures: o.failures,
+                ntp: match &o.output {
+                    Output::Ntp(n) => Some(ntp_status(n)),
+                    _ => None,
+                },
             })
             .collect();
-        let server = self.server.as_ref().map_or_else(Vec::new, |s| {
-            s.local_addrs()
-                .iter()
-                .map(|(a, tls)| format!("{}://{a}", if *tls { "https" } else { "http" }))
-                .collect()
-        });
+        let server = self
+            .server
+            .as_ref()
+            .map_or_else(Vec::new, |s| s.addr_list());
         let list_expires = self.list_expires();
         let list_expired = list_expires.is_some_and(|e| e <= self.clock.realtime().unix_seconds());
         let status = Status {
@@ -155,6 +158,39 @@ impl Daemon {
         };
         self.status_tx.send_replace(Arc::new(status));
         notify::status(&self.status_line());
+    }
+}
+
+/// What an NTP output answers now, and its counters.
+fn ntp_status(n: &NtpOutput) -> NtpStatus {
+    let served = n.serving();
+    let (clock, why) = n.discipline();
+    let counts = n.counts();
+    let secs = |ns: i64| ns as f64 / 1e9;
+    NtpStatus {
+        listen: n
+            .local_addrs()
+            .iter()
+            .map(|a| format!("udp://{a}"))
+            .collect(),
+        clock: clock.as_str().to_string(),
+        clock_reason: why.describe().to_string(),
+        synchronised: served.is_synchronised(),
+        unsynchronised: served.unsynchronised.map(|u| u.describe().to_string()),
+        stratum: served.stratum,
+        reference_id: String::from_utf8_lossy(&served.reference_id).into_owned(),
+        root_delay: secs(served.root_delay_ns),
+        root_dispersion: secs(served.root_dispersion_ns),
+        offset: secs(served.offset_ns),
+        served: counts.served,
+        served_unsynchronised: counts.unsynchronised,
+        kisses: counts.kisses,
+        dropped: crate::wire::ntp::Dropped::ALL
+            .iter()
+            .zip(counts.dropped)
+            .map(|(d, c)| (d.as_str().to_string(), c))
+            .collect(),
+        send_errors: counts.send_errors,
     }
 }
 

@@ -2,12 +2,13 @@
 
 use super::{notify, Daemon, OutputSlot};
 use crate::config::Config;
+use crate::refclock::Output;
 
 impl Daemon {
     /// SIGHUP: load the configuration again. A configuration that does not load, or whose
     /// outputs cannot be attached, is refused and the running one stays. Sources whose
     /// settings did not change keep their filter and reachability.
-    pub(super) fn reload(&mut self) {
+    pub(super) async fn reload(&mut self) {
         notify::reloading();
         tracing::info!("SIGHUP: reloading {}", self.config.path.display());
         let applied = match Config::load(&self.config.path) {
@@ -19,7 +20,7 @@ impl Daemon {
                 for w in &loaded.warnings {
                     tracing::warn!("{}", w.as_warning());
                 }
-                let applied = self.apply(loaded.config);
+                let applied = self.apply(loaded.config).await;
                 if let Err(e) = &applied {
                     tracing::error!("configuration not reloaded, the running one stays: {e}");
                 }
@@ -34,18 +35,56 @@ impl Daemon {
         notify::ready(&self.status_line());
     }
 
-    fn apply(&mut self, new: Config) -> Result<(), String> {
+    async fn apply(&mut self, new: Config) -> Result<(), String> {
         // Outputs first: the only part that can still fail. Keep open ones that did not change.
         let mut old_outputs = std::mem::take(&mut self.outputs);
-        let mut outputs = Vec::new();
+        // An NTP server that changes gives its sockets up first: the new one may want the
+        // same addresses. If the new configuration fails it is started again as it was.
+        let mut stopped = Vec::new();
+        let mut i = 0;
+        while i < old_outputs.len() {
+            let changed = !new.outputs.contains(&old_outputs[i].config);
+            if changed && matches!(old_outputs[i].output, Output::Ntp(_)) {
+                let slot = old_outputs.swap_remove(i);
+                tracing::info!("output {} stopped, to be replaced", slot.output);
+                if let Output::Ntp(n) = slot.output {
+                    (*n).stop().await;
+                }
+                stopped.push(slot.config);
+            } else {
+                i += 1;
+            }
+        }
+        // Each with whether it was opened just now.
+        let mut outputs: Vec<(OutputSlot, bool)> = Vec::new();
         for c in &new.outputs {
             match old_outputs.iter().position(|o| &o.config == c) {
-                Some(i) => outputs.push(old_outputs.swap_remove(i)),
-                None => match OutputSlot::open(c) {
-                    Ok(slot) => outputs.push(slot),
+                Some(i) => outputs.push((old_outputs.swap_remove(i), false)),
+                None => match OutputSlot::open(c, &self.clock) {
+                    Ok(slot) => {
+                        // A new NTP server serves the last estimate until the next burst.
+                        if let (Output::Ntp(n), Some(r)) = (&slot.output, &self.last_reference) {
+                            n.update(r);
+                        }
+                        outputs.push((slot, true))
+                    }
                     Err(e) => {
-                        // Put everything back as it was.
-                        old_outputs.extend(outputs);
+                        // Put everything back as it was: close what was opened, keep the rest.
+                        for (slot, opened) in outputs {
+                            match (opened, slot.output) {
+                                (true, Output::Ntp(n)) => (*n).stop().await,
+                                (true, _) => {}
+                                (false, output) => old_outputs.push(OutputSlot { output, ..slot }),
+                            }
+                        }
+                        for c in &stopped {
+                            match OutputSlot::open(c, &self.clock) {
+                                Ok(slot) => old_outputs.push(slot),
+                                Err(again) => tracing::error!(
+                                    "output {c} cannot be started again as it was: {again}"
+                                ),
+                            }
+                        }
                         self.outputs = old_outputs;
                         return Err(e.to_string());
                     }
@@ -55,8 +94,12 @@ impl Daemon {
         for o in &old_outputs {
             tracing::info!("output {} detached", o.output);
         }
-        drop(old_outputs);
-        self.outputs = outputs;
+        for o in old_outputs {
+            if let Output::Ntp(n) = o.output {
+                (*n).stop().await;
+            }
+        }
+        self.outputs = outputs.into_iter().map(|(slot, _)| slot).collect();
 
         // Sources: keep the unchanged, stop the removed, start the new.
         let mut old = std::mem::take(&mut self.sources);

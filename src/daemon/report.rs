@@ -4,10 +4,12 @@
 
 use super::source::{self, Report, SourceState};
 use super::{mode_name, Daemon, COMBINED_LOG_STEP_NS};
+use crate::refclock::Output;
 use crate::sync::decide::{decide, Rules, SourceView, Verdict};
 use crate::sync::filter::Offer;
 use crate::sync::refsample::RefSample;
 use crate::sync::sanity::Passed;
+use crate::sync::serve::Reference;
 
 use super::status::Combined;
 
@@ -161,7 +163,15 @@ impl Daemon {
                 self.selected_leap = c.leap;
                 if let Some(sample) = c.sample {
                     if self.pass_gate(&sample) {
-                        self.write_outputs(&sample);
+                        let reference = Reference {
+                            sample,
+                            error_ns: c.error_ns,
+                            delay_ns: views[c.best].filtered.map_or(0, |f| f.burst.delay_ns),
+                            leap: c.leap,
+                            mono_ns: now_mono,
+                            base_ns: now_base,
+                        };
+                        self.write_outputs(&reference);
                         self.log_combined(c.offset_ns, c.error_ns, c.survivors);
                         self.combined = Some(Combined {
                             offset: c.offset_ns as f64 / 1e9,
@@ -184,6 +194,7 @@ impl Daemon {
                         tracing::warn!("no combined offset, nothing written: {message}");
                     }
                 }
+                self.lose_ntp();
                 // Log the next combined offset whatever it is.
                 self.logged_combined = None;
                 self.selection_error = Some(message);
@@ -258,6 +269,7 @@ impl Daemon {
                 true
             }
             Err(refusal) => {
+                self.lose_ntp();
                 let message = refusal.to_string();
                 if self.write_refused.as_ref().map(|(rule, _)| *rule) != Some(refusal.rule()) {
                     tracing::error!("combined offset refused: {message}");
@@ -268,13 +280,25 @@ impl Daemon {
         }
     }
 
-    pub(super) fn write_outputs(&mut self, sample: &RefSample) {
-        self.indicator = sample.leap;
+    /// The NTP outputs answer as unsynchronised until the next write: the combined offset
+    /// they serve is no longer vouched for.
+    fn lose_ntp(&mut self) {
+        self.last_reference = None;
+        for slot in &self.outputs {
+            if let Output::Ntp(n) = &slot.output {
+                n.lose();
+            }
+        }
+    }
+
+    pub(super) fn write_outputs(&mut self, reference: &Reference) {
+        self.indicator = reference.sample.leap;
+        self.last_reference = Some(*reference);
         for slot in &mut self.outputs {
-            match slot.output.write(sample) {
+            match slot.output.write(reference) {
                 Ok(()) => {
                     slot.writes += 1;
-                    slot.last_write = Some(sample.receive.as_secs_f64());
+                    slot.last_write = Some(reference.sample.receive.as_secs_f64());
                     if slot.last_error.take().is_some() {
                         tracing::info!("output {}: writing again", slot.output);
                     }

@@ -122,6 +122,40 @@ pub struct OutputStatus {
     /// Writes that failed.
     #[serde(default)]
     pub failures: u64,
+    /// An NTP output's state and counters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ntp: Option<NtpStatus>,
+}
+
+/// What an NTP output answers now, and what it has done.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct NtpStatus {
+    /// `udp://ADDR` for each socket.
+    pub listen: Vec<String>,
+    /// `free` (webntpd's offset is added to the local clock) or `disciplined` (a time daemon
+    /// steers it: served as it is).
+    pub clock: String,
+    /// Why it is taken as that.
+    pub clock_reason: String,
+    /// Whether requests are answered as synchronised now.
+    pub synchronised: bool,
+    /// Why not, while not.
+    pub unsynchronised: Option<String>,
+    /// What a reply says now: stratum, reference ID, root delay and dispersion (seconds),
+    /// and the offset added to the local clock (seconds).
+    pub stratum: u8,
+    pub reference_id: String,
+    pub root_delay: f64,
+    pub root_dispersion: f64,
+    pub offset: f64,
+    /// Requests answered with the time, of them as unsynchronised, Kiss-o'-Death RATE sent.
+    pub served: u64,
+    pub served_unsynchronised: u64,
+    pub kisses: u64,
+    /// Requests dropped, by reason (every reason listed).
+    pub dropped: std::collections::BTreeMap<String, u64>,
+    /// Replies the kernel refused to send.
+    pub send_errors: u64,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -417,6 +451,9 @@ pub fn render(status: &Status) -> String {
             out.push_str(&format!("; last error: {e}"));
         }
         out.push('\n');
+        if let Some(n) = &o.ntp {
+            out.push_str(&render_ntp(n));
+        }
     }
     let l = &status.leap;
     out.push_str(&format!("Leap: indicator {}", l.indicator));
@@ -450,6 +487,46 @@ pub enum StatusFormat {
     Json,
     /// The metrics, in the Prometheus text format (node-exporter's textfile collector).
     Prometheus,
+}
+
+/// An NTP output's lines under its `Output` line.
+fn render_ntp(n: &NtpStatus) -> String {
+    let answers = if n.synchronised {
+        format!(
+            "stratum {}, refid {}, offset {:+.6} s, root delay {:.6} s, root dispersion {:.6} s",
+            n.stratum, n.reference_id, n.offset, n.root_delay, n.root_dispersion
+        )
+    } else {
+        format!(
+            "unsynchronised (leap 3, stratum 16, refid {}): {}",
+            n.reference_id,
+            n.unsynchronised.as_deref().unwrap_or("")
+        )
+    };
+    let dropped: u64 = n.dropped.values().sum();
+    // In the order of `Dropped::ALL` (the one the docs list them in), then any other.
+    let rank = |r: &str| {
+        crate::wire::ntp::Dropped::ALL
+            .iter()
+            .position(|d| d.as_str() == r)
+            .unwrap_or(usize::MAX)
+    };
+    let mut counted: Vec<(&String, &u64)> = n.dropped.iter().filter(|(_, c)| **c > 0).collect();
+    counted.sort_by_key(|(r, _)| rank(r));
+    let reasons: Vec<String> = counted.iter().map(|(r, c)| format!("{c} {r}")).collect();
+    let mut text = format!(
+        "  answers {answers}\n  clock {} ({})\n  {} served ({} unsynchronised), {} dropped",
+        n.clock, n.clock_reason, n.served, n.served_unsynchronised, dropped
+    );
+    if !reasons.is_empty() {
+        text.push_str(&format!(" ({})", reasons.join(", ")));
+    }
+    text.push_str(&format!(", {} Kiss-o'-Death", n.kisses));
+    if n.send_errors > 0 {
+        text.push_str(&format!(", {} not sent", n.send_errors));
+    }
+    text.push('\n');
+    text
 }
 
 /// `webntpd status`: fetch the daemon's status from `socket` and print it; the exit code:
@@ -576,6 +653,63 @@ mod tests {
             render(&leap)
         );
         // The JSON round-trips.
+        let json = serde_json::to_string(&status).unwrap();
+        assert_eq!(serde_json::from_str::<Status>(&json).unwrap(), status);
+    }
+
+    #[test]
+    fn render_shows_what_an_ntp_output_answers_and_drops() {
+        let mut n = NtpStatus {
+            listen: vec!["udp://127.0.0.1:123".into()],
+            clock: "free".into(),
+            clock_reason: "configured".into(),
+            synchronised: true,
+            stratum: 3,
+            reference_id: "WNTP".into(),
+            root_delay: 0.000412,
+            root_dispersion: 0.000254,
+            offset: 0.1,
+            served: 1234,
+            served_unsynchronised: 3,
+            kisses: 1,
+            dropped: [
+                ("rate-limited".to_string(), 12),
+                ("mode 6/7".to_string(), 0),
+            ]
+            .into_iter()
+            .collect(),
+            ..Default::default()
+        };
+        let status = Status {
+            outputs: vec![OutputStatus {
+                name: "NTP udp://127.0.0.1:123".into(),
+                ntp: Some(n.clone()),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let text = render(&status);
+        assert!(
+            text.contains(
+                "answers stratum 3, refid WNTP, offset +0.100000 s, root delay 0.000412 s"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("clock free (configured)"), "{text}");
+        assert!(
+            text.contains(
+                "1234 served (3 unsynchronised), 12 dropped (12 rate-limited), 1 Kiss-o'-Death"
+            ),
+            "{text}"
+        );
+        n.synchronised = false;
+        n.reference_id = "INIT".into();
+        n.unsynchronised = Some("no combined offset yet".into());
+        let text = render_ntp(&n);
+        assert!(
+            text.contains("answers unsynchronised (leap 3, stratum 16, refid INIT): no combined"),
+            "{text}"
+        );
         let json = serde_json::to_string(&status).unwrap();
         assert_eq!(serde_json::from_str::<Status>(&json).unwrap(), status);
     }

@@ -6,8 +6,8 @@
 //! Nothing here keeps state of its own. The daemon's metrics are read from the status
 //! document ([`crate::daemon::status::Status`]) the status socket serves, and the server's
 //! from its counters ([`crate::server::stats`]), both at scrape time, so the metrics and
-//! `webntpd status` cannot disagree. A new part of the daemon (the NTP output, say) shows up
-//! by adding its fields to the status document and a few lines to [`Snapshot::daemon_families`].
+//! `webntpd status` cannot disagree. A new part of the daemon shows up by adding its fields to
+//! the status document and a few lines here, as the NTP output did ([`Snapshot::ntp_families`]).
 //!
 //! The text is written by prometheus-client's encoders (OpenMetrics 1.0, or Prometheus text
 //! 0.0.4 for scrapers that do not ask for OpenMetrics) through one [`Collector`]: every
@@ -28,8 +28,9 @@ use prometheus_client::metrics::info::Info;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::{Registry, Unit};
 
-use crate::daemon::status::{OutputStatus, SourceStatus, Status};
+use crate::daemon::status::{NtpStatus, OutputStatus, SourceStatus, Status};
 use crate::server::ServerCounters;
+use crate::wire::ntp::Dropped;
 
 pub use listen::{MetricsError, MetricsServer};
 
@@ -428,6 +429,8 @@ impl Snapshot {
             &last,
         )?;
 
+        Self::ntp_families(s, f)?;
+
         let r = &s.reloads;
         let results = [
             (vec![("result", "ok".to_owned())], r.ok),
@@ -457,6 +460,91 @@ impl Snapshot {
             )?;
         }
         Ok(())
+    }
+}
+
+impl Snapshot {
+    /// The NTP outputs' families (`[[output]] type = "ntp"`), from their part of the status
+    /// document; no series for a daemon without one.
+    fn ntp_families(s: &Status, f: &mut Families<'_>) -> fmt::Result {
+        let ntp: Vec<(&OutputStatus, &NtpStatus)> = s
+            .outputs
+            .iter()
+            .filter_map(|o| Some((o, o.ntp.as_ref()?)))
+            .collect();
+        let output = |o: &OutputStatus| vec![("output", o.name.clone())];
+        let counters: [(&str, &str, fn(&NtpStatus) -> u64); 4] = [
+            (
+                "webntpd_ntp_served",
+                "NTP requests answered with the time (unsynchronised answers included).",
+                |n| n.served,
+            ),
+            (
+                "webntpd_ntp_served_unsynchronised",
+                "NTP requests answered as unsynchronised (leap 3, stratum 16).",
+                |n| n.served_unsynchronised,
+            ),
+            (
+                "webntpd_ntp_kiss_of_death",
+                "Kiss-o'-Death RATE replies sent to clients over the rate limit.",
+                |n| n.kisses,
+            ),
+            (
+                "webntpd_ntp_send_errors",
+                "NTP replies the kernel refused to send.",
+                |n| n.send_errors,
+            ),
+        ];
+        for (name, help, value) in counters {
+            let series: Vec<_> = ntp.iter().map(|(o, n)| (output(o), value(n))).collect();
+            f.counter(name, help, &series)?;
+        }
+        let dropped: Vec<(Labels, u64)> = ntp
+            .iter()
+            .flat_map(|(o, n)| {
+                n.dropped.iter().map(|(reason, c)| {
+                    // The status document names reasons as the table prints them.
+                    let label = Dropped::ALL
+                        .iter()
+                        .find(|d| d.as_str() == reason)
+                        .map_or("other", |d| d.label());
+                    let mut labels = output(o);
+                    labels.push(("reason", label.to_owned()));
+                    (labels, *c)
+                })
+            })
+            .collect();
+        f.counter(
+            "webntpd_ntp_dropped",
+            "NTP requests dropped unanswered, by reason (denied, rate_limited, control: modes \
+             6 and 7, other_mode, bad_version, too_short, oversize).",
+            &dropped,
+        )?;
+        let synced: Vec<_> = ntp
+            .iter()
+            .map(|(o, n)| (output(o), flag(n.synchronised)))
+            .collect();
+        f.gauge(
+            (
+                "webntpd_ntp_synchronised",
+                "1 while the NTP output answers as synchronised, else 0.",
+                None,
+            ),
+            &synced,
+        )?;
+        let dispersion: Vec<_> = ntp
+            .iter()
+            .filter(|(_, n)| n.synchronised)
+            .map(|(o, n)| (output(o), n.root_dispersion))
+            .collect();
+        f.gauge(
+            (
+                "webntpd_ntp_root_dispersion",
+                "The root dispersion a reply would carry now (the error bound, aged).",
+                SECONDS,
+            ),
+            &dispersion,
+        )
     }
 }
 

@@ -1,5 +1,5 @@
 use super::*;
-use crate::daemon::status::{Combined, OutputStatus, ReloadStatus, SourceStatus};
+use crate::daemon::status::{Combined, NtpStatus, OutputStatus, ReloadStatus, SourceStatus};
 
 fn status() -> Status {
     Status {
@@ -43,6 +43,7 @@ fn status() -> Status {
             writes: 7,
             failures: 1,
             last_error: None,
+            ntp: None,
         }],
         reloads: ReloadStatus {
             ok: 1,
@@ -94,6 +95,46 @@ fn the_daemon_status_becomes_metrics_with_units_labels_and_types() {
     assert!(!text.contains("webntpd_source_offset_seconds{url=\"wss://b.example/\""));
     // No server, no server metrics.
     assert!(!text.contains("webntpd_server_"), "{text}");
+}
+
+#[test]
+fn an_ntp_output_gets_its_served_and_dropped_counts_by_reason() {
+    let mut st = status();
+    st.outputs.push(OutputStatus {
+        name: "ntp:127.0.0.1:123".into(),
+        writes: 4,
+        ntp: Some(NtpStatus {
+            synchronised: true,
+            root_dispersion: 0.0015,
+            served: 120,
+            served_unsynchronised: 2,
+            kisses: 1,
+            dropped: [("rate-limited".to_owned(), 5), ("mode 6/7".to_owned(), 0)]
+                .into_iter()
+                .collect(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
+    let text = Snapshot::daemon(st).render(Format::OpenMetrics);
+    let l = lines(&text);
+    for want in [
+        "# TYPE webntpd_ntp_served counter",
+        "webntpd_ntp_served_total{output=\"ntp:127.0.0.1:123\"} 120",
+        "webntpd_ntp_served_unsynchronised_total{output=\"ntp:127.0.0.1:123\"} 2",
+        "webntpd_ntp_kiss_of_death_total{output=\"ntp:127.0.0.1:123\"} 1",
+        "webntpd_ntp_dropped_total{output=\"ntp:127.0.0.1:123\",reason=\"rate_limited\"} 5",
+        "webntpd_ntp_dropped_total{output=\"ntp:127.0.0.1:123\",reason=\"control\"} 0",
+        "webntpd_ntp_synchronised{output=\"ntp:127.0.0.1:123\"} 1.0",
+        "webntpd_ntp_root_dispersion_seconds{output=\"ntp:127.0.0.1:123\"} 0.0015",
+    ] {
+        assert!(l.contains(&want), "missing {want:?} in\n{text}");
+    }
+    // The SHM output is no NTP server: it has no NTP series.
+    assert!(
+        !text.contains("webntpd_ntp_served_total{output=\"shm:2\"}"),
+        "{text}"
+    );
 }
 
 #[test]

@@ -1,11 +1,14 @@
 //! The network layer both ends stand on: stream wrappers that observe traffic
 //! ([`observe`]), kernel receive timestamps ([`rxstamp`]) and the client's send/receive edges
 //! ([`stamp`]), opening connections to a URL (names, proxies, TLS: [`connect`]), one
-//! bounded HTTP/1 request ([`http1`]), and the WebSocket settings both ends use. It knows
-//! nothing of WebNTP's formats (`crate::wire`) or of time-keeping (`crate::sync`).
+//! bounded HTTP/1 request ([`http1`]), the WebSocket settings both ends use, and the NTP
+//! server's UDP side ([`ntp`]: sockets, access lists, rate limits, counters; the packets are
+//! `crate::wire::ntp`'s, the time served `crate::sync::serve`'s). It knows nothing of
+//! WebNTP's formats (`crate::wire::reply`) or of time-keeping rules (`crate::sync`).
 
 pub mod connect;
 pub mod http1;
+pub mod ntp;
 pub mod observe;
 pub mod rxstamp;
 pub mod stamp;

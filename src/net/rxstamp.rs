@@ -293,19 +293,125 @@ impl RxStamp {
     /// When the last bytes read arrived, on the process's realtime clock, and how long ago
     /// that is, in nanoseconds; `None` as for [`age_ns`](RxStamp::age_ns). One clock reading.
     pub fn arrival(&self) -> Option<(Timestamp, i64)> {
-        let stamped = self.last_ns.load(Ordering::Relaxed);
-        if stamped == 0 {
-            return None;
+        match self.last_ns.load(Ordering::Relaxed) {
+            0 => None,
+            stamped => arrival(stamped),
         }
-        if !stamps_usable() {
-            // Not proven to be on this process's time scale (see the module comment).
-            return None;
+    }
+}
+
+/// When bytes the kernel stamped `stamped` (realtime nanoseconds) arrived, on the process's
+/// realtime clock, and how long ago; `None` while stamps are not proven usable or the age
+/// is implausible (see the module comment). One clock reading.
+fn arrival(stamped: i64) -> Option<(Timestamp, i64)> {
+    if !stamps_usable() {
+        // Not proven to be on this process's time scale (see the module comment).
+        return None;
+    }
+    let age = system_now_ns()? - stamped;
+    (0..=MAX_AGE_NS)
+        .contains(&age)
+        .then(|| (Timestamp::from_nanos(i128::from(stamped)), age))
+}
+
+/// Ask the kernel to stamp every datagram `socket` receives (`SO_TIMESTAMPNS`), and start
+/// the calibration that decides whether the stamps may be used. On error the socket still
+/// works; receive times are then read in user space ([`datagram_arrival`] without a stamp).
+pub fn stamp_datagrams(socket: &impl std::os::fd::AsFd) -> io::Result<()> {
+    keep_stamping_on();
+    start_calibrator();
+    setsockopt(socket, sockopt::ReceiveTimestampns, &true).map_err(io::Error::from)
+}
+
+/// One datagram read by [`recv_datagram`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Datagram {
+    /// Bytes read into the buffer.
+    pub len: usize,
+    /// Whether the datagram was longer than the buffer (the rest is lost).
+    pub truncated: bool,
+    /// The sender.
+    pub from: Option<std::net::SocketAddr>,
+    /// The kernel's receive stamp (realtime nanoseconds), if it gave one.
+    pub stamp_ns: Option<i64>,
+}
+
+/// One `recvmsg` of a datagram from `fd` into `dst`, without waiting: its length, sender and
+/// kernel stamp. `cmsg` is room for the stamp ([`datagram_cmsg`]), reused between reads.
+pub fn recv_datagram(fd: RawFd, dst: &mut [u8], cmsg: &mut Vec<u8>) -> io::Result<Datagram> {
+    use nix::sys::socket::SockaddrStorage;
+    let mut iov = [IoSliceMut::new(dst)];
+    let msg = recvmsg::<SockaddrStorage>(fd, &mut iov, Some(cmsg), MsgFlags::MSG_DONTWAIT)?;
+    Ok(datagram(&msg))
+}
+
+/// Up to `bufs.len()` datagrams from a blocking socket in one `recvmmsg`: waits for the
+/// first, then takes what else is queued (a thread of its own sleeps in the kernel until a
+/// datagram arrives, and under load reads a batch per system call). `out` gets one
+/// [`Datagram`] per buffer filled, in order.
+pub fn recv_datagrams_waiting<const N: usize>(
+    fd: RawFd,
+    bufs: &mut [[u8; N]],
+    out: &mut Vec<Datagram>,
+) -> io::Result<()> {
+    use nix::sys::socket::{recvmmsg, MultiHeaders, SockaddrStorage};
+    out.clear();
+    // Fresh headers each call: the kernel shortens their address and control lengths to
+    // what each datagram used.
+    let mut headers =
+        MultiHeaders::<SockaddrStorage>::preallocate(bufs.len(), Some(datagram_cmsg()));
+    let mut iovs: Vec<[IoSliceMut; 1]> = bufs.iter_mut().map(|b| [IoSliceMut::new(b)]).collect();
+    let received = recvmmsg(
+        fd,
+        &mut headers,
+        iovs.iter_mut(),
+        MsgFlags::MSG_WAITFORONE,
+        None,
+    )?;
+    out.extend(received.map(|msg| datagram(&msg)));
+    Ok(())
+}
+
+/// What one received message says.
+fn datagram(
+    msg: &nix::sys::socket::RecvMsg<'_, '_, nix::sys::socket::SockaddrStorage>,
+) -> Datagram {
+    let from = msg.address.and_then(|a| {
+        if let Some(v4) = a.as_sockaddr_in() {
+            Some(std::net::SocketAddr::V4((*v4).into()))
+        } else {
+            a.as_sockaddr_in6()
+                .map(|v6| std::net::SocketAddr::V6((*v6).into()))
         }
-        let at = stamped;
-        let age = system_now_ns()? - at;
-        (0..=MAX_AGE_NS)
-            .contains(&age)
-            .then(|| (Timestamp::from_nanos(i128::from(at)), age))
+    });
+    let mut stamp_ns = None;
+    // A truncated control message (ENOBUFS) only loses the stamp, never data.
+    if let Ok(cmsgs) = msg.cmsgs() {
+        for c in cmsgs {
+            if let ControlMessageOwned::ScmTimestampns(ts) = c {
+                stamp_ns = Some(ts.tv_sec() * 1_000_000_000 + ts.tv_nsec());
+            }
+        }
+    }
+    Datagram {
+        len: msg.bytes,
+        truncated: msg.flags.contains(MsgFlags::MSG_TRUNC),
+        from,
+        stamp_ns,
+    }
+}
+
+/// Room for one datagram's receive stamp, for [`recv_datagram`].
+pub fn datagram_cmsg() -> Vec<u8> {
+    nix::cmsg_space!(TimeSpec)
+}
+
+/// When a datagram arrived, on `clock`: moved back from now by its age when the kernel
+/// stamped it and the stamp may be used, else `clock`'s time now (the wake-up included).
+pub fn datagram_arrival(clock: &dyn Clock, stamp_ns: Option<i64>) -> Timestamp {
+    match stamp_ns.and_then(arrival) {
+        Some((at, age)) => clock.realtime_back_to(at, age),
+        None => clock.realtime(),
     }
 }
 

@@ -1,12 +1,17 @@
 //! Reference-clock outputs: how a measured offset reaches the daemon that disciplines the
 //! system clock.
 //!
-//! Every output is handed a [`RefSample`] (receive time, offset, leap warning, precision;
-//! the rules that make one are [`crate::sync::refsample`]'s) and encodes it.
+//! Every output is handed a [`Reference`]: a [`RefSample`] (receive time, offset, leap
+//! warning, precision; the rules that make one are [`crate::sync::refsample`]'s), which SHM
+//! and SOCK encode, with the error bound, delay and leap data the NTP server needs too.
 //!
 //! - [`shm`]: the SHM refclock of ntpd, ntpsec and chrony (System V shared memory; its `sys`
-//!   submodule holds the project's only unsafe code).
+//!   submodule and [`timex`] hold the project's only unsafe code).
 //! - [`sock`]: chrony's SOCK refclock (a datagram to a Unix socket).
+//! - [`ntp`]: an NTP server answering from the combined offset, for clients that read no
+//!   reference clock (systemd-timesyncd, ntpd-rs, other hosts).
+//! - [`timex`]: the kernel's clock-discipline state, read with `adjtimex` (unsafe, one call),
+//!   which tells the NTP server whether a time daemon keeps the local clock.
 //!
 //! [`Output`] puts them behind one type so a caller can feed several at once, for example
 //! SHM unit 2 for ntpd and SOCK for chrony. A sample is written only after a good
@@ -17,14 +22,20 @@
 //! it is back. [`OutputError::is_repeat`] tells a caller which failures it has reported
 //! already, so a daemon logs each change once, not every write.
 
+pub mod ntp;
 pub mod shm;
 pub mod sock;
+pub mod timex;
 
 use std::fmt;
 use std::path::PathBuf;
 
+use crate::clock::SharedClock;
+#[cfg(doc)]
 use crate::sync::refsample::RefSample;
+use crate::sync::serve::Reference;
 
+pub use ntp::{NtpConfig, NtpOutput};
 pub use shm::{ShmError, ShmWriteError, ShmWriter};
 pub use sock::{SockError, SockFailure, SockWriter};
 
@@ -54,7 +65,7 @@ impl<K: Copy + PartialEq> LastFailure<K> {
 }
 
 /// Where to write samples: one `[[output]]` of the configuration (read and checked by
-/// `crate::config`), or one `--shm`/`--sock` of `webntpd query`.
+/// `crate::config`), or one `--shm`/`--sock` of `webntpd query`; or an NTP server to run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OutputConfig {
     /// `type = "shm"`: an SHM unit of ntpd, ntpsec or chrony, created with `perm` (default
@@ -71,6 +82,15 @@ pub enum OutputConfig {
         /// The socket's path, as in chrony.conf.
         path: PathBuf,
     },
+    /// `type = "ntp"`: an NTP server answering from the combined offset.
+    Ntp(NtpConfig),
+}
+
+impl OutputConfig {
+    /// Whether this output feeds a time daemon that disciplines the clock (SHM, SOCK).
+    pub fn feeds_time_daemon(&self) -> bool {
+        matches!(self, OutputConfig::Shm { .. } | OutputConfig::Sock { .. })
+    }
 }
 
 impl fmt::Display for OutputConfig {
@@ -78,6 +98,7 @@ impl fmt::Display for OutputConfig {
         match self {
             OutputConfig::Shm { unit, .. } => write!(f, "SHM unit {unit}"),
             OutputConfig::Sock { path } => write!(f, "SOCK {}", path.display()),
+            OutputConfig::Ntp(c) => write!(f, "NTP {}", c.describe_listen()),
         }
     }
 }
@@ -89,6 +110,8 @@ pub enum Output {
     Shm(ShmWriter),
     /// A socket to send to chronyd with.
     Sock(SockWriter),
+    /// An NTP server.
+    Ntp(Box<NtpOutput>),
 }
 
 /// Why an output could not be opened or written.
@@ -112,6 +135,9 @@ pub enum OutputError {
         /// The error.
         source: std::io::Error,
     },
+    /// NTP: a listener cannot be bound.
+    #[error(transparent)]
+    Ntp(#[from] crate::net::ntp::BindError),
 }
 
 impl OutputError {
@@ -122,6 +148,7 @@ impl OutputError {
             OutputError::ShmWrite(e) => e.exit_code(),
             OutputError::Sock(e) => e.exit_code(),
             OutputError::Socket { .. } => crate::exit::OSERR,
+            OutputError::Ntp(e) => e.exit_code(),
         }
     }
 
@@ -131,16 +158,18 @@ impl OutputError {
         match self {
             OutputError::ShmWrite(e) => e.repeated,
             OutputError::Sock(e) => e.repeated,
-            OutputError::Shm(_) | OutputError::Socket { .. } => false,
+            OutputError::Shm(_) | OutputError::Socket { .. } | OutputError::Ntp(_) => false,
         }
     }
 }
 
 impl Output {
     /// Open an output: attach the SHM segment (failing on a segment that cannot be used),
-    /// or make the socket to send to chronyd with.
-    pub fn open(config: &OutputConfig) -> Result<Output, OutputError> {
+    /// make the socket to send to chronyd with, or bind the NTP server's sockets and start
+    /// answering (in the current tokio runtime) with `clock`.
+    pub fn open(config: &OutputConfig, clock: &SharedClock) -> Result<Output, OutputError> {
         match config {
+            OutputConfig::Ntp(c) => Ok(Output::Ntp(Box::new(NtpOutput::open(c, clock.clone())?))),
             OutputConfig::Shm { unit, perm } => Ok(Output::Shm(ShmWriter::open(*unit, *perm)?)),
             OutputConfig::Sock { path } => {
                 SockWriter::open(path)
@@ -161,11 +190,16 @@ impl Output {
         }
     }
 
-    /// Write one sample.
-    pub fn write(&mut self, sample: &RefSample) -> Result<(), OutputError> {
+    /// Hand over one combined estimate: SHM and SOCK write its sample, the NTP server
+    /// serves from it until the next.
+    pub fn write(&mut self, reference: &Reference) -> Result<(), OutputError> {
         match self {
-            Output::Shm(w) => Ok(w.write(sample)?),
-            Output::Sock(w) => Ok(w.write(sample)?),
+            Output::Shm(w) => Ok(w.write(&reference.sample)?),
+            Output::Sock(w) => Ok(w.write(&reference.sample)?),
+            Output::Ntp(n) => {
+                n.update(reference);
+                Ok(())
+            }
         }
     }
 }
@@ -175,6 +209,7 @@ impl fmt::Display for Output {
         match self {
             Output::Shm(w) => w.fmt(f),
             Output::Sock(w) => w.fmt(f),
+            Output::Ntp(n) => n.fmt(f),
         }
     }
 }

@@ -14,7 +14,7 @@
 //!   reader recreating it) is let go and the unit attached again (see [`ShmWriter`]).
 //! - Each sample is stored with gpsd's mode-1 protocol plus a "busy" mode while the data is
 //!   half written, which ntpd's reader needs (see `sys::Mapping::store`); the system calls
-//!   and volatile stores are in `sys`, the project's only unsafe code.
+//!   and volatile stores are in `sys`, one of the two files of unsafe code.
 //!
 //! Debugging: `ipcs -m` lists segments (key, owner, permissions, size, attached processes),
 //! `ipcrm -M 0x4e545032` removes unit 2's once no one uses it, and `ntpshmmon` from gpsd

@@ -18,6 +18,7 @@ mod body;
 pub(crate) mod conn;
 pub(crate) mod fast;
 mod flood;
+pub mod ntp;
 pub mod page;
 pub(crate) mod reply;
 mod running;
@@ -166,6 +167,8 @@ pub struct ServerConfig {
     pub clock_page: Option<String>,
     /// WebNTP URLs the clock page also asks ([`page::parse_peer`]).
     pub clock_peers: Vec<String>,
+    /// NTP beside WebNTP, if any.
+    pub ntp: Option<ntp::NtpServeConfig>,
 }
 
 /// Why the server could not start or reload.
@@ -190,6 +193,9 @@ pub enum ServerError {
     /// A certificate or key file could not be used.
     #[error("TLS: {0}")]
     Tls(#[from] tls::TlsError),
+    /// An NTP socket could not be bound.
+    #[error(transparent)]
+    Ntp(#[from] crate::net::ntp::BindError),
 }
 
 impl ServerError {
@@ -202,6 +208,7 @@ impl ServerError {
                 _ => crate::exit::UNAVAILABLE,
             },
             ServerError::Tls(e) => e.exit_code(),
+            ServerError::Ntp(e) => e.exit_code(),
         }
     }
 }

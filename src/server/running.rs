@@ -7,6 +7,7 @@ use std::sync::Arc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use super::ntp::NtpServe;
 use super::{Server, ServerConfig, ServerError, ServerMetrics, TlsReloadHandle};
 use crate::clock::SharedClock;
 use crate::leap::store::{LeapConfig, LeapStore};
@@ -19,6 +20,7 @@ pub struct RunningServer {
     tls: Option<TlsReloadHandle>,
     addrs: Vec<(SocketAddr, bool)>,
     metrics: ServerMetrics,
+    ntp: Option<NtpServe>,
     shutdown: CancellationToken,
     run: JoinHandle<()>,
 }
@@ -41,7 +43,12 @@ impl RunningServer {
                 );
             }
         }
+        let ntp_config = config.ntp.clone();
         let server = Server::bind(config, clock.clone(), leap.clone()).await?;
+        let ntp = match &ntp_config {
+            Some(c) => Some(NtpServe::start(c, leap.clone(), clock.clone())?),
+            None => None,
+        };
         let shutdown = CancellationToken::new();
         // Both watch tasks end when `shutdown` is cancelled.
         let _refresh =
@@ -61,6 +68,7 @@ impl RunningServer {
             tls,
             addrs,
             metrics,
+            ntp,
             shutdown,
             run,
         })
@@ -74,6 +82,30 @@ impl RunningServer {
     /// What the metrics endpoint reads of this server.
     pub fn metrics(&self) -> &ServerMetrics {
         &self.metrics
+    }
+
+    /// Every address served on, `http://ADDR`, `https://ADDR` and `udp://ADDR (NTP)`.
+    pub fn describe_addrs(&self) -> String {
+        self.addr_list().join(", ")
+    }
+
+    /// Every address served on, as [`RunningServer::describe_addrs`] names them.
+    pub fn addr_list(&self) -> Vec<String> {
+        let web = self
+            .addrs
+            .iter()
+            .map(|(a, tls)| format!("{}://{a}", if *tls { "https" } else { "http" }));
+        let ntp = self
+            .ntp
+            .iter()
+            .flat_map(|n| n.local_addrs())
+            .map(|a| format!("udp://{a} (NTP)"));
+        web.chain(ntp).collect()
+    }
+
+    /// The NTP side, if any.
+    pub fn ntp(&self) -> Option<&NtpServe> {
+        self.ntp.as_ref()
     }
 
     /// The leap-seconds store the server answers from.
@@ -97,6 +129,9 @@ impl RunningServer {
     /// configured shutdown timeout. `false` if the server task failed.
     pub async fn stop(self) -> bool {
         self.shutdown.cancel();
+        if let Some(ntp) = self.ntp {
+            ntp.stop().await;
+        }
         match self.run.await {
             Ok(()) => true,
             Err(e) => {

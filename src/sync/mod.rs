@@ -14,6 +14,8 @@
 //!   startup step.
 //! - [`leap`]: the leap-second data a server reports and the leap indicator written.
 //! - [`refsample`]: the sample a reference clock is handed, and its precision.
+//! - [`serve`]: what the NTP server serves, and with what error: from the daemon's combined
+//!   offset (added to a free clock, not to a disciplined one) or from the kernel's state.
 //! - [`date`]: the offset from a web server's `Date:` header, by bisecting its second
 //!   boundary.
 
@@ -26,6 +28,7 @@ pub mod leap;
 pub mod refsample;
 pub mod sanity;
 pub mod select;
+pub mod serve;
 pub mod time;
 
 pub use time::Timestamp;

@@ -4,8 +4,10 @@
 //! - [`timestamp`]: the decimal timestamp text (`1489217288.328757`).
 //! - [`reply`]: the WebNTP JSON object, JSONP wrapping, error bodies, request queries.
 //! - [`nict`]: NICT's plain-text endpoints (`/cgi-bin/ntp`, `/cgi-bin/jst`, `/cgi-bin/time`).
+//! - [`ntp`]: NTP's binary packet, and the NTP server's answer to one datagram.
 
 pub mod nict;
+pub mod ntp;
 pub mod reply;
 pub mod timestamp;
 

@@ -19,6 +19,7 @@ mod fuzz;
 mod http;
 mod limits;
 mod metrics;
+mod ntp;
 mod packaging;
 mod peers;
 mod query;

@@ -54,7 +54,7 @@ const NS_ENV: &str = "WEBNTPD_TEST_NAMESPACE";
 /// Run the calling test in IPC and network namespaces of its own (see the module comment).
 /// In the process cargo started: re-run the test under `unshare`, fail if it failed, and
 /// return false (the caller returns). Inside the namespaces: return true.
-fn in_own_namespace() -> bool {
+pub(crate) fn in_own_namespace() -> bool {
     let name = std::thread::current()
         .name()
         .expect("the test harness names each test's thread after the test")
@@ -88,13 +88,13 @@ fn in_own_namespace() -> bool {
     false
 }
 
-fn text(b: &[u8]) -> String {
+pub(crate) fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
 /// The program `name` from PATH or the sbin directories, or a failing test that says which
 /// package has it.
-fn program(name: &str, package: &str) -> PathBuf {
+pub(crate) fn program(name: &str, package: &str) -> PathBuf {
     let path = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path)
         .chain(["/usr/sbin", "/sbin", "/usr/bin"].map(PathBuf::from))
@@ -110,9 +110,7 @@ fn program(name: &str, package: &str) -> PathBuf {
 
 /// ntpsec's `ntpd` and `ntpq`, unpacked rather than installed (see the module comment).
 fn ntpsec() -> (PathBuf, PathBuf) {
-    let dir = std::env::var_os("WEBNTPD_NTPSEC_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/peers/ntpsec"));
+    let dir = ntpsec_dir();
     let (ntpd, ntpq) = (dir.join("usr/sbin/ntpd"), dir.join("usr/bin/ntpq"));
     assert!(
         ntpd.is_file() && ntpq.is_file(),
@@ -130,6 +128,13 @@ fn ntpsec() -> (PathBuf, PathBuf) {
         "ntpq needs ntpsec's Python library: apt-get install python3-ntp (or run .ci/run)"
     );
     (ntpd, ntpq)
+}
+
+/// Where ntpsec is unpacked (see the module comment).
+pub(crate) fn ntpsec_dir() -> PathBuf {
+    std::env::var_os("WEBNTPD_NTPSEC_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/peers/ntpsec"))
 }
 
 /// `tests/refclock/shmtool.c`, compiled once per test process.
@@ -341,21 +346,21 @@ fn assert_offset(reader: &str, offset_s: f64, written: &[Written], spread_s: f64
 // chronyd.
 
 /// chronyd in `dir`, with `refclocks` lines, serving its command socket in `dir`.
-struct Chronyd {
+pub(crate) struct Chronyd {
     peer: Peer,
     dir: PathBuf,
 }
 
 /// One line of `chronyc -c sourcestats`.
 #[derive(Debug, Clone)]
-struct SourceStats {
-    samples: u32,
+pub(crate) struct SourceStats {
+    pub(crate) samples: u32,
     /// Local minus source, in seconds: the negative of the refclock's offset.
-    offset_s: f64,
+    pub(crate) offset_s: f64,
 }
 
 impl Chronyd {
-    fn start(dir: &Path, refclocks: &[String]) -> Chronyd {
+    pub(crate) fn start(dir: &Path, refclocks: &[String]) -> Chronyd {
         // chronyd disables its command socket in a directory others may enter.
         fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).unwrap();
         let d = dir.display();
@@ -390,8 +395,13 @@ impl Chronyd {
         c
     }
 
+    /// What chronyd logged.
+    pub(crate) fn log(&self) -> String {
+        self.peer.log()
+    }
+
     /// `chronyc -c sourcestats` by source name; `None` while chronyd does not answer.
-    fn sourcestats(&self) -> Option<HashMap<String, SourceStats>> {
+    pub(crate) fn sourcestats(&self) -> Option<HashMap<String, SourceStats>> {
         let out = Command::new(program("chronyc", "chrony"))
             .arg("-h")
             .arg(self.dir.join("chronyd.sock"))
@@ -459,7 +469,7 @@ fn fresh_sample_by(seg: &HashMap<String, String>, pid: u64) -> bool {
 
 /// `webntpd run` on `config` (plus a status socket in `dir`, logging to stderr) without
 /// clock rights, once its status answers.
-fn start_daemon(dir: &Path, config: &str) -> Daemon {
+pub(crate) fn start_daemon(dir: &Path, config: &str) -> Daemon {
     let path = Daemon::write_config(dir, config);
     let mut cmd = Command::new(program("capsh", "libcap2-bin"));
     cmd.args(["--drop=cap_sys_time", "--", "-c"])
@@ -477,7 +487,7 @@ fn start_daemon(dir: &Path, config: &str) -> Daemon {
 }
 
 /// A `[[source]]` polling `url` every 2 s, a burst of 2 samples.
-fn quick_source(url: &str) -> String {
+pub(crate) fn quick_source(url: &str) -> String {
     format!("[[source]]\nurl = \"{url}\"\npoll = \"2s\"\nsamples = 2\ntimeout = \"300ms\"\n\n")
 }
 

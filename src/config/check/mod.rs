@@ -250,10 +250,11 @@ impl Check<'_, '_> {
         let selectable = counted.then(|| file.source.iter().filter(|(_, s)| !s.noselect).count());
         let sources = valid_entries(file.source, |i, s| self.source(i, s));
         self.duplicate_sources(&sources);
-        let outputs = valid_entries(file.output, |i, o| self.output(i, o));
-        self.duplicate_outputs(&outputs);
+        let mut outputs = valid_entries(file.output, |i, o| self.output(i, o));
+        self.duplicate_outputs(&mut outputs);
         if let Some(server) = &file.server {
             self.server(server);
+            self.server_ntp(server, &outputs);
         }
         if has_sources {
             self.selection(&file.selection, selectable, written_outputs > 0);

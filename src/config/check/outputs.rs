@@ -1,8 +1,12 @@
-//! The `[[output]]` tables: what each may say (`type`, `unit`, `perm`, `path`) and every check
-//! on them, into the one output type [`OutputConfig`].
+//! The `[[output]]` tables: what each may say (`type`; `unit`, `perm` for shm; `path` for
+//! sock; `listen`, `stratum`, `clock`, `allow`, `deny`, the rate limit and `max_age` for ntp)
+//! and every check on them, into the one output type [`OutputConfig`].
 
 use std::collections::HashMap;
+use std::fmt;
+use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
@@ -10,7 +14,12 @@ use toml::de::DeValue;
 
 use super::Check;
 use crate::config::locate;
-use crate::refclock::{shm, OutputConfig};
+use crate::config::server::{ServerSettings, DEFAULT_NTP_STRATUM};
+use crate::config::value::{self, DurationOrOff};
+use crate::net::ntp::access::{is_loopback, Cidr};
+use crate::refclock::{shm, NtpConfig, OutputConfig};
+use crate::server::ListenAddr;
+use crate::sync::serve::ClockSetting;
 
 /// An `[[output]]` as written: the keys of every type, sorted out by [`Check::output`].
 #[derive(Deserialize)]
@@ -21,7 +30,58 @@ pub(super) struct OutputFile {
     unit: Option<i64>,
     perm: Option<Perm>,
     path: Option<PathBuf>,
+    #[serde(default, deserialize_with = "value::opt_list_from_str")]
+    listen: Option<Vec<ListenAddr>>,
+    stratum: Option<i64>,
+    #[serde(default, deserialize_with = "value::opt_from_str")]
+    clock: Option<ClockSetting>,
+    #[serde(default, deserialize_with = "value::opt_list_from_str")]
+    allow: Option<Vec<Cidr>>,
+    #[serde(default, deserialize_with = "value::opt_list_from_str")]
+    deny: Option<Vec<Cidr>>,
+    #[serde(default, deserialize_with = "value::opt_from_str")]
+    rate_interval: Option<DurationOrOff>,
+    rate_burst: Option<i64>,
+    rate_clients: Option<i64>,
+    kod: Option<bool>,
+    #[serde(default, deserialize_with = "value::opt_duration")]
+    max_age: Option<Duration>,
 }
+
+/// The keys each output type takes, besides `type`.
+const KEYS: [(&str, &[&str]); 3] = [
+    ("shm", &["unit", "perm"]),
+    ("sock", &["path"]),
+    ("ntp", &NTP_KEYS),
+];
+
+const NTP_KEYS: [&str; 10] = [
+    "listen",
+    "stratum",
+    "clock",
+    "allow",
+    "deny",
+    "rate_interval",
+    "rate_burst",
+    "rate_clients",
+    "kod",
+    "max_age",
+];
+
+/// The ntp output's defaults: answer on loopback's port 123, as stratum 3, ...
+pub const NTP_DEFAULT_LISTEN: &str = "127.0.0.1:123";
+/// ... a client may send 16 requests at once, then one a second ...
+pub const NTP_DEFAULT_RATE_INTERVAL: Duration = Duration::from_secs(1);
+/// ... (the burst) ...
+pub const NTP_DEFAULT_RATE_BURST: u32 = 16;
+/// ... in a table of this many clients ...
+pub const NTP_DEFAULT_RATE_CLIENTS: usize = 8192;
+/// ... and an update older than an hour makes it unsynchronised.
+pub const NTP_DEFAULT_MAX_AGE: Duration = Duration::from_secs(3600);
+/// The stratum served unless `stratum` says otherwise: see docs/operating.md.
+pub const NTP_DEFAULT_STRATUM: u8 = 3;
+/// Most entries in `allow` and in `deny` (each is compared per request).
+pub const MAX_ACCESS_ENTRIES: usize = 256;
 
 /// `perm` as written: `"0600"` or an integer (`0o600`).
 enum Perm {
@@ -49,22 +109,38 @@ impl<'de> Deserialize<'de> for Perm {
 }
 
 /// The output types, for messages.
-const OUTPUT_TYPES: [&str; 2] = ["shm", "sock"];
+const OUTPUT_TYPES: [&str; 3] = ["shm", "sock", "ntp"];
 
 impl Check<'_, '_> {
     pub(super) fn output(&mut self, i: usize, o: OutputFile) -> Option<OutputConfig> {
         let at = |key: &str| format!("output.{i}.{key}");
-        let misplaced = |check: &mut Self, key: &str, kind: &str, takes: &str| {
-            check.error(
-                &at(key),
-                format!("`{key}` does not apply to type = \"{kind}\", which takes {takes}"),
-            )
-        };
+        // Keys of another type than this one's.
+        if let Some((_, own)) = KEYS.iter().find(|(kind, _)| *kind == o.kind) {
+            let mut takes: Vec<String> = own.iter().map(|k| format!("`{k}`")).collect();
+            let last = takes.pop().unwrap_or_default();
+            let takes = match takes.len() {
+                0 => last,
+                _ => format!("{} and {last}", takes.join(", ")),
+            };
+            let misplaced: Vec<&str> = KEYS
+                .iter()
+                .filter(|(kind, _)| *kind != o.kind)
+                .flat_map(|(_, keys)| keys.iter().copied())
+                .filter(|k| self.written(&at(k)))
+                .collect();
+            for key in misplaced {
+                self.error(
+                    &at(key),
+                    format!(
+                        "`{key}` does not apply to type = \"{}\", which takes {takes}",
+                        o.kind
+                    ),
+                );
+            }
+        }
         match o.kind.as_str() {
+            "ntp" => self.ntp_output(i, o).map(OutputConfig::Ntp),
             "shm" => {
-                if o.path.is_some() {
-                    misplaced(self, "path", "shm", "`unit` and `perm`");
-                }
                 let Some(unit) = o.unit else {
                     if self.dropped.contains(&at("unit")) {
                         return None; // Its wrong value is reported.
@@ -91,11 +167,6 @@ impl Check<'_, '_> {
                 Some(OutputConfig::Shm { unit, perm })
             }
             "sock" => {
-                for key in ["unit", "perm"] {
-                    if self.written(&at(key)) {
-                        misplaced(self, key, "sock", "`path`");
-                    }
-                }
                 let Some(path) = o.path else {
                     if self.dropped.contains(&at("path")) {
                         return None; // Its wrong value is reported.
@@ -129,6 +200,193 @@ impl Check<'_, '_> {
                     ),
                 );
                 None
+            }
+        }
+    }
+
+    /// An ntp output's keys, each checked, with the defaults for those not written.
+    fn ntp_output(&mut self, i: usize, o: OutputFile) -> Option<NtpConfig> {
+        let at = |key: &str| format!("output.{i}.{key}");
+        let listen: Vec<_> = match o.listen {
+            Some(l) => l.into_iter().map(|a| a.0).collect(),
+            None => vec![NTP_DEFAULT_LISTEN.parse().ok()?],
+        };
+        if listen.is_empty() && !self.dropped.contains(&at("listen")) {
+            self.error(
+                &at("listen"),
+                format!("listen is empty: give at least one address, e.g. listen = [\"{NTP_DEFAULT_LISTEN}\"]"),
+            );
+        }
+        for (j, a) in listen.iter().enumerate() {
+            if listen[..j].contains(a) {
+                self.error(
+                    &format!("output.{i}.listen.{j}"),
+                    format!("{a} is listed twice in listen: each address can be bound once"),
+                );
+            }
+        }
+        let stratum = self.in_range(
+            &at("stratum"),
+            o.stratum,
+            1..=15,
+            NTP_DEFAULT_STRATUM,
+            format_args!(
+                "a synchronised server's stratum is 1 to 15 (16 means unsynchronised, which \
+                 webntpd says by itself); the default is {NTP_DEFAULT_STRATUM}"
+            ),
+        );
+        if stratum == 1 {
+            self.warn(
+                &at("stratum"),
+                "stratum = 1 claims a reference clock attached to this host, and makes clients \
+                 prefer this server over real stratum-2 servers; webntpd's time comes from \
+                 servers over the network: use 2 (if they are stratum 1) or more"
+                    .to_owned(),
+            );
+        }
+        let (allow, deny) = (o.allow.unwrap_or_default(), o.deny.unwrap_or_default());
+        for (key, list) in [("allow", &allow), ("deny", &deny)] {
+            if list.len() > MAX_ACCESS_ENTRIES {
+                self.error(
+                    &at(key),
+                    format!(
+                        "{} entries in {key}: at most {MAX_ACCESS_ENTRIES} (each is compared \
+                         per request); use wider blocks",
+                        list.len()
+                    ),
+                );
+            }
+        }
+        let rate_interval = o
+            .rate_interval
+            .map_or(NTP_DEFAULT_RATE_INTERVAL, |DurationOrOff(d)| d);
+        let rate_burst = self.in_range(
+            &at("rate_burst"),
+            o.rate_burst,
+            1..=1024,
+            NTP_DEFAULT_RATE_BURST,
+            format_args!("must be 1 to 1024 requests"),
+        );
+        let rate_clients = self.in_range(
+            &at("rate_clients"),
+            o.rate_clients,
+            16..=1_048_576,
+            NTP_DEFAULT_RATE_CLIENTS,
+            format_args!("the rate-limit table holds 16 to 1048576 clients (32 bytes each)"),
+        );
+        let kod = o.kod.unwrap_or(false);
+        if kod && rate_interval.is_zero() {
+            self.warn(
+                &at("kod"),
+                "kod = true but rate_interval = \"off\": no client is ever rate-limited, so \
+                 no Kiss-o'-Death is sent"
+                    .to_owned(),
+            );
+        }
+        let max_age = o.max_age.unwrap_or(NTP_DEFAULT_MAX_AGE);
+        if max_age < Duration::from_secs(1) {
+            self.error(
+                &at("max_age"),
+                "max_age must be 1s or more: the daemon updates at most once per burst".to_owned(),
+            );
+        }
+        let open: Vec<_> = listen.iter().filter(|a| !is_loopback(a.ip())).collect();
+        if let (Some(first), true) = (open.first(), allow.is_empty()) {
+            self.warn(
+                &at("listen"),
+                format!(
+                    "{first} answers every address that can reach it: add allow = [...] with \
+                     the networks to serve (e.g. allow = [\"192.168.0.0/16\"]), and keep the \
+                     rate limit on"
+                ),
+            );
+        }
+        Some(NtpConfig {
+            listen,
+            stratum,
+            clock: o.clock.unwrap_or_default(),
+            allow,
+            deny,
+            rate_interval,
+            rate_burst,
+            rate_clients,
+            kod,
+            max_age,
+            // Known once every output is read (see `duplicate_outputs`).
+            feeds_time_daemon: false,
+        })
+    }
+
+    /// `[server]`'s NTP keys: the ranges serde cannot say, each address bound once (by
+    /// `[server]` or an ntp output), and a warning for an open address without `ntp_allow`.
+    pub(super) fn server_ntp(&mut self, s: &ServerSettings, outputs: &[(usize, OutputConfig)]) {
+        if !(1..=15).contains(&s.ntp_stratum) {
+            self.error(
+                "server.ntp_stratum",
+                format!(
+                    "ntp_stratum = {}: a synchronised server's stratum is 1 to 15; the default \
+                     is {DEFAULT_NTP_STRATUM}",
+                    s.ntp_stratum
+                ),
+            );
+        }
+        if !(1..=1024).contains(&s.ntp_rate_burst) {
+            self.error(
+                "server.ntp_rate_burst",
+                format!(
+                    "ntp_rate_burst = {}: must be 1 to 1024 requests",
+                    s.ntp_rate_burst
+                ),
+            );
+        }
+        let mut seen: HashMap<SocketAddr, String> = HashMap::new();
+        for (i, o) in outputs {
+            if let OutputConfig::Ntp(n) = o {
+                for a in &n.listen {
+                    seen.insert(
+                        *a,
+                        format!("the ntp [[output]]{}", self.line(&format!("output.{i}"))),
+                    );
+                }
+            }
+        }
+        for (j, a) in s.ntp.iter().enumerate() {
+            if let Some(first) = seen.insert(a.0, "ntp".to_owned()) {
+                self.error(
+                    &format!("server.ntp.{j}"),
+                    format!("{a} is already served by {first}: each address can be bound once"),
+                );
+            }
+        }
+        let open = s.ntp.iter().find(|a| !is_loopback(a.0.ip()));
+        if let (Some(first), true) = (open, s.ntp_allow.is_empty()) {
+            self.warn(
+                "server.ntp",
+                format!(
+                    "{first} answers NTP to every address that can reach it: add ntp_allow = \
+                     [...] with the networks to serve (e.g. ntp_allow = [\"192.168.0.0/16\"])"
+                ),
+            );
+        }
+    }
+
+    /// An integer key: `default` when not written; when written outside `range`, an error
+    /// (`KEY = N: why`) and `default`.
+    fn in_range<T: TryFrom<i64> + Copy>(
+        &mut self,
+        at: &str,
+        value: Option<i64>,
+        range: std::ops::RangeInclusive<i64>,
+        default: T,
+        why: fmt::Arguments<'_>,
+    ) -> T {
+        match value {
+            None => default,
+            Some(n) if range.contains(&n) => T::try_from(n).unwrap_or(default),
+            Some(n) => {
+                let key = at.rsplit('.').next().unwrap_or(at);
+                self.error(at, format!("{key} = {n}: {why}"));
+                default
             }
         }
     }
@@ -213,12 +471,35 @@ impl Check<'_, '_> {
         }
     }
 
-    /// One writer per SHM unit and per SOCK path.
-    pub(super) fn duplicate_outputs(&mut self, outputs: &[(usize, OutputConfig)]) {
+    /// One writer per SHM unit and per SOCK path, one NTP server per address; and whether
+    /// the NTP servers' clock is fed to a time daemon.
+    pub(super) fn duplicate_outputs(&mut self, outputs: &mut [(usize, OutputConfig)]) {
+        let feeds = outputs.iter().any(|(_, o)| o.feeds_time_daemon());
+        let mut addrs = HashMap::new();
+        for (i, o) in outputs.iter_mut() {
+            let OutputConfig::Ntp(n) = o else { continue };
+            n.feeds_time_daemon = feeds;
+            for (j, a) in n.listen.iter().enumerate() {
+                match addrs.insert(*a, *i) {
+                    Some(first) if first != *i => {
+                        let line = self.line(&format!("output.{first}"));
+                        self.error(
+                            &format!("output.{i}.listen.{j}"),
+                            format!(
+                                "{a} is already served by the ntp [[output]]{line}: each \
+                                 address can be bound once"
+                            ),
+                        );
+                    }
+                    _ => {}
+                }
+            }
+        }
         let mut units = HashMap::new();
         let mut paths = HashMap::new();
-        for (i, o) in outputs {
+        for (i, o) in outputs.iter() {
             let (first, what, key) = match o {
+                OutputConfig::Ntp(_) => continue,
                 OutputConfig::Shm { unit, .. } => {
                     (units.insert(*unit, *i), format!("SHM unit {unit}"), "unit")
                 }

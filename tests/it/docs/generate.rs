@@ -389,7 +389,9 @@ pub const SCHEMA: &[Table] = &[
                 "\"sock\": chrony's SOCK reference clock (chrony.conf: refclock SOCK PATH \
                   refid WNTP poll 2 delay 0.01 precision 1e-3), the better choice with chrony. \
                   \"shm\": a System V shared-memory segment, for ntpd (server 127.127.28.UNIT), \
-                  ntpsec (refclock shm unit UNIT) and chrony (refclock SHM UNIT)."
+                  ntpsec (refclock shm unit UNIT) and chrony (refclock SHM UNIT). \"ntp\": an \
+                  NTP server answering from the combined offset (operating.md, The NTP \
+                  server)."
             ),
             key!(
                 "path",
@@ -412,6 +414,75 @@ pub const SCHEMA: &[Table] = &[
                   0o600). 0666 lets any local user feed the reader a time: say 0600 when the \
                   reader runs as root. A segment the daemon created is removed when it stops \
                   and no reader is attached."
+            ),
+            key!(
+                "listen",
+                "list of strings",
+                "[\"127.0.0.1:123\"]",
+                "type = \"ntp\": the UDP addresses (IP:PORT, [IPv6]:PORT, :PORT). Port 123 \
+                  needs CAP_NET_BIND_SERVICE."
+            ),
+            key!(
+                "stratum",
+                "integer",
+                "3",
+                "type = \"ntp\": the stratum stated while synchronised, 1 to 15 (16 is said \
+                  by webntpd itself while unsynchronised)."
+            ),
+            key!(
+                "clock",
+                "string",
+                "\"auto\"",
+                "type = \"ntp\": who keeps this host's clock. \"free\": nobody, the combined \
+                  offset is added to it; \"disciplined\": chrony or ntpd, it is served as it is \
+                  and the offset goes into the root dispersion; \"auto\": disciplined when the \
+                  kernel (adjtimex, read only) says a time daemon vouches for the clock or an \
+                  shm or sock output feeds one, else free."
+            ),
+            key!(
+                "allow",
+                "list of strings",
+                "everyone",
+                "type = \"ntp\": the address blocks answered (\"192.168.1.0/24\", an \
+                  address), at most 256."
+            ),
+            key!(
+                "deny",
+                "list of strings",
+                "none",
+                "type = \"ntp\": address blocks never answered, even inside allow."
+            ),
+            key!(
+                "rate_interval",
+                "duration or \"off\"",
+                "\"1s\"",
+                "type = \"ntp\": a client's average request interval after its burst."
+            ),
+            key!(
+                "rate_burst",
+                "integer",
+                "16",
+                "type = \"ntp\": requests a client may send at once, 1 to 1024."
+            ),
+            key!(
+                "rate_clients",
+                "integer",
+                "8192",
+                "type = \"ntp\": clients the rate-limit table holds, 16 to 1048576."
+            ),
+            key!(
+                "kod",
+                "boolean",
+                "false",
+                "type = \"ntp\": send a rate-limited client a Kiss-o'-Death RATE (one per \
+                  rate_interval) instead of nothing."
+            ),
+            key!(
+                "max_age",
+                "duration",
+                "\"1h\"",
+                "type = \"ntp\": a combined offset older than this is not served; the server \
+                  then answers as unsynchronised (leap 3, stratum 16)."
             ),
         ],
     },
