@@ -463,6 +463,9 @@ impl Snapshot {
     }
 }
 
+/// One of an NTP output's counters, read from its status.
+type NtpCount = fn(&NtpStatus) -> u64;
+
 impl Snapshot {
     /// The NTP outputs' families (`[[output]] type = "ntp"`), from their part of the status
     /// document; no series for a daemon without one.
@@ -473,7 +476,7 @@ impl Snapshot {
             .filter_map(|o| Some((o, o.ntp.as_ref()?)))
             .collect();
         let output = |o: &OutputStatus| vec![("output", o.name.clone())];
-        let counters: [(&str, &str, fn(&NtpStatus) -> u64); 4] = [
+        let counters: [(&str, &str, NtpCount); 4] = [
             (
                 "webntpd_ntp_served",
                 "NTP requests answered with the time (unsynchronised answers included).",
