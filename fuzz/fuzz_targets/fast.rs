@@ -142,8 +142,20 @@ fuzz_target!(|data: &[u8]| {
         let (mut client, mut conn) = tokio::io::duplex(1 << 20);
         let serve = async {
             let r = server.serve_fast(&mut conn).await;
+            // What hyper would read next: the fast path stops reading where it gives up (a
+            // head that does not parse within its first 1 KiB, say), so the rest of the input
+            // is still in the stream (found by fuzzing).
+            let mut unread = Vec::new();
+            if matches!(r, Ok(Some(_))) {
+                let _ = conn.read_to_end(&mut unread).await;
+            }
             drop(conn);
-            r
+            r.map(|handed| {
+                handed.map(|mut h| {
+                    h.extend_from_slice(&unread);
+                    h
+                })
+            })
         };
         let talk = async {
             let _ = client.write_all(data).await;
@@ -169,6 +181,7 @@ fuzz_target!(|data: &[u8]| {
         heads.len()
     );
     if let Some(rest) = handed {
+        // The bytes handed over, then those not yet read: exactly the input's end.
         assert!(
             data.ends_with(&rest),
             "handed hyper bytes that are not the input's end"
