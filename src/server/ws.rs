@@ -177,7 +177,7 @@ async fn session(
     shared: Arc<Shared>,
 ) {
     let limit = shared.limits.ws_max_message;
-    let config = crate::net::ws_config(limit);
+    let config = crate::net::ws_config(limit, crate::net::WS_SERVER_READ_BUFFER);
     // A message in more fragments than any client needs is refused (see `flood`).
     let io = Guard::new(TokioIo::new(upgraded), WsFragments::new());
     let mut ws = WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await;
