@@ -461,6 +461,11 @@ impl<T: AsyncRead + Unpin> AsyncRead for Prefixed<T> {
             let n = (this.prefix.len() - this.pos).min(buf.remaining());
             buf.put_slice(&this.prefix[this.pos..this.pos + n]);
             this.pos += n;
+            if this.pos == this.prefix.len() {
+                // Read: not kept for the life of the connection (an upgraded WebSocket's).
+                this.prefix = Vec::new();
+                this.pos = 0;
+            }
             return Poll::Ready(Ok(()));
         }
         Pin::new(&mut this.inner).poll_read(cx, buf)
