@@ -17,6 +17,7 @@
 //! answers 400). So hyper still decides every case that needs judgement.
 
 use std::cell::RefCell;
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -225,11 +226,16 @@ struct Conn<'a, S> {
 
 /// What a [`turn`] leaves to do: replies the socket did not take at once, then what next.
 struct Step {
-    /// Replies not written yet (usually none: the socket takes them whole).
-    unsent: Vec<u8>,
-    /// Their in-flight marks, ended once they are written.
-    bodies: Vec<ReplyBody>,
+    /// Replies not written yet: usually none (the socket takes them whole), so boxed, out of
+    /// the connection's state while it waits.
+    unsent: Option<Box<Unsent>>,
     then: Then,
+}
+
+struct Unsent {
+    bytes: Vec<u8>,
+    /// Their in-flight marks, ended once they are written.
+    _bodies: Vec<ReplyBody>,
 }
 
 enum Then {
@@ -242,23 +248,33 @@ enum Then {
 }
 
 /// Serve simple requests on `io` until the connection ends or needs hyper.
-pub(crate) async fn serve<S>(
-    io: &mut S,
+///
+/// Not an `async fn`, which would keep its arguments next to the [`Conn`] made of them in
+/// every idle connection's task.
+pub(crate) fn serve<'a, S>(
+    io: &'a mut S,
     peer: SocketAddr,
-    shared: &Arc<Shared>,
-    activity: &Arc<Activity>,
-) -> io::Result<Outcome>
+    shared: &'a Arc<Shared>,
+    activity: &'a Arc<Activity>,
+) -> impl Future<Output = io::Result<Outcome>> + 'a
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let mut conn = Conn {
+    run(Conn {
         io,
         carry: Vec::new(),
         peer,
         shared,
         activity,
-    };
+    })
+}
+
+async fn run<S>(mut conn: Conn<'_, S>) -> io::Result<Outcome>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     // Registered once per connection, not once per read.
+    let shared = conn.shared;
     let shutdown = shared.shutdown.cancelled();
     tokio::pin!(shutdown);
     loop {
@@ -267,10 +283,10 @@ where
             // Between requests: nothing to finish.
             () = &mut shutdown => return Ok(Outcome::Done),
         };
-        if !step.unsent.is_empty() {
-            conn.io.write_all(&step.unsent).await?;
+        if let Some(unsent) = step.unsent {
+            conn.io.write_all(&unsent.bytes).await?;
+            drop(unsent);
         }
-        drop(step.bodies);
         match step.then {
             Then::Read => {}
             Then::Done => return Ok(Outcome::Done),
@@ -297,9 +313,8 @@ where
             match r {
                 Poll::Ready(Ok(Step {
                     then: Then::Read,
-                    ref unsent,
-                    ..
-                })) if unsent.is_empty() => {}
+                    unsent: None,
+                })) => {}
                 other => return other,
             }
         }
@@ -329,13 +344,7 @@ where
     // Pending: nothing more to read now, and `carry` still holds what was.
     ready!(Pin::new(&mut *io).poll_read(cx, &mut rb))?;
     let n = rb.filled().len();
-    let done = |then| {
-        Poll::Ready(Ok(Step {
-            unsent: Vec::new(),
-            bodies: Vec::new(),
-            then,
-        }))
-    };
+    let done = |then| Poll::Ready(Ok(Step { unsent: None, then }));
     if n == 0 {
         return done(Then::Done);
     }
@@ -404,12 +413,12 @@ where
     };
     let written = write_now(cx, io, &s.out)?;
     Poll::Ready(Ok(Step {
-        unsent: s.out[written..].to_vec(),
-        bodies: if written < s.out.len() {
-            std::mem::take(&mut s.bodies)
-        } else {
-            Vec::new()
-        },
+        unsent: (written < s.out.len()).then(|| {
+            Box::new(Unsent {
+                bytes: s.out[written..].to_vec(),
+                _bodies: std::mem::take(&mut s.bodies),
+            })
+        }),
         then,
     }))
 }
