@@ -116,7 +116,7 @@ impl WsTransport {
                 HeaderValue::from_static(WS_SUBPROTOCOL),
             );
         }
-        let config = crate::net::ws_config(self.opts.max_body);
+        let config = crate::net::ws_config(self.opts.max_body, crate::net::WS_CLIENT_READ_BUFFER);
         match tokio_tungstenite::client_async_with_config(request, io, Some(config)).await {
             Ok((ws, _resp)) => Ok(Conn { ws, stamps }),
             Err(WsError::Protocol(ProtocolError::SecWebSocketSubProtocolError(

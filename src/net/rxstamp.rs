@@ -419,8 +419,14 @@ pub fn datagram_arrival(clock: &dyn Clock, stamp_ns: Option<i64>) -> Timestamp {
 pub struct RxStamped {
     inner: TcpStream,
     stamp: Arc<RxStamp>,
-    /// Room for one `SCM_TIMESTAMPNS` control message, reused by every read.
-    cmsg: Vec<u8>,
+}
+
+thread_local! {
+    /// Room for one `SCM_TIMESTAMPNS` control message, for every stamped read on this
+    /// thread: borrowed only within one `recvmsg`, so that an idle connection does not keep
+    /// one of its own (issue 18).
+    static CMSG: std::cell::RefCell<Vec<u8>> =
+        std::cell::RefCell::new(nix::cmsg_space!(TimeSpec));
 }
 
 impl RxStamped {
@@ -443,7 +449,6 @@ impl RxStamped {
         let io = RxStamped {
             inner: stream,
             stamp: stamp.clone(),
-            cmsg: nix::cmsg_space!(TimeSpec),
         };
         (io, stamp)
     }
@@ -478,10 +483,11 @@ impl AsyncRead for RxStamped {
             // zeroed per read (hyper hands over uninitialized ones each time).
             let dst = buf.initialize_unfilled_to(buf.remaining().min(READ_CHUNK));
             let asked = dst.len();
-            let (inner, cmsg) = (&this.inner, &mut this.cmsg);
+            let inner = &this.inner;
             let mut got = None;
             let res = inner.try_io(Interest::READABLE, || {
-                let (n, stamp) = recv_stamped(inner.as_raw_fd(), dst, cmsg)?;
+                let (n, stamp) =
+                    CMSG.with_borrow_mut(|cmsg| recv_stamped(inner.as_raw_fd(), dst, cmsg))?;
                 got = Some((n, stamp));
                 if n > 0 && n < asked {
                     // Fewer bytes than asked: the socket is drained. Reporting `WouldBlock`

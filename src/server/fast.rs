@@ -16,15 +16,17 @@
 //! HTTP/2's preface, a head too large (hyper answers 431) or one that does not parse (hyper
 //! answers 400). So hyper still decides every case that needs judgement.
 
+use std::cell::RefCell;
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{ready, Context, Poll};
 
 use http::header::HeaderName;
 use http::{Method, StatusCode, Version};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 
 use super::activity::Activity;
 use super::body::ReplyBody;
@@ -34,10 +36,6 @@ use super::Shared;
 
 /// Most header lines in a request the fast path takes (hyper's default is 100).
 const MAX_HEADERS: usize = 64;
-
-/// The read buffer's first size. Most request heads fit; one that does not doubles it, up
-/// to `max_header_bytes`, so an idle kept-alive connection holds 1 KiB rather than the limit.
-const FIRST_BUFFER: usize = 1024;
 
 /// How the fast path ended.
 pub(crate) enum Outcome {
@@ -190,107 +188,261 @@ fn write_head(
     out.extend_from_slice(b"\r\n");
 }
 
-/// Serve simple requests on `io` until the connection ends or needs hyper.
-pub(crate) async fn serve<S>(
-    io: &mut S,
+/// The most bytes of requests the fast path holds at once: the smallest `max_header_bytes`
+/// allowed. A head that does not fit goes to hyper, which applies the configured limit (and
+/// answers 431 past it).
+const SCRATCH_BYTES: usize = super::MIN_HEADER_BYTES;
+
+/// Each runtime thread's buffers for the fast path: requests are read into `input`, replies
+/// built in `out`, and the replies' in-flight marks kept in `bodies` until the write. They are
+/// borrowed only within one poll (never across an `.await`) and left empty, so an idle
+/// connection holds none of them, as nginx's do not: the buffers a connection kept between
+/// requests were 2 of its 3.6 KiB (issue 18, BENCHMARKS.md).
+struct Scratch {
+    input: Vec<u8>,
+    out: Vec<u8>,
+    bodies: Vec<ReplyBody>,
+}
+
+thread_local! {
+    static SCRATCH: RefCell<Scratch> = const {
+        RefCell::new(Scratch {
+            input: Vec::new(),
+            out: Vec::new(),
+            bodies: Vec::new(),
+        })
+    };
+}
+
+/// One connection on the fast path, as [`turn`] sees it.
+struct Conn<'a, S> {
+    io: &'a mut S,
+    /// The start of a request head not complete yet: on the heap only while incomplete.
+    carry: Vec<u8>,
     peer: SocketAddr,
-    shared: &Arc<Shared>,
-    activity: &Arc<Activity>,
-) -> io::Result<Outcome>
+    shared: &'a Arc<Shared>,
+    activity: &'a Arc<Activity>,
+}
+
+/// What a [`turn`] leaves to do: replies the socket did not take at once, then what next.
+struct Step {
+    /// Replies not written yet: usually none (the socket takes them whole), so boxed, out of
+    /// the connection's state while it waits.
+    unsent: Option<Box<Unsent>>,
+    then: Then,
+}
+
+struct Unsent {
+    bytes: Vec<u8>,
+    /// Their in-flight marks, ended once they are written.
+    _bodies: Vec<ReplyBody>,
+}
+
+enum Then {
+    /// Read the next requests.
+    Read,
+    /// The connection is finished.
+    Done,
+    /// Hand the connection to hyper with these bytes.
+    Fallback(Vec<u8>),
+}
+
+/// Serve simple requests on `io` until the connection ends or needs hyper.
+///
+/// Not an `async fn`, which would keep its arguments next to the [`Conn`] made of them in
+/// every idle connection's task.
+pub(crate) fn serve<'a, S>(
+    io: &'a mut S,
+    peer: SocketAddr,
+    shared: &'a Arc<Shared>,
+    activity: &'a Arc<Activity>,
+) -> impl Future<Output = io::Result<Outcome>> + 'a
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let limit = shared.limits.max_header_bytes;
-    let mut buf = vec![0u8; FIRST_BUFFER.min(limit)];
-    let mut have = 0;
-    // A reply is 300-400 bytes: one allocation for most connections, grown for batches.
-    let mut out = Vec::with_capacity(512);
-    // Replies of the batch being written: their in-flight marks end after the write.
-    let mut bodies: Vec<ReplyBody> = Vec::new();
+    run(Conn {
+        io,
+        carry: Vec::new(),
+        peer,
+        shared,
+        activity,
+    })
+}
+
+async fn run<S>(mut conn: Conn<'_, S>) -> io::Result<Outcome>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     // Registered once per connection, not once per read.
+    let shared = conn.shared;
     let shutdown = shared.shutdown.cancelled();
     tokio::pin!(shutdown);
     loop {
-        let n = tokio::select! {
-            r = io.read(&mut buf[have..]) => r?,
+        let step = tokio::select! {
+            r = std::future::poll_fn(|cx| turn(cx, &mut conn)) => r?,
             // Between requests: nothing to finish.
             () = &mut shutdown => return Ok(Outcome::Done),
         };
-        if n == 0 {
-            return Ok(Outcome::Done);
+        if let Some(unsent) = step.unsent {
+            conn.io.write_all(&unsent.bytes).await?;
+            drop(unsent);
         }
-        have += n;
+        match step.then {
+            Then::Read => {}
+            Then::Done => return Ok(Outcome::Done),
+            Then::Fallback(read) => return Ok(Outcome::Fallback(read)),
+        }
+    }
+}
 
-        let mut start = 0;
-        let mut close = false;
-        let mut fallback = false;
-        while start < have && !close {
-            let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-            let mut req = httparse::Request::new(&mut headers);
-            let len = match req.parse(&buf[start..have]) {
-                Ok(httparse::Status::Complete(len)) => len,
-                Ok(httparse::Status::Partial) => break,
-                Err(_) => {
-                    fallback = true;
-                    break;
-                }
-            };
-            let Some(simple) = simple(&req) else {
+/// Read what has arrived into this thread's [`Scratch`], answer every complete request and
+/// write the replies, until the socket has nothing more to read (pending) or something is left
+/// for [`serve`] to do. The scratch is left empty whatever happens.
+fn turn<S>(cx: &mut Context<'_>, conn: &mut Conn<'_, S>) -> Poll<io::Result<Step>>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    SCRATCH.with_borrow_mut(|s| {
+        if s.input.len() < SCRATCH_BYTES {
+            s.input.resize(SCRATCH_BYTES, 0);
+        }
+        loop {
+            let r = answer(cx, conn, s);
+            s.out.clear();
+            s.bodies.clear();
+            match r {
+                Poll::Ready(Ok(Step {
+                    then: Then::Read,
+                    unsent: None,
+                })) => {}
+                other => return other,
+            }
+        }
+    })
+}
+
+/// One read and its replies (see [`turn`]).
+fn answer<S>(
+    cx: &mut Context<'_>,
+    conn: &mut Conn<'_, S>,
+    s: &mut Scratch,
+) -> Poll<io::Result<Step>>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let Conn {
+        io,
+        carry,
+        peer,
+        shared,
+        activity,
+    } = conn;
+    let (peer, shared, activity) = (*peer, *shared, *activity);
+    let kept = carry.len();
+    s.input[..kept].copy_from_slice(carry);
+    let mut rb = ReadBuf::new(&mut s.input[kept..]);
+    // Pending: nothing more to read now, and `carry` still holds what was.
+    ready!(Pin::new(&mut *io).poll_read(cx, &mut rb))?;
+    let n = rb.filled().len();
+    let done = |then| Poll::Ready(Ok(Step { unsent: None, then }));
+    if n == 0 {
+        return done(Then::Done);
+    }
+    let have = kept + n;
+    *carry = Vec::new();
+    let buf = &s.input[..have];
+
+    let mut start = 0;
+    let mut close = false;
+    let mut fallback = false;
+    while start < have && !close {
+        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut req = httparse::Request::new(&mut headers);
+        let len = match req.parse(&buf[start..]) {
+            Ok(httparse::Status::Complete(len)) => len,
+            Ok(httparse::Status::Partial) => break,
+            Err(_) => {
                 fallback = true;
                 break;
-            };
-            let version = simple.version;
-            let mut reply = service::handle(&simple, peer, shared, activity);
-            let connection: Option<&'static [u8]> = match (version, simple.keep_alive) {
-                (_, false) => Some(b"close"),
-                (Version::HTTP_10, true) => Some(b"keep-alive"),
-                _ => None,
-            };
-            let body_len = http_body::Body::size_hint(&reply.body).exact().unwrap_or(0) as usize;
-            write_head(
-                &mut out,
-                version,
-                reply.status,
-                &reply.headers,
-                body_len,
-                connection,
-            );
-            // The last moment before the write: `st` is read here. A reply to HEAD has the
-            // length of its body but not the body (RFC 9110 9.3.2), errors included.
-            if let Some(data) = reply.body.take_data() {
-                if simple.method != Method::HEAD {
-                    out.extend_from_slice(&data);
-                }
             }
-            bodies.push(reply.body);
-            start += len;
-            close = !simple.keep_alive;
-        }
-        if !out.is_empty() {
-            io.write_all(&out).await?;
-            out.clear();
-            bodies.clear();
-        }
-        if close {
-            return Ok(Outcome::Done);
-        }
-        if start == 0 && have == buf.len() && !fallback {
-            if buf.len() < limit {
-                // A head larger than the buffer so far: room for more of it.
-                buf.resize((buf.len() * 2).min(limit), 0);
-                continue;
-            }
-            // A head larger than the limit: hyper answers 431.
-            shared.stats.rejected(super::stats::Reject::HeaderTooLarge);
+        };
+        let Some(simple) = simple(&req) else {
             fallback = true;
+            break;
+        };
+        let version = simple.version;
+        let mut reply = service::handle(&simple, peer, shared, activity);
+        let connection: Option<&'static [u8]> = match (version, simple.keep_alive) {
+            (_, false) => Some(b"close"),
+            (Version::HTTP_10, true) => Some(b"keep-alive"),
+            _ => None,
+        };
+        let body_len = http_body::Body::size_hint(&reply.body).exact().unwrap_or(0) as usize;
+        write_head(
+            &mut s.out,
+            version,
+            reply.status,
+            &reply.headers,
+            body_len,
+            connection,
+        );
+        // The last moment before the write: `st` is read here. A reply to HEAD has the
+        // length of its body but not the body (RFC 9110 9.3.2), errors included.
+        if let Some(data) = reply.body.take_data() {
+            if simple.method != Method::HEAD {
+                s.out.extend_from_slice(&data);
+            }
         }
-        if fallback {
-            // Not ours to judge.
-            return Ok(Outcome::Fallback(buf[start..have].to_vec()));
-        }
-        buf.copy_within(start..have, 0);
-        have -= start;
+        s.bodies.push(reply.body);
+        start += len;
+        close = !simple.keep_alive;
     }
+    if start == 0 && have == SCRATCH_BYTES && !fallback {
+        // A head larger than the scratch: hyper reads the rest of it, up to the configured
+        // limit (431 past it). The scratch is the smallest limit allowed, so with that limit
+        // (the default) hyper's answer is already known: count the refusal here.
+        if shared.limits.max_header_bytes <= SCRATCH_BYTES {
+            shared.stats.rejected(super::stats::Reject::HeaderTooLarge);
+        }
+        fallback = true;
+    }
+    let then = if close {
+        Then::Done
+    } else if fallback {
+        // Not ours to judge.
+        Then::Fallback(buf[start..].to_vec())
+    } else {
+        carry.extend_from_slice(&buf[start..]);
+        Then::Read
+    };
+    let written = write_now(cx, io, &s.out)?;
+    Poll::Ready(Ok(Step {
+        unsent: (written < s.out.len()).then(|| {
+            Box::new(Unsent {
+                bytes: s.out[written..].to_vec(),
+                _bodies: std::mem::take(&mut s.bodies),
+            })
+        }),
+        then,
+    }))
+}
+
+/// Write as much of `out` as the socket takes now; the rest is written by [`serve`].
+fn write_now<S: AsyncWrite + Unpin>(
+    cx: &mut Context<'_>,
+    io: &mut S,
+    out: &[u8],
+) -> io::Result<usize> {
+    let mut written = 0;
+    while written < out.len() {
+        match Pin::new(&mut *io).poll_write(cx, &out[written..]) {
+            Poll::Ready(Ok(0)) => return Err(io::ErrorKind::WriteZero.into()),
+            Poll::Ready(Ok(n)) => written += n,
+            Poll::Ready(Err(e)) => return Err(e),
+            Poll::Pending => break,
+        }
+    }
+    Ok(written)
 }
 
 /// A stream that first yields `prefix`, then reads from `inner`: hands hyper a connection
@@ -322,6 +474,11 @@ impl<T: AsyncRead + Unpin> AsyncRead for Prefixed<T> {
             let n = (this.prefix.len() - this.pos).min(buf.remaining());
             buf.put_slice(&this.prefix[this.pos..this.pos + n]);
             this.pos += n;
+            if this.pos == this.prefix.len() {
+                // Read: not kept for the life of the connection (an upgraded WebSocket's).
+                this.prefix = Vec::new();
+                this.pos = 0;
+            }
             return Poll::Ready(Ok(()));
         }
         Pin::new(&mut this.inner).poll_read(cx, buf)
@@ -336,6 +493,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Prefixed<T> {
 mod tests {
     use super::*;
     use http::header::HeaderValue;
+    use tokio::io::AsyncReadExt;
 
     /// What the fast path decides for `head`: `None` means "hyper's", else keep-alive.
     fn decide(head: &str) -> Option<bool> {
