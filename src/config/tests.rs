@@ -1782,6 +1782,20 @@ fn ntp_output_warnings() {
         &["[::]:123 answers every address", "allow = ["],
     );
     assert!(warnings(&ntp("listen = \":123\"\nallow = \"192.168.0.0/16\"\n")).is_empty());
+    // An allow that does not parse is an error, and not also "answers every address".
+    let bad = ntp("listen = \":123\"\nallow = \"192.168.0.0/33\"\n");
+    let Err(ConfigError::Invalid {
+        errors,
+        warnings: said,
+    }) = Config::parse(&bad, PATH)
+    else {
+        panic!("{bad} should not load");
+    };
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        !said.iter().any(|w| w.message.contains("every address")),
+        "{said:?}"
+    );
     let w = warnings(&ntp("stratum = 1\n"));
     assert_at(&w[0], 5, 11, &["stratum = 1 claims a reference clock"]);
     let w = warnings(&ntp("kod = true\nrate_interval = \"off\"\n"));

@@ -291,7 +291,9 @@ impl Check<'_, '_> {
             );
         }
         let open: Vec<_> = listen.iter().filter(|a| !is_loopback(a.ip())).collect();
-        if let (Some(first), true) = (open.first(), allow.is_empty()) {
+        // An `allow` that did not parse has its own error: no second word about it.
+        let no_allow = allow.is_empty() && !self.dropped.contains(&at("allow"));
+        if let (Some(first), true) = (open.first(), no_allow) {
             self.warn(
                 &at("listen"),
                 format!(
@@ -359,7 +361,8 @@ impl Check<'_, '_> {
             }
         }
         let open = s.ntp.iter().find(|a| !is_loopback(a.0.ip()));
-        if let (Some(first), true) = (open, s.ntp_allow.is_empty()) {
+        let no_allow = s.ntp_allow.is_empty() && !self.dropped.contains("server.ntp_allow");
+        if let (Some(first), true) = (open, no_allow) {
             self.warn(
                 "server.ntp",
                 format!(
