@@ -612,7 +612,16 @@ mod tests {
                 _ => assert!(!answered, "{request:?} got no answer"),
             }
         }
-        let c = server.counts();
+        // A reply is counted after it is sent, so the client can read it first: wait (bounded)
+        // for the second count (found failing on a fresh clone's CI run).
+        let mut c = server.counts();
+        for _ in 0..100 {
+            if c.served == 2 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            c = server.counts();
+        }
         assert_eq!(c.served, 2);
         assert_eq!(c.dropped[index(Dropped::Control)], 1);
         assert_eq!(c.dropped[index(Dropped::TooShort)], 1);
