@@ -159,6 +159,11 @@ impl Families<'_> {
 
 const SECONDS: Option<Unit> = Some(Unit::Seconds);
 
+/// The labels of an output's series.
+fn output(o: &OutputStatus) -> Labels {
+    vec![("output", o.name.clone())]
+}
+
 /// One series without labels.
 fn one<V>(value: V) -> [(Labels, V); 1] {
     [(Vec::new(), value)]
@@ -410,7 +415,6 @@ impl Snapshot {
             &one(flag(s.synchronised)),
         )?;
 
-        let output = |o: &OutputStatus| vec![("output", o.name.clone())];
         let writes: Vec<_> = s.outputs.iter().map(|o| (output(o), o.writes)).collect();
         f.counter("webntpd_output_writes", "Samples written.", &writes)?;
         let failed: Vec<_> = s.outputs.iter().map(|o| (output(o), o.failures)).collect();
@@ -475,7 +479,6 @@ impl Snapshot {
             .iter()
             .filter_map(|o| Some((o, o.ntp.as_ref()?)))
             .collect();
-        let output = |o: &OutputStatus| vec![("output", o.name.clone())];
         let counters: [(&str, &str, NtpCount); 4] = [
             (
                 "webntpd_ntp_served",
