@@ -311,8 +311,9 @@ fn access_lists_rate_limits_and_bad_packets_are_dropped_and_counted() {
     v3.extend_from_slice(&[0; 20]);
     assert!(ask(&from("127.0.0.9"), addr, &v3).is_some_and(|h| h.version == 3));
 
+    // A reply is counted after it is sent, so wait for the last one's count too.
     let status = daemon.wait_for(Duration::from_secs(5), "the drops counted", |s| {
-        s["outputs"][0]["ntp"]["dropped"]["oversize"] == 1
+        s["outputs"][0]["ntp"]["dropped"]["oversize"] == 1 && s["outputs"][0]["ntp"]["served"] == 5
     });
     let (ntp, _) = ntp_output(&status);
     let dropped = &ntp["dropped"];
