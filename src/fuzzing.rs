@@ -79,6 +79,7 @@ impl Server {
             shutdown: tokio_util::sync::CancellationToken::new(),
             tasks: tokio_util::task::TaskTracker::new(),
             stats: std::sync::Arc::default(),
+            park: None,
         })
     }
 

@@ -16,6 +16,12 @@ use webntpd::exit;
 use webntpd::refclock::OutputConfig;
 use webntpd::server::RunningServer;
 
+/// jemalloc, with a background thread that returns freed pages (options in
+/// .cargo/config.toml): glibc's malloc keeps what a load freed for the life of the process
+/// (BENCHMARKS.md, "Memory at scale").
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,

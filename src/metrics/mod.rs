@@ -217,6 +217,19 @@ impl Snapshot {
             ("webntpd_server_websockets", "WebSockets open.", None),
             &one(c.websockets as f64),
         )?;
+        f.gauge(
+            (
+                "webntpd_server_connections_parked",
+                "Idle HTTP connections parked outside the runtime (counted in webntpd_server_connections too).",
+                None,
+            ),
+            &one(c.parked as f64),
+        )?;
+        f.counter(
+            "webntpd_server_parks",
+            "Times an idle HTTP connection was parked (once per idle spell).",
+            &one(c.parks),
+        )?;
         f.counter(
             "webntpd_server_connection_limit_reached",
             "Times every connection slot was taken and new clients waited in the listen backlog.",

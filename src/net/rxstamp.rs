@@ -454,6 +454,22 @@ impl RxStamped {
     }
 }
 
+impl RxStamped {
+    /// A stream that was [`RxStamped::new`] before (its socket still asks for stamps), with
+    /// the stamp its connection already shares.
+    pub fn resume(stream: TcpStream, stamp: Arc<RxStamp>) -> Self {
+        RxStamped {
+            inner: stream,
+            stamp,
+        }
+    }
+
+    /// The stream, without the stamping.
+    pub fn into_inner(self) -> TcpStream {
+        self.inner
+    }
+}
+
 /// One `recvmsg` from `fd` into `dst`: the bytes read and the kernel's stamp, if it gave one.
 fn recv_stamped(fd: RawFd, dst: &mut [u8], cmsg: &mut Vec<u8>) -> io::Result<(usize, Option<i64>)> {
     let mut iov = [IoSliceMut::new(dst)];

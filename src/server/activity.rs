@@ -111,8 +111,29 @@ impl Activity {
         InFlight(self.clone())
     }
 
-    /// The next moment something may expire, and what.
-    fn next_deadline(&self, limits: &Limits) -> (u64, Expiry) {
+    /// The fast path holds the start of a request head it has not been able to parse yet
+    /// (pipelined after complete ones): the header timeout runs from now, if not already.
+    pub(crate) fn head_pending(&self) {
+        let _ = self.head_since.compare_exchange(
+            NONE,
+            self.now_ms(),
+            Ordering::Relaxed,
+            Ordering::Relaxed,
+        );
+    }
+
+    /// When an idle connection is closed if nothing arrives (its keep-alive deadline).
+    pub(crate) fn idle_deadline(&self, limits: &Limits) -> Instant {
+        let since = self
+            .last_done
+            .load(Ordering::Relaxed)
+            .max(self.last_read.load(Ordering::Relaxed));
+        self.accepted + Duration::from_millis(since) + limits.keepalive_timeout
+    }
+
+    /// The next moment something may expire, and what. With `park`, an idle connection is
+    /// parked (see `park`) `park_after` into its idle time.
+    fn next_deadline(&self, limits: &Limits, park: bool) -> (u64, Expiry) {
         let ms = |d: Duration| d.as_millis() as u64;
         // hyper drops a response body (and its InFlight guard) once the bytes are in its own
         // write buffer, so a blocked write is the other sign of a response still pending.
@@ -140,7 +161,11 @@ impl Activity {
         } else {
             last_done.max(self.last_read.load(Ordering::Relaxed))
         };
-        (since + ms(limits.keepalive_timeout), Expiry::Idle)
+        let idle = since + ms(limits.keepalive_timeout);
+        if park && !h2 && since + ms(limits.park_after) < idle {
+            return (since + ms(limits.park_after), Expiry::Park);
+        }
+        (idle, Expiry::Idle)
     }
 }
 
@@ -162,15 +187,23 @@ pub(crate) enum Expiry {
     Idle,
     /// A response pending and no I/O in either direction.
     Stalled,
+    /// Idle long enough to be parked (nothing in progress, nothing held).
+    Park,
 }
 
-/// Sleep until the connection's header or idle deadline passes and return which one; activity
-/// in the meantime moves the deadline.
-pub(crate) async fn watchdog(activity: &Activity, limits: &Limits) -> Expiry {
+/// Sleep until the connection's header or idle deadline passes (or, with `park`, its time to
+/// park) and return which one; activity in the meantime moves the deadline.
+pub(crate) async fn watchdog(activity: &Activity, limits: &Limits, park: bool) -> Expiry {
     loop {
-        let (at, what) = activity.next_deadline(limits);
-        tokio::time::sleep_until(activity.accepted + Duration::from_millis(at)).await;
-        let (again, what_now) = activity.next_deadline(limits);
+        let (at, what) = activity.next_deadline(limits, park);
+        let mut until = activity.accepted + Duration::from_millis(at);
+        if park {
+            // A request finishing moves the time to park before the deadline slept on (the
+            // header timeout of a new connection, say): look again after `park_after`.
+            until = until.min(Instant::now() + limits.park_after);
+        }
+        tokio::time::sleep_until(until).await;
+        let (again, what_now) = activity.next_deadline(limits, park);
         if what_now == what && again <= activity.now_ms() {
             return what;
         }

@@ -32,6 +32,7 @@ use http::{header, Request, Response};
 
 use super::activity::{watchdog, Activity, Expiry, Tracked};
 use super::body::ReplyBody;
+use super::park::Parked;
 use super::reply::{check_host, date_header, Cors};
 use super::slots::Slot;
 use super::stats::Reject;
@@ -116,45 +117,124 @@ async fn serve_tls(
     }
 }
 
-/// A plain connection: the fast path first (see `fast`), hyper for whatever it hands over.
+/// A plain connection: the fast path first (see `fast`), hyper for whatever it hands over;
+/// parked (see `park`) when idle.
 async fn serve_plain(
     mut io: Tracked<RxStamped>,
     peer: SocketAddr,
     activity: Arc<Activity>,
     shared: Arc<Shared>,
 ) {
+    let parking = shared.parking();
     let outcome = {
         let fast = fast::serve(&mut io, peer, &shared, &activity);
         tokio::pin!(fast);
         tokio::select! {
-            r = &mut fast => r,
-            expiry = watchdog(&activity, &shared.limits) => {
-                let limit = match expiry {
-                    Expiry::HeaderTimeout => {
-                        shared.stats.rejected(Reject::HeaderTimeout);
-                        shared.limits.header_read_timeout
-                    }
-                    Expiry::Stalled => {
-                        shared.stats.rejected(Reject::Stalled);
-                        shared.limits.keepalive_timeout
-                    }
-                    Expiry::Idle => shared.limits.keepalive_timeout,
-                };
-                tracing::debug!(target: "webntpd::server", "{peer}: {expiry:?} after {limit:?}; closed");
-                return;
+            // The fast path first: a resumed connection's bytes are read before its watchdog
+            // (whose park deadline has passed) could park it again unread (see `resume`).
+            biased;
+            r = &mut fast => Next::Fast(r),
+            expiry = watchdog(&activity, &shared.limits, parking) => {
+                if expiry == Expiry::Park {
+                    // The fast path is waiting for a request with nothing read (no head in
+                    // progress) and nothing unwritten (no request in flight): dropping it
+                    // loses nothing.
+                    Next::Park
+                } else {
+                    let limit = match expiry {
+                        Expiry::HeaderTimeout => {
+                            shared.stats.rejected(Reject::HeaderTimeout);
+                            shared.limits.header_read_timeout
+                        }
+                        Expiry::Stalled => {
+                            shared.stats.rejected(Reject::Stalled);
+                            shared.limits.keepalive_timeout
+                        }
+                        Expiry::Idle | Expiry::Park => shared.limits.keepalive_timeout,
+                    };
+                    tracing::debug!(target: "webntpd::server", "{peer}: {expiry:?} after {limit:?}; closed");
+                    return;
+                }
             }
         }
     };
     match outcome {
-        Ok(fast::Outcome::Fallback(read)) => {
+        Next::Park => park(io, peer, activity, &shared),
+        Next::Fast(Ok(fast::Outcome::Fallback(read))) => {
             let io = fast::Prefixed::new(read, io);
             // Boxed: hyper's connection state is several KiB, which a connection the fast
             // path serves to the end (nearly all) should not carry.
             Box::pin(serve_http(io, peer, activity, shared)).await;
         }
-        Ok(fast::Outcome::Done) => {}
-        Err(e) => {
+        Next::Fast(Ok(fast::Outcome::Done)) => {}
+        Next::Fast(Err(e)) => {
             tracing::debug!(target: "webntpd::server", "{peer}: connection ended: {e}");
+        }
+    }
+}
+
+/// What ends a plain connection's fast path.
+enum Next {
+    Fast(std::io::Result<fast::Outcome>),
+    Park,
+}
+
+/// Hand an idle connection to the parking thread; its task then ends.
+fn park(io: Tracked<RxStamped>, peer: SocketAddr, activity: Arc<Activity>, shared: &Shared) {
+    let Some(lot) = &shared.park else {
+        return;
+    };
+    let stream = match io.inner.into_inner().into_std() {
+        Ok(stream) => stream,
+        Err(e) => {
+            tracing::debug!(target: "webntpd::server", "{peer}: could not park: {e}; closed");
+            return;
+        }
+    };
+    let deadline = activity.idle_deadline(&shared.limits).into_std();
+    shared.stats.parked_one();
+    // Refused only when the server is stopping: the connection is closed, as it would be.
+    let _ = lot.park(Parked {
+        stream,
+        peer,
+        activity,
+        deadline,
+    });
+}
+
+/// A parked connection whose client sent again: back on the fast path, with its `Activity`.
+pub(crate) async fn resume(
+    stream: std::net::TcpStream,
+    peer: SocketAddr,
+    activity: Arc<Activity>,
+    shared: Arc<Shared>,
+) {
+    match TcpStream::from_std(stream) {
+        Ok(stream) => {
+            // The parking thread saw bytes; once tokio's reactor has seen them too, the fast
+            // path (polled first) reads them before the watchdog, whose park deadline has
+            // passed, could park the connection again unread.
+            let limit = shared.limits.header_read_timeout;
+            match tokio::time::timeout(limit, stream.readable()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    tracing::debug!(target: "webntpd::server", "{peer}: parked connection failed: {e}; closed");
+                    return;
+                }
+                Err(_) => {
+                    shared.stats.rejected(Reject::HeaderTimeout);
+                    tracing::debug!(target: "webntpd::server", "{peer}: HeaderTimeout after {limit:?}; closed");
+                    return;
+                }
+            }
+            let io: Tracked<RxStamped> = Observed {
+                inner: RxStamped::resume(stream, activity.rx.clone()),
+                observer: activity.clone(),
+            };
+            serve_plain(io, peer, activity, shared).await;
+        }
+        Err(e) => {
+            tracing::debug!(target: "webntpd::server", "{peer}: could not resume a parked connection: {e}; closed");
         }
     }
 }
@@ -210,7 +290,7 @@ pub(crate) async fn serve_http<I>(
                 }
                 return;
             }
-            expiry = watchdog(&activity, &shared.limits), if !closing => match expiry {
+            expiry = watchdog(&activity, &shared.limits, false), if !closing => match expiry {
                 Expiry::HeaderTimeout => {
                     shared.stats.rejected(Reject::HeaderTimeout);
                     tracing::debug!(target: "webntpd::server", "{peer}: request head not complete within {:?}; closed", shared.limits.header_read_timeout);
@@ -221,7 +301,7 @@ pub(crate) async fn serve_http<I>(
                     tracing::debug!(target: "webntpd::server", "{peer}: not reading its responses for {:?}; closed", shared.limits.keepalive_timeout);
                     return;
                 }
-                Expiry::Idle => {
+                Expiry::Idle | Expiry::Park => {
                     conn.as_mut().graceful_shutdown();
                     closing = true;
                     close_deadline.as_mut().reset(Instant::now() + shared.limits.header_read_timeout);

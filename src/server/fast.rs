@@ -413,6 +413,11 @@ where
         Then::Fallback(buf[start..].to_vec())
     } else {
         carry.extend_from_slice(&buf[start..]);
+        if !carry.is_empty() {
+            // A head begun after complete ones: it has the header timeout too, and it keeps
+            // the connection from being parked.
+            activity.head_pending();
+        }
         Then::Read
     };
     let written = write_now(cx, io, &s.out)?;

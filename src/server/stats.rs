@@ -160,6 +160,8 @@ pub(crate) struct ServerStats {
     shards: [Shard; SHARDS],
     rejected: [AtomicU64; Reject::ALL.len()],
     websockets: AtomicUsize,
+    parked: AtomicUsize,
+    parks: AtomicU64,
 }
 
 /// Hands each thread its shard, round robin.
@@ -207,6 +209,16 @@ impl ServerStats {
         WebSocketOpen(self.clone())
     }
 
+    /// An idle connection was handed to the parking thread.
+    pub(crate) fn parked_one(&self) {
+        self.parks.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// How many idle connections are parked now (set by the parking thread).
+    pub(crate) fn set_parked(&self, n: usize) {
+        self.parked.store(n, Ordering::Relaxed);
+    }
+
     fn sum(&self, f: impl Fn(&Shard) -> &AtomicU64) -> u64 {
         self.shards
             .iter()
@@ -249,6 +261,12 @@ pub struct ServerCounters {
     pub max_connections: u64,
     /// WebSockets open.
     pub websockets: u64,
+    /// Idle HTTP connections parked outside the runtime (counted in `connections` too).
+    #[serde(default)]
+    pub parked: u64,
+    /// Times an idle connection was parked (once per idle spell).
+    #[serde(default)]
+    pub parks: u64,
     /// Times every connection slot was taken (new clients waited in the listen backlog).
     pub connection_limit_reached: u64,
     /// Clients that waited in the backlog for a slot.
@@ -292,6 +310,8 @@ impl ServerMetrics {
             connections: self.slots.open() as u64,
             max_connections: self.slots.cap() as u64,
             websockets: s.websockets.load(Ordering::Relaxed) as u64,
+            parked: s.parked.load(Ordering::Relaxed) as u64,
+            parks: s.parks.load(Ordering::Relaxed),
             connection_limit_reached: limit_reached,
             connections_waited: waited,
             latency: Latency {

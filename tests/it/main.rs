@@ -21,6 +21,7 @@ mod limits;
 mod metrics;
 mod ntp;
 mod packaging;
+mod park;
 mod peers;
 mod query;
 mod refclock;

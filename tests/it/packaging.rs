@@ -308,4 +308,25 @@ fn the_copyright_file_covers_every_crate_linked_in() {
         crates > 50,
         "only {crates} crates in cargo tree's output:\n{tree}"
     );
+    // Crates that build C code of another licence than their own into the binary.
+    for (name, files, license) in [(
+        "tikv-jemalloc-sys",
+        "vendor/tikv-jemalloc-sys/jemalloc/*",
+        "BSD-2-Clause",
+    )] {
+        if !tree.lines().any(|l| l.starts_with(&format!("{name} "))) {
+            continue;
+        }
+        let paragraph = copyright
+            .split("\n\n")
+            .find(|p| p.starts_with(&format!("Files: {files}")))
+            .unwrap_or_else(|| {
+                panic!("no `Files: {files}` paragraph for the C code {name} builds")
+            });
+        assert!(
+            paragraph.contains(&format!("License: {license}"))
+                && copyright.contains(&format!("\nLicense: {license}\n")),
+            "{files}: {license} and its text"
+        );
+    }
 }

@@ -28,6 +28,8 @@ pub struct TestServer {
     pub shutdown: CancellationToken,
     /// Finishes when the server has shut down.
     pub task: tokio::task::JoinHandle<()>,
+    /// Its counters (connections, parked, requests...).
+    pub metrics: webntpd::server::ServerMetrics,
 }
 
 impl TestServer {
@@ -71,12 +73,14 @@ pub async fn start_with(
         .map(|(a, _)| *a)
         .expect("a listener");
     let shutdown = CancellationToken::new();
+    let metrics = server.metrics();
     let task = tokio::spawn(server.run(shutdown.clone()));
     TestServer {
         addr,
         addrs,
         shutdown,
         task,
+        metrics,
     }
 }
 
