@@ -227,3 +227,71 @@ impl Observer for Arc<Activity> {
         self.on_read(data);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::server::slots::Slots;
+
+    fn activity() -> Arc<Activity> {
+        let slot = Slots::new(1, 1).try_take().expect("a free slot");
+        Arc::new(Activity::new(slot, Arc::default(), false))
+    }
+
+    fn limits(keepalive_ms: u64, park_after_ms: u64) -> Limits {
+        Limits {
+            keepalive_timeout: Duration::from_millis(keepalive_ms),
+            park_after: Duration::from_millis(park_after_ms),
+            ..Limits::default()
+        }
+    }
+
+    /// One request read and answered.
+    fn one_request(a: &Arc<Activity>) {
+        a.on_read(b"GET / HTTP/1.1\r\n\r\n");
+        drop(a.begin_request());
+    }
+
+    #[test]
+    fn an_idle_connection_parks_park_after_into_its_idle_time() {
+        let a = activity();
+        let l = limits(30_000, 1_000);
+        one_request(&a);
+        let (at, what) = a.next_deadline(&l, true);
+        assert_eq!(what, Expiry::Park);
+        let since = a.last_done.load(Ordering::Relaxed);
+        assert_eq!(at, since + 1_000);
+        // Without parking, the same moment gives the keep-alive deadline.
+        assert_eq!(a.next_deadline(&l, false), (since + 30_000, Expiry::Idle));
+    }
+
+    #[test]
+    fn what_is_in_progress_is_never_parked() {
+        let l = limits(30_000, 1_000);
+        // A new connection: its first head has the header timeout.
+        let a = activity();
+        assert_eq!(a.next_deadline(&l, true).1, Expiry::HeaderTimeout);
+        // A request in flight.
+        let a = activity();
+        a.on_read(b"GET / HTTP/1.1\r\n\r\n");
+        let busy = a.begin_request();
+        assert_eq!(a.next_deadline(&l, true).1, Expiry::Stalled);
+        drop(busy);
+        // A head begun after complete ones (the fast path's carry).
+        a.head_pending();
+        assert_eq!(a.next_deadline(&l, true).1, Expiry::HeaderTimeout);
+        // HTTP/2 is hyper's: never parked.
+        let a = activity();
+        one_request(&a);
+        a.h2.store(true, Ordering::Relaxed);
+        assert_eq!(a.next_deadline(&l, true).1, Expiry::Idle);
+    }
+
+    #[test]
+    fn no_park_when_the_keep_alive_deadline_comes_first() {
+        let a = activity();
+        one_request(&a);
+        assert_eq!(a.next_deadline(&limits(1_000, 1_000), true).1, Expiry::Idle);
+        assert_eq!(a.next_deadline(&limits(1_001, 1_000), true).1, Expiry::Park);
+    }
+}
