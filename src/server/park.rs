@@ -172,6 +172,7 @@ impl Parking {
                     // every parked connection is all that is left to do.
                     tracing::error!(target: "webntpd::server", "parked connections: epoll_wait failed: {e}; closing them and parking no more");
                     self.lot.close();
+                    break;
                 }
             }
             let mut woken = false;
@@ -199,6 +200,16 @@ impl Parking {
             self.shared.stats.set_parked(self.parked);
         }
         self.entries.clear();
+        // Handed over after the last look (the lot is closed now, so no more come): closed too.
+        let late = std::mem::take(
+            &mut self
+                .lot
+                .inbox
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .arrivals,
+        );
+        drop(late);
         self.shared.stats.set_parked(0);
     }
 
