@@ -737,23 +737,68 @@ fn lone_liar(fault: Fault, from_start: bool, status_words: &str) {
         text_of(&s["write_refused"]).contains(status_words)
             || text_of(&source_status(s, &url)["last_error"]).contains(status_words)
     };
-    let seen = d.wait_for(Duration::from_secs(20), &format!("{what} shows"), shown);
+    // What the daemon stated while the lie went on, as its status showed it (every 200 ms;
+    // a burst's result stands for 2-4 s): (offset, error bound).
+    let stated = Mutex::new(Vec::<(f64, f64)>::new());
+    let note = |s: &Value| {
+        let c = &s["combined"];
+        if let (Some(o), Some(e)) = (c["offset"].as_f64(), c["error"].as_f64()) {
+            stated.lock().unwrap().push((o, e));
+        }
+    };
+    let seen = d.wait_for(Duration::from_secs(20), &format!("{what} shows"), |s| {
+        note(s);
+        shown(s)
+    });
     let at = polls(&seen, &url);
     let later = d.wait_for(Duration::from_secs(30), "four more bursts", |s| {
+        note(s);
         polls(s, &url) >= at + 4
     });
-    assert!(shown(&later), "{what}: still shown: {later:#}");
-    assert_eq!(
-        sock.count(),
-        written,
-        "{what}: nothing written while it lies"
-    );
-    assert_eq!(
-        d.lines_with(status_words),
-        1,
-        "{what}: said once:\n{}",
-        d.log_text()
-    );
+    let lied = sock.offsets()[written..].to_vec();
+    // A lie of a few milliseconds can hide inside a burst whose exchanges are slow or far
+    // apart (a heavily loaded machine): its intervals then overlap the truth's, and the rules
+    // accept the burst with an error bound that covers both answers. Anything written must
+    // still be within its stated error of the truth (0); larger lies are never written.
+    let hideable = matches!(fault, Fault::Alternate(m) if m.abs() < 100_000_000);
+    // Written honestly: near the truth, or (a hideable lie) within the error then stated.
+    let honest = |o: f64| {
+        o.abs() <= 0.002
+            || (hideable
+                && stated
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .any(|(so, se)| (so - o).abs() < 2e-6 && so.abs() <= *se))
+    };
+    if lied.is_empty() || !hideable {
+        assert!(shown(&later), "{what}: still shown: {later:#}");
+        assert_eq!(
+            lied,
+            Vec::<f64>::new(),
+            "{what}: nothing written while it lies"
+        );
+        assert_eq!(
+            d.lines_with(status_words),
+            1,
+            "{what}: said once:\n{}",
+            d.log_text()
+        );
+    } else {
+        for o in &lied {
+            assert!(
+                honest(*o),
+                "{what}: {o:+.9} s written while it lies, not within a stated error bound of \
+                 the truth (stated: {:?})",
+                stated.lock().unwrap()
+            );
+        }
+        assert!(
+            d.lines_with(status_words) >= 1,
+            "{what}: said:\n{}",
+            d.log_text()
+        );
+    }
     assert!(
         later["warnings"]
             .as_array()
@@ -764,12 +809,31 @@ fn lone_liar(fault: Fault, from_start: bool, status_words: &str) {
 
     fake.set(Fault::Honest(0));
     d.wait_for(Duration::from_secs(30), &format!("{what}: recovers"), |s| {
+        note(s);
         s["write_refused"].is_null() && source_status(s, &url)["last_error"].is_null()
     });
-    d.wait_for(Duration::from_secs(30), "written again", |_| {
-        sock.count() > written
+    d.wait_for(Duration::from_secs(30), "written again", |s| {
+        note(s);
+        sock.count() > written + lied.len()
     });
-    sock.assert_all_near(0.0, 0.002, &what);
+    for o in sock.offsets() {
+        assert!(
+            honest(o),
+            "{what}: a sample of {o:+.9} s was written; the truth is 0 (stated: {:?})",
+            stated.lock().unwrap()
+        );
+    }
+    // The check above reads the status's combined offset as what SOCK was sent: it is.
+    let last = sock.offsets().last().copied().unwrap_or(f64::NAN);
+    d.wait_for(
+        Duration::from_secs(10),
+        "the status shows the last write",
+        |s| {
+            s["combined"]["offset"]
+                .as_f64()
+                .is_some_and(|o| (o - last).abs() < 2e-6)
+        },
+    );
 }
 
 #[test]
