@@ -122,13 +122,20 @@ impl Activity {
         );
     }
 
-    /// When an idle connection is closed if nothing arrives (its keep-alive deadline).
+    /// Since when an idle connection has been idle, in milliseconds: its last finished
+    /// request or, on HTTP/1, its last bytes read (HTTP/2 pings are not requests).
+    fn idle_since(&self, h2: bool) -> u64 {
+        let last_done = self.last_done.load(Ordering::Relaxed);
+        if h2 {
+            last_done
+        } else {
+            last_done.max(self.last_read.load(Ordering::Relaxed))
+        }
+    }
+
+    /// When an idle HTTP/1 connection is closed if nothing arrives (its keep-alive deadline).
     pub(crate) fn idle_deadline(&self, limits: &Limits) -> Instant {
-        let since = self
-            .last_done
-            .load(Ordering::Relaxed)
-            .max(self.last_read.load(Ordering::Relaxed));
-        self.accepted + Duration::from_millis(since) + limits.keepalive_timeout
+        self.accepted + Duration::from_millis(self.idle_since(false)) + limits.keepalive_timeout
     }
 
     /// The next moment something may expire, and what. With `park`, an idle connection is
@@ -155,12 +162,7 @@ impl Activity {
                 Expiry::HeaderTimeout,
             );
         }
-        let last_done = self.last_done.load(Ordering::Relaxed);
-        let since = if h2 {
-            last_done
-        } else {
-            last_done.max(self.last_read.load(Ordering::Relaxed))
-        };
+        let since = self.idle_since(h2);
         let idle = since + ms(limits.keepalive_timeout);
         if park && !h2 && since + ms(limits.park_after) < idle {
             return (since + ms(limits.park_after), Expiry::Park);

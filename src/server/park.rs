@@ -41,9 +41,10 @@ const WAKE: Token = Token(usize::MAX);
 /// Readiness events taken per `epoll_wait`.
 const EVENTS: usize = 256;
 
-/// A connection handed over for parking.
-pub(crate) struct Parked {
-    pub(crate) stream: std::net::TcpStream,
+/// A connection handed over for parking (its socket a std one), and as the thread keeps it
+/// (a mio one, in its epoll set).
+pub(crate) struct Parked<S = std::net::TcpStream> {
+    pub(crate) stream: S,
     pub(crate) peer: SocketAddr,
     pub(crate) activity: Arc<Activity>,
     /// When it is closed if nothing arrives: its keep-alive deadline.
@@ -51,12 +52,7 @@ pub(crate) struct Parked {
 }
 
 /// One parked connection, as the thread keeps it.
-struct Entry {
-    stream: mio::net::TcpStream,
-    peer: SocketAddr,
-    activity: Arc<Activity>,
-    deadline: Instant,
-}
+type Entry = Parked<mio::net::TcpStream>;
 
 /// What connections park through: the parking thread's inbox and its wake-up.
 pub(crate) struct Lot {
