@@ -118,16 +118,29 @@ impl Server {
         })
     }
 
-    /// Serve a plain connection on `io` with the fast path, as a real connection starts:
-    /// `None` when it ended there, else the bytes it read and hands to hyper.
+    /// Serve a plain connection on `io` with the fast path, as a real connection starts (and
+    /// a WebSocket session after a handshake it accepts): `None` when it ended there, else the
+    /// bytes it read and hands to hyper.
     pub async fn serve_fast<S>(&self, io: &mut S) -> std::io::Result<Option<Vec<u8>>>
     where
-        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send,
     {
+        use crate::server::fast::Outcome;
         let shared = self.shared();
-        match crate::server::fast::serve(io, PEER, &shared, &Self::activity()?).await? {
-            crate::server::fast::Outcome::Done => Ok(None),
-            crate::server::fast::Outcome::Fallback(read) => Ok(Some(read)),
+        let activity = Self::activity()?;
+        match crate::server::fast::serve(io, PEER, &shared, &activity).await? {
+            Outcome::Done => Ok(None),
+            Outcome::Fallback(read) => Ok(Some(read)),
+            Outcome::WebSocket(early, session) => {
+                let client = crate::server::ws::session::Client {
+                    peer: PEER,
+                    activity,
+                    shared,
+                    session,
+                };
+                crate::server::ws::session::run(io, early, &client, false).await;
+                Ok(None)
+            }
         }
     }
 

@@ -1,6 +1,6 @@
-//! The WebSocket message handler (src/server/ws.rs): a client that upgrades through hyper
-//! (as every WebSocket connection does) and then sends a fuzzed sequence of frames, on an
-//! in-memory stream, to a server whose clock stands still.
+//! The WebSocket session (src/server/ws/): a client that upgrades, through the fast path (as
+//! on a plain connection) or through hyper (as on TLS), then sends a fuzzed sequence of
+//! frames, on an in-memory stream, to a server whose clock stands still.
 //!
 //! Checked: the session ends (no hang, no panic) once the client stops sending; the upgrade is
 //! answered 101; what the server sends is a sequence of well-formed unmasked frames: text
@@ -114,7 +114,8 @@ fn expected_it(text: &str) -> Option<Timestamp> {
     }
 }
 
-fuzz_target!(|frames: Vec<Frame<'_>>| {
+fuzz_target!(|input: (bool, Vec<Frame<'_>>)| {
+    let (fast, frames) = input;
     let mut input = Vec::new();
     // The replies the model is sure of: data messages before anything the model does not
     // follow (raw frames, garbage, oversize or fragmented messages).
@@ -215,7 +216,16 @@ fuzz_target!(|frames: Vec<Frame<'_>>| {
     let server = Server::new(NOW, Arc::new(LeapStore::empty()), None);
     let out = runtime().block_on(async {
         let (mut client, conn) = tokio::io::duplex(1 << 20);
-        let serve = server.serve_http(conn);
+        let serve = async {
+            if fast {
+                let mut conn = conn;
+                let handed = server.serve_fast(&mut conn).await?;
+                assert_eq!(handed, None, "the fast path handed the handshake to hyper");
+                Ok(())
+            } else {
+                server.serve_http(conn).await
+            }
+        };
         let talk = async {
             // The frames after the 101, as clients do: hyper drops a connection whose client
             // half-closes before the upgrade is answered.
@@ -282,8 +292,8 @@ fuzz_target!(|frames: Vec<Frame<'_>>| {
                 let code = payload.get(..2).map(|c| u16::from_be_bytes([c[0], c[1]]));
                 if let Some(c) = code {
                     // The server's own reasons (1008: a message in too many fragments), or
-                    // the client's code echoed (any registered or private code tungstenite
-                    // accepts, 1012 "service restart" included).
+                    // the client's code echoed (any code RFC 6455 lets a client send, 1012
+                    // "service restart" included).
                     assert!(
                         matches!(c, 1000 | 1001 | 1002 | 1007 | 1008 | 1009)
                             || client_codes.contains(&c),

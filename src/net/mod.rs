@@ -52,11 +52,11 @@ pub async fn open(target: &Target, opts: &ConnectOptions) -> Result<Box<dyn Io>,
     })
 }
 
-/// WebSocket settings for WebNTP's small messages (both ends): messages and frames up to
-/// `max_message` bytes; `read_buffer` bytes of read buffer instead of tungstenite's 128 KiB,
-/// which would cost 256 KiB per connection for nothing (tungstenite allocates it at once and
-/// keeps it: see [`WS_SERVER_READ_BUFFER`]); each message written at once (every send is
-/// flushed anyway), with at most 64 KiB queued when writes fail.
+/// WebSocket settings for the client's WebSockets (the server frames its own,
+/// `server::ws`): messages and frames up to `max_message` bytes; `read_buffer` bytes of read
+/// buffer instead of tungstenite's 128 KiB, which it allocates at once and keeps; each
+/// message written at once (every send is flushed anyway), with at most 64 KiB queued when
+/// writes fail.
 pub fn ws_config(
     max_message: usize,
     read_buffer: usize,
@@ -71,9 +71,3 @@ pub fn ws_config(
 
 /// The client's WebSocket read buffer: one connection per source, 4 KiB each.
 pub const WS_CLIENT_READ_BUFFER: usize = 4096;
-
-/// The server's WebSocket read buffer, held by every open WebSocket for its whole life, idle
-/// ones included: a client's message (a timestamp, 17 bytes, in a frame of 23) and its frame
-/// header fit in one read of it, and a larger message grows it as needed. 4 KiB here were
-/// 3.9 of the 7 KiB an idle WebSocket cost (issue 18, BENCHMARKS.md).
-pub const WS_SERVER_READ_BUFFER: usize = 256;

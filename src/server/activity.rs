@@ -133,6 +133,11 @@ impl Activity {
         }
     }
 
+    /// When bytes last arrived (the accept, if none have).
+    pub(crate) fn last_read_at(&self) -> Instant {
+        self.accepted + Duration::from_millis(self.last_read.load(Ordering::Relaxed))
+    }
+
     /// When an idle HTTP/1 connection is closed if nothing arrives (its keep-alive deadline).
     pub(crate) fn idle_deadline(&self, limits: &Limits) -> Instant {
         self.accepted + Duration::from_millis(self.idle_since(false)) + limits.keepalive_timeout

@@ -28,12 +28,11 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
-use http::{header, Request, Response};
+use http::{Request, Response};
 
 use super::activity::{watchdog, Activity, Expiry, Tracked};
 use super::body::ReplyBody;
 use super::park::Parked;
-use super::reply::{check_host, date_header, Cors};
 use super::slots::Slot;
 use super::stats::Reject;
 use super::tls::TlsReloader;
@@ -125,7 +124,7 @@ async fn serve_plain(
     activity: Arc<Activity>,
     shared: Arc<Shared>,
 ) {
-    let parking = shared.parking();
+    let parking = shared.parking(shared.limits.keepalive_timeout);
     let outcome = {
         let fast = fast::serve(&mut io, peer, &shared, &activity);
         tokio::pin!(fast);
@@ -159,7 +158,11 @@ async fn serve_plain(
         }
     };
     match outcome {
-        Next::Park => park(io, peer, activity, &shared),
+        Next::Park => park(io, peer, activity, None, &shared),
+        Next::Fast(Ok(fast::Outcome::WebSocket(early, session))) => {
+            // Boxed, as hyper is below: a WebSocket's state is not every connection's.
+            Box::pin(websocket(io, early, peer, activity, session, shared)).await;
+        }
         Next::Fast(Ok(fast::Outcome::Fallback(read))) => {
             let io = fast::Prefixed::new(read, io);
             // Boxed: hyper's connection state is several KiB, which a connection the fast
@@ -179,8 +182,42 @@ enum Next {
     Park,
 }
 
-/// Hand an idle connection to the parking thread; its task then ends.
-fn park(io: Tracked<RxStamped>, peer: SocketAddr, activity: Arc<Activity>, shared: &Shared) {
+/// A WebSocket session on a plain connection, to its end or until it parks.
+async fn websocket(
+    mut io: Tracked<RxStamped>,
+    early: Vec<u8>,
+    peer: SocketAddr,
+    activity: Arc<Activity>,
+    session: ws::Session,
+    shared: Arc<Shared>,
+) {
+    let client = ws::session::Client {
+        peer,
+        activity,
+        shared,
+        session,
+    };
+    let parking = client.shared.parking(client.shared.limits.ws_idle_timeout);
+    if ws::session::run(&mut io, early, &client, parking).await == ws::session::End::Park {
+        let ws::session::Client {
+            peer,
+            activity,
+            shared,
+            session,
+        } = client;
+        park(io, peer, activity, Some(session), &shared);
+    }
+}
+
+/// Hand an idle connection (a WebSocket's if `ws`) to the parking thread; its task then
+/// ends.
+fn park(
+    io: Tracked<RxStamped>,
+    peer: SocketAddr,
+    activity: Arc<Activity>,
+    ws: Option<ws::Session>,
+    shared: &Shared,
+) {
     let Some(lot) = &shared.park else {
         return;
     };
@@ -191,31 +228,50 @@ fn park(io: Tracked<RxStamped>, peer: SocketAddr, activity: Arc<Activity>, share
             return;
         }
     };
-    let deadline = activity.idle_deadline(&shared.limits).into_std();
+    let deadline = match ws {
+        None => activity.idle_deadline(&shared.limits),
+        Some(_) => activity.last_read_at() + shared.limits.ws_idle_timeout,
+    }
+    .into_std();
     shared.stats.parked_one();
-    // Refused only when the server is stopping: the connection is closed, as it would be.
-    let _ = lot.park(Parked {
+    // Refused only when the server is stopping: the connection is closed, as it would be (a
+    // WebSocket's with a close frame, see `park`).
+    if let Err(refused) = lot.park(Parked {
         stream,
         peer,
         activity,
         deadline,
-    });
+        ws,
+    }) {
+        super::park::farewell(refused);
+    }
 }
 
-/// A parked connection whose client sent again: back on the fast path, with its `Activity`.
-pub(crate) async fn resume(
-    stream: std::net::TcpStream,
-    peer: SocketAddr,
-    activity: Arc<Activity>,
-    shared: Arc<Shared>,
-) {
+/// A parked connection whose client sent again (or, for a WebSocket, whose idle timeout
+/// passed: `expired`): back on the fast path or in its WebSocket session, with its
+/// `Activity`.
+pub(crate) async fn resume(parked: Parked, expired: bool, shared: Arc<Shared>) {
+    let Parked {
+        stream,
+        peer,
+        activity,
+        ws,
+        ..
+    } = parked;
     match TcpStream::from_std(stream) {
         Ok(stream) => {
             // The parking thread saw bytes; once tokio's reactor has seen them too, the fast
             // path (polled first) reads them before the watchdog, whose park deadline has
-            // passed, could park the connection again unread.
+            // passed, could park the connection again unread. (Likewise the session.)
             let limit = shared.limits.header_read_timeout;
-            match tokio::time::timeout(limit, stream.readable()).await {
+            let seen = async {
+                if expired {
+                    Ok(())
+                } else {
+                    stream.readable().await
+                }
+            };
+            match tokio::time::timeout(limit, seen).await {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => {
                     tracing::debug!(target: "webntpd::server", "{peer}: parked connection failed: {e}; closed");
@@ -231,7 +287,12 @@ pub(crate) async fn resume(
                 inner: RxStamped::resume(stream, activity.rx.clone()),
                 observer: activity.clone(),
             };
-            serve_plain(io, peer, activity, shared).await;
+            match ws {
+                None => serve_plain(io, peer, activity, shared).await,
+                Some(session) => {
+                    Box::pin(websocket(io, Vec::new(), peer, activity, session, shared)).await;
+                }
+            }
         }
         Err(e) => {
             tracing::debug!(target: "webntpd::server", "{peer}: could not resume a parked connection: {e}; closed");
@@ -247,16 +308,11 @@ fn respond<B>(
     shared: &Arc<Shared>,
     activity: &Arc<Activity>,
 ) -> Response<ReplyBody> {
-    // A bad Host is refused before anything else, upgrades included (`handle` answers it).
-    if !ws::is_upgrade_request(&req) || check_host(&req).is_err() {
-        return service::handle(&req, peer, shared, activity).into_response();
+    if ws::is_upgrade_request(&req) {
+        ws::accept_upgrade(req, peer, shared, activity).into_response()
+    } else {
+        service::handle(&req, peer, shared, activity).into_response()
     }
-    let rt = shared.clock.realtime();
-    let busy = activity.begin_request();
-    let cors = Cors::new(&shared.origins, &req);
-    let mut resp = ws::accept(req, peer, shared, activity.rx.clone(), busy, cors);
-    resp.headers_mut().insert(header::DATE, date_header(rt));
-    resp
 }
 
 pub(crate) async fn serve_http<I>(

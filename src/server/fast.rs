@@ -10,8 +10,12 @@
 //! reply's `st` is read as the reply is serialized, after its head; with a single request that
 //! is immediately before the write, in a pipelined batch a few microseconds before it.
 //!
+//! A WebSocket handshake (`GET` with `Upgrade: websocket`) is answered here too
+//! ([`ws::handshake`]); after a 101 the connection is the WebSocket session's
+//! ([`Outcome::WebSocket`]).
+//!
 //! Anything else hands the connection to hyper, bytes already read included ([`Prefixed`]):
-//! a request with a body, `Transfer-Encoding` or `Expect`, a WebSocket upgrade, another
+//! a request with a body, `Transfer-Encoding` or `Expect`, another upgrade, another
 //! method, a request target that is not a path (absolute-form, `*`) or that `http` refuses,
 //! HTTP/2's preface, a head too large (hyper answers 431) or one that does not parse (hyper
 //! answers 400). So hyper still decides every case that needs judgement.
@@ -32,6 +36,7 @@ use super::activity::Activity;
 use super::body::ReplyBody;
 use super::reply::{self, lists, Head};
 use super::service;
+use super::ws::{self, Handshake};
 use super::Shared;
 
 /// Most header lines in a request the fast path takes (hyper's default is 100).
@@ -43,6 +48,8 @@ pub(crate) enum Outcome {
     Done,
     /// Hand the connection to hyper; these bytes were read and not consumed.
     Fallback(Vec<u8>),
+    /// A WebSocket handshake was accepted (101 written): the session starts with these bytes.
+    WebSocket(Vec<u8>, ws::Session),
 }
 
 /// One simple request, parsed: what routing reads of it.
@@ -53,6 +60,8 @@ struct Simple<'h, 'b> {
     query: Option<&'b str>,
     headers: &'h [httparse::Header<'b>],
     keep_alive: bool,
+    /// A WebSocket handshake (valid or not: [`ws::handshake`] judges).
+    upgrade: bool,
 }
 
 /// Split an origin-form request target into path and query, if it uses only characters
@@ -98,6 +107,11 @@ impl Head for Simple<'_, '_> {
             .filter(|h| h.name.eq_ignore_ascii_case(name.as_str()))
             .count()
     }
+    fn lists(&self, name: &HeaderName, token: &str) -> bool {
+        self.headers
+            .iter()
+            .any(|h| h.name.eq_ignore_ascii_case(name.as_str()) && lists(h.value, token))
+    }
     fn authority(&self) -> Option<&str> {
         None
     }
@@ -118,28 +132,39 @@ fn simple<'h, 'b>(req: &'h httparse::Request<'h, 'b>) -> Option<Simple<'h, 'b>> 
     };
     let (path, query) = split_target(req.path?)?;
     let mut keep_alive = version == Version::HTTP_11;
+    let (mut upgrade, mut connection_upgrade) = (false, false);
     for h in req.headers.iter() {
         let name = h.name;
-        if ["transfer-encoding", "expect", "upgrade"]
+        if name.eq_ignore_ascii_case("upgrade") {
+            // A WebSocket handshake is answered here; other upgrades (h2c) are hyper's.
+            if method == Method::GET && lists(h.value, "websocket") {
+                upgrade = true;
+                continue;
+            }
+            return None;
+        }
+        if ["transfer-encoding", "expect"]
             .iter()
             .any(|n| name.eq_ignore_ascii_case(n))
         {
-            // Bodies and upgrades are hyper's to frame.
+            // Bodies are hyper's to frame.
             return None;
         }
         if name.eq_ignore_ascii_case("content-length") && h.value.trim_ascii() != b"0" {
             return None;
         }
         if name.eq_ignore_ascii_case("connection") {
-            if lists(h.value, "upgrade") {
-                return None;
-            }
+            connection_upgrade |= lists(h.value, "upgrade");
             if lists(h.value, "close") {
                 keep_alive = false;
             } else if lists(h.value, "keep-alive") {
                 keep_alive = true;
             }
         }
+    }
+    if connection_upgrade && !upgrade {
+        // An upgrade to something else (or to nothing named): hyper's.
+        return None;
     }
     Some(Simple {
         method,
@@ -148,6 +173,7 @@ fn simple<'h, 'b>(req: &'h httparse::Request<'h, 'b>) -> Option<Simple<'h, 'b>> 
         query,
         headers: req.headers,
         keep_alive,
+        upgrade,
     })
 }
 
@@ -245,6 +271,8 @@ enum Then {
     Done,
     /// Hand the connection to hyper with these bytes.
     Fallback(Vec<u8>),
+    /// Hand the connection to the WebSocket session with these bytes.
+    WebSocket(Vec<u8>, ws::Session),
 }
 
 /// Serve simple requests on `io` until the connection ends or needs hyper.
@@ -291,6 +319,7 @@ where
             Then::Read => {}
             Then::Done => return Ok(Outcome::Done),
             Then::Fallback(read) => return Ok(Outcome::Fallback(read)),
+            Then::WebSocket(read, session) => return Ok(Outcome::WebSocket(read, session)),
         }
     }
 }
@@ -355,6 +384,7 @@ where
     let mut start = 0;
     let mut close = false;
     let mut fallback = false;
+    let mut upgraded = None;
     while start < have && !close {
         let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
         let mut req = httparse::Request::new(&mut headers);
@@ -371,8 +401,17 @@ where
             break;
         };
         let version = simple.version;
-        let mut reply = service::handle(&simple, peer, shared, activity);
+        let (mut reply, session) = if simple.upgrade {
+            match ws::handshake(&simple, peer, shared, activity) {
+                Handshake::Accepted(reply, session) => (reply, Some(session)),
+                Handshake::Refused(reply) => (reply, None),
+            }
+        } else {
+            (service::handle(&simple, peer, shared, activity), None)
+        };
         let connection: Option<&'static [u8]> = match (version, simple.keep_alive) {
+            // A 101 names its own (`Connection: Upgrade`).
+            _ if session.is_some() => None,
             (_, false) => Some(b"close"),
             (Version::HTTP_10, true) => Some(b"keep-alive"),
             _ => None,
@@ -395,6 +434,11 @@ where
         }
         s.bodies.push(reply.body);
         start += len;
+        if session.is_some() {
+            // What follows is the WebSocket's.
+            upgraded = session;
+            break;
+        }
         close = !simple.keep_alive;
     }
     if start == 0 && have == SCRATCH_BYTES && !fallback {
@@ -406,7 +450,9 @@ where
         }
         fallback = true;
     }
-    let then = if close {
+    let then = if let Some(session) = upgraded {
+        Then::WebSocket(buf[start..].to_vec(), session)
+    } else if close {
         Then::Done
     } else if fallback {
         // Not ours to judge.
@@ -432,8 +478,9 @@ where
     }))
 }
 
-/// Write as much of `out` as the socket takes now; the rest is written by [`serve`].
-fn write_now<S: AsyncWrite + Unpin>(
+/// Write as much of `out` as the socket takes now; the rest is written by the caller's
+/// `.await` (the fast path's and the WebSocket session's).
+pub(crate) fn write_now<S: AsyncWrite + Unpin>(
     cx: &mut Context<'_>,
     io: &mut S,
     out: &[u8],
@@ -537,8 +584,8 @@ mod tests {
             "Transfer-Encoding: chunked",
             "TRANSFER-ENCODING: identity",
             "Expect: 100-continue",
-            "Upgrade: websocket",
             "Upgrade: h2c",
+            "Upgrade: h2c, foo",
             "Connection: keep-alive, Upgrade",
         ] {
             assert_eq!(
@@ -547,6 +594,23 @@ mod tests {
                 "{h}"
             );
         }
+        // WebSocket handshakes are answered here, on GET only.
+        assert_eq!(
+            decide("GET / HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"),
+            Some(true)
+        );
+        assert_eq!(
+            decide("GET / HTTP/1.0\r\nUpgrade: WebSocket\r\n\r\n"),
+            Some(false)
+        );
+        assert_eq!(
+            decide("POST / HTTP/1.1\r\nUpgrade: websocket\r\n\r\n"),
+            None
+        );
+        assert_eq!(
+            decide("HEAD / HTTP/1.1\r\nUpgrade: websocket\r\n\r\n"),
+            None
+        );
         // A second Content-Length that disagrees with a first "0".
         assert_eq!(
             decide("GET / HTTP/1.1\r\nContent-Length: 0\r\nContent-Length: 7\r\n\r\n"),

@@ -1,25 +1,22 @@
-//! Flood protection for what h2 and tungstenite answer without limit.
+//! Flood protection for what h2 answers without limit: HTTP/2 control frames.
 //!
-//! **HTTP/2 control frames.** Every SETTINGS and PING an HTTP/2 client sends makes the
-//! server write an acknowledgement, and h2 (hyper's HTTP/2) answers as many as it is sent:
-//! one client streaming 100,000 of them kept a server worker busy for 400 ms at a time (a
-//! debug build), and requests from other clients waited behind it. h2 already bounds rapid
-//! resets, oversize and endless header blocks; [`FrameCounter`] bounds the rest, as nginx
-//! and Go's server do: once a connection has sent more frames that carry no request than a
-//! token bucket allows ([`BURST`], refilled at [`PER_SECOND`]), it is ended. Counted:
-//! SETTINGS, PING, PRIORITY, RST_STREAM, WINDOW_UPDATE, and empty DATA frames without
-//! END_STREAM. Not counted: HEADERS, CONTINUATION (h2 limits those), DATA with a payload. A
-//! connection that does not start with the HTTP/2 preface is not looked at.
+//! Every SETTINGS and PING an HTTP/2 client sends makes the server write an
+//! acknowledgement, and h2 (hyper's HTTP/2) answers as many as it is sent: one client
+//! streaming 100,000 of them kept a server worker busy for 400 ms at a time (a debug build),
+//! and requests from other clients waited behind it. h2 already bounds rapid resets, oversize
+//! and endless header blocks; [`FrameCounter`] bounds the rest, as nginx and Go's server do:
+//! once a connection has sent more frames that carry no request than a token bucket allows
+//! ([`BURST`], refilled at [`PER_SECOND`]), it is ended. Counted: SETTINGS, PING, PRIORITY,
+//! RST_STREAM, WINDOW_UPDATE, and empty DATA frames without END_STREAM. Not counted: HEADERS,
+//! CONTINUATION (h2 limits those), DATA with a payload. A connection that does not start with
+//! the HTTP/2 preface is not looked at.
 //!
-//! **WebSocket fragments.** tungstenite assembles a message from as many fragments as the
-//! client sends, in one call that does not yield: ten clients sending 10,000 empty
-//! fragments each held requests on other connections up to 176 ms. Messages here are at
-//! most `ws_max_message` (1024) bytes, so [`WsFragments`] refuses a message in more than
-//! [`MAX_FRAGMENTS`] frames; the session closes with 1008.
+//! The counter reads the frame headers on their way to h2 ([`Guard`]). The bytes before the
+//! frame that passed the limit still reach h2, so what the client sent in good order is
+//! answered; the next read fails.
 //!
-//! Both read the frame headers on their way to the protocol library ([`Guard`]). The bytes
-//! before the frame that passed the limit still reach the library, so what the client sent
-//! in good order is answered; the next read fails, with an error [`is_flood`] recognises.
+//! (WebSocket messages in endless fragments are bounded by the server's own frame reader,
+//! `ws::frame`.)
 
 use std::io;
 use std::pin::Pin;
@@ -75,11 +72,6 @@ impl std::fmt::Display for Flood {
 }
 
 impl std::error::Error for Flood {}
-
-/// Whether `e` is a read refused by a [`Guard`].
-pub(crate) fn is_flood(e: &io::Error) -> bool {
-    e.get_ref().is_some_and(|inner| inner.is::<Flood>())
-}
 
 /// Counts a connection's frames from the bytes its client sends (sans I/O).
 pub(crate) trait Count {
@@ -199,120 +191,6 @@ fn carries_no_request(kind: u8, flags: u8, len: usize) -> bool {
         2 | 3 | 4 | 6 | 8 => true,
         DATA => len == 0 && flags & END_STREAM == 0,
         _ => false,
-    }
-}
-
-/// Most frames one WebSocket message may come in.
-pub(crate) const MAX_FRAGMENTS: u32 = 128;
-
-const WS_FLOOD: Flood = Flood("WebSocket message in more than 128 fragments");
-
-/// Counts the fragments of each WebSocket message a client sends (sans I/O). Frame syntax
-/// beyond the header is tungstenite's to judge; this only needs to find the headers.
-#[derive(Debug)]
-pub(crate) struct WsFragments {
-    /// Header bytes gathered so far (at most 2 + 8 + 4).
-    header: [u8; 14],
-    have: usize,
-    /// Payload bytes of the current frame still to skip.
-    skip: u64,
-    /// Data frames of the message in progress; 0 between messages.
-    fragments: u32,
-    flooded: bool,
-    /// Where, in the data of the current `feed`, the frame being read began (0: in an
-    /// earlier one).
-    frame_start: usize,
-}
-
-impl WsFragments {
-    pub(crate) fn new() -> Self {
-        WsFragments {
-            header: [0; 14],
-            have: 0,
-            skip: 0,
-            fragments: 0,
-            flooded: false,
-            frame_start: 0,
-        }
-    }
-
-    /// The header length implied by its first two bytes.
-    fn header_len(&self) -> usize {
-        let ext = match self.header[1] & 0x7f {
-            126 => 2,
-            127 => 8,
-            _ => 0,
-        };
-        let mask = if self.header[1] & 0x80 != 0 { 4 } else { 0 };
-        2 + ext + mask
-    }
-
-    /// A whole header is in `header`: account for its frame.
-    fn frame(&mut self) -> Result<(), Flood> {
-        let (b0, b1) = (self.header[0], self.header[1]);
-        self.skip = match b1 & 0x7f {
-            126 => u64::from(u16::from_be_bytes([self.header[2], self.header[3]])),
-            127 => {
-                let mut l = [0u8; 8];
-                l.copy_from_slice(&self.header[2..10]);
-                u64::from_be_bytes(l)
-            }
-            n => u64::from(n),
-        };
-        let (fin, opcode) = (b0 & 0x80 != 0, b0 & 0x0f);
-        // Control frames (8-15) may come between fragments and do not count.
-        if opcode < 8 {
-            self.fragments += 1;
-            if self.fragments > MAX_FRAGMENTS {
-                self.flooded = true;
-                return Err(WS_FLOOD);
-            }
-            if fin {
-                self.fragments = 0;
-            }
-        }
-        Ok(())
-    }
-}
-
-impl Count for WsFragments {
-    fn before_flood(&self) -> usize {
-        self.frame_start
-    }
-
-    fn feed(&mut self, mut data: &[u8], _now_ms: u64) -> Result<(), Flood> {
-        let total = data.len();
-        self.frame_start = 0;
-        while !data.is_empty() {
-            if self.flooded {
-                return Err(WS_FLOOD);
-            }
-            if self.skip > 0 {
-                let n = usize::try_from(self.skip)
-                    .unwrap_or(usize::MAX)
-                    .min(data.len());
-                data = &data[n..];
-                self.skip -= n as u64;
-                continue;
-            }
-            if self.have == 0 {
-                self.frame_start = total - data.len();
-            }
-            // Two bytes first, to know how long the header is.
-            let want = if self.have < 2 { 2 } else { self.header_len() };
-            let n = (want - self.have).min(data.len());
-            self.header[self.have..self.have + n].copy_from_slice(&data[..n]);
-            self.have += n;
-            data = &data[n..];
-            if self.have >= 2 && self.have == self.header_len() {
-                self.have = 0;
-                self.frame()?;
-            }
-        }
-        if self.flooded {
-            return Err(WS_FLOOD);
-        }
-        Ok(())
     }
 }
 
@@ -468,85 +346,8 @@ mod tests {
         assert_eq!(c.state, State::Off);
     }
 
-    fn ws(first: u8, payload_len: usize) -> Vec<u8> {
-        let mut f = vec![first];
-        match payload_len {
-            n if n < 126 => f.push(0x80 | n as u8),
-            n if n < 65536 => {
-                f.push(0x80 | 126);
-                f.extend_from_slice(&(n as u16).to_be_bytes());
-            }
-            n => {
-                f.push(0x80 | 127);
-                f.extend_from_slice(&(n as u64).to_be_bytes());
-            }
-        }
-        f.extend_from_slice(&[1, 2, 3, 4]);
-        f.extend(std::iter::repeat_n(b'x', payload_len));
-        f
-    }
-
-    /// A message in `n` data frames (the first text, the rest continuations, the last FIN),
-    /// each with `len` bytes, and a ping between every two.
-    fn message(n: u32, len: usize) -> Vec<u8> {
-        let mut out = Vec::new();
-        for i in 0..n {
-            let opcode = if i == 0 { 0x01 } else { 0x00 };
-            let fin = if i + 1 == n { 0x80 } else { 0 };
-            out.extend(ws(fin | opcode, len));
-            out.extend(ws(0x89, 4));
-        }
-        out
-    }
-
-    #[test]
-    fn ws_messages_of_up_to_128_fragments_pass_one_more_does_not() {
-        let mut c = WsFragments::new();
-        for n in [1, 2, MAX_FRAGMENTS] {
-            for len in [0, 5, 125, 126, 300, 70_000] {
-                assert_eq!(c.feed(&message(n, len), 0), Ok(()), "{n} x {len}");
-            }
-        }
-        assert_eq!(c.feed(&message(MAX_FRAGMENTS + 1, 0), 0), Err(WS_FLOOD));
-        assert_eq!(c.feed(&ws(0x81, 3), 0), Err(WS_FLOOD), "and stays refused");
-    }
-
-    #[test]
-    fn ws_fragments_split_anywhere_are_counted_the_same() {
-        let mut bytes = message(MAX_FRAGMENTS, 200);
-        bytes.extend(message(MAX_FRAGMENTS + 1, 1));
-        for step in [1, 2, 3, 13, 14, 4096] {
-            let mut c = WsFragments::new();
-            let got = bytes
-                .chunks(step)
-                .map(|b| c.feed(b, 0))
-                .find(|r| r.is_err());
-            assert_eq!(got, Some(Err(WS_FLOOD)), "in pieces of {step}");
-        }
-        // Many single-frame messages are never a flood.
-        let mut c = WsFragments::new();
-        let many: Vec<u8> = (0..10_000).flat_map(|_| ws(0x81, 3)).collect();
-        assert_eq!(c.feed(&many, 0), Ok(()));
-    }
-
     #[test]
     fn what_came_before_the_flooding_frame_is_passed_on() {
-        // WebSocket: two whole messages, then a message in too many fragments: the bytes up
-        // to the fragment that passes the limit may go on.
-        let mut c = WsFragments::new();
-        let good: Vec<u8> = (0..2).flat_map(|_| ws(0x81, 3)).collect();
-        let flood = message(MAX_FRAGMENTS + 1, 0);
-        let bytes = [good.clone(), flood.clone()].concat();
-        assert_eq!(c.feed(&bytes, 0), Err(WS_FLOOD));
-        // `message` puts a ping after each fragment: the 129th data frame starts after 128
-        // (fragment, ping) pairs.
-        let pair = ws(0x00, 0).len() + ws(0x89, 4).len();
-        assert_eq!(c.before_flood(), good.len() + 128 * pair);
-        // Within the flooding message itself, its first 128 fragments still pass.
-        let mut c = WsFragments::new();
-        assert_eq!(c.feed(&flood, 0), Err(WS_FLOOD));
-        assert_eq!(c.before_flood(), 128 * pair);
-
         // HTTP/2: the preface and the allowance pass; the frame past it does not.
         let mut c = FrameCounter::new();
         let mut bytes = PREFACE.to_vec();
@@ -556,13 +357,5 @@ mod tests {
             c.before_flood(),
             PREFACE.len() + BURST as usize * pings(1).len()
         );
-    }
-
-    #[test]
-    fn floods_are_recognised_as_io_errors() {
-        let e = io::Error::new(io::ErrorKind::InvalidData, WS_FLOOD);
-        assert!(is_flood(&e));
-        assert!(e.to_string().contains("128 fragments"));
-        assert!(!is_flood(&io::Error::other("other")));
     }
 }

@@ -27,7 +27,7 @@ pub(crate) mod service;
 pub(crate) mod slots;
 pub mod stats;
 mod tls;
-mod ws;
+pub(crate) mod ws;
 
 use std::fmt;
 use std::io;
@@ -239,11 +239,12 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    /// Idle plain connections may be parked now.
-    pub(crate) fn parking(&self) -> bool {
+    /// Idle plain connections whose idle timeout is `idle` (HTTP's keep-alive timeout, or the
+    /// WebSocket idle timeout) may be parked now.
+    pub(crate) fn parking(&self, idle: Duration) -> bool {
         let l = &self.limits;
         !l.park_after.is_zero()
-            && l.park_after.saturating_mul(2) <= l.keepalive_timeout
+            && l.park_after.saturating_mul(2) <= idle
             && self.park.as_ref().is_some_and(|p| p.is_open())
     }
 }

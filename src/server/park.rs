@@ -1,25 +1,33 @@
-//! Idle kept-alive connections, parked outside the runtime (issue 18): the parking thread,
-//! its epoll set, and every connection parked in it.
+//! Idle kept-alive connections and WebSockets, parked outside the runtime (issue 18): the
+//! parking thread, its epoll set, and every connection parked in it.
 //!
-//! A time server's clients mostly sit idle between samples. As a tokio task, an idle plain
-//! HTTP/1 connection costs its task (about 900 bytes), its reactor registration (256) and its
-//! [`Activity`]. Parked, it costs one entry here (64 bytes) and its `Activity`, as nginx's
-//! idle connections cost a few hundred bytes:
+//! A time server's clients mostly sit idle between samples: kept-alive HTTP connections, and
+//! WebSockets held open by clock pages. As a tokio task, an idle plain HTTP/1 connection costs
+//! its task (about 900 bytes), its reactor registration (256) and its [`Activity`]; an idle
+//! WebSocket, its session's task (about 1.5 KiB) too. Parked, either costs one entry here
+//! (about 90 bytes), its `Activity` and (a WebSocket) its reply id, as nginx's idle
+//! connections cost a few hundred bytes:
 //!
-//! - `conn` parks a connection on the fast path that has had nothing to do for
+//! - `conn` parks a connection on the fast path, or a WebSocket session on a plain
+//!   connection, that has had nothing to do for
 //!   [`Limits::park_after`](super::Limits::park_after) (no request in progress, no partial
-//!   head, nothing unwritten): its socket leaves tokio's reactor and its task ends.
+//!   head or frame, nothing unwritten): its socket leaves tokio's reactor and its task ends.
 //! - One thread (`webntpd-park`) waits on its own epoll set (mio) for any parked socket to
 //!   become readable. A socket with bytes goes back to the runtime in a new task
 //!   ([`conn::resume`]), with the same `Activity` (receive stamps, connection slot, timers),
-//!   and the fast path reads the request. A socket the client closed is closed here, without
-//!   a task; so is one whose keep-alive deadline passes (checked every [`SWEEP`]).
-//! - When the server stops, every parked connection is closed.
+//!   and the fast path or the WebSocket session reads what came. A socket the client closed
+//!   is closed here, without a task. Every [`SWEEP`], deadlines are checked: an HTTP
+//!   connection past its keep-alive deadline is closed here; a WebSocket past its idle
+//!   timeout goes back to the runtime, whose session closes it as a running one would (1000,
+//!   "idle timeout", and the close handshake).
+//! - When the server stops, every parked connection is closed, a WebSocket after its close
+//!   frame (1001), written here if its socket takes it at once (an idle socket's send buffer
+//!   is empty, so it does).
 //!
 //! Connections come in through [`Lot::park`] (a short mutex and an eventfd wake-up), so the
-//! runtime never waits on this thread. TLS, HTTP/2 and WebSocket connections are not parked.
+//! runtime never waits on this thread. TLS and HTTP/2 connections are not parked.
 
-use std::io;
+use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -29,7 +37,7 @@ use mio::{Events, Interest, Poll, Token};
 use tokio::runtime::Handle;
 
 use super::activity::Activity;
-use super::{conn, Shared};
+use super::{conn, ws, Shared};
 
 /// How often parked connections are checked against their keep-alive deadline: a parked
 /// connection is closed up to this much after its deadline.
@@ -47,8 +55,35 @@ pub(crate) struct Parked<S = std::net::TcpStream> {
     pub(crate) stream: S,
     pub(crate) peer: SocketAddr,
     pub(crate) activity: Arc<Activity>,
-    /// When it is closed if nothing arrives: its keep-alive deadline.
+    /// When it is closed if nothing arrives: its keep-alive deadline, or a WebSocket's idle
+    /// deadline.
     pub(crate) deadline: Instant,
+    /// The WebSocket session, if the connection is one.
+    pub(crate) ws: Option<ws::Session>,
+}
+
+impl Parked<mio::net::TcpStream> {
+    /// As handed to the runtime.
+    fn into_std(self) -> Parked {
+        Parked {
+            stream: self.stream.into(),
+            peer: self.peer,
+            activity: self.activity,
+            deadline: self.deadline,
+            ws: self.ws,
+        }
+    }
+}
+
+/// Close a parked connection because the server stops: a WebSocket gets its close frame
+/// (1001) first, if its socket takes it at once (nonblocking, as parked sockets are).
+pub(crate) fn farewell<S>(p: Parked<S>)
+where
+    for<'a> &'a S: Write,
+{
+    if p.ws.is_some() {
+        let _ = (&p.stream).write(&ws::session::shutdown_frame());
+    }
 }
 
 /// One parked connection, as the thread keeps it.
@@ -195,7 +230,9 @@ impl Parking {
             }
             self.shared.stats.set_parked(self.parked);
         }
-        self.entries.clear();
+        for entry in self.entries.drain(..).flatten() {
+            farewell(entry);
+        }
         // Handed over after the last look (the lot is closed now, so no more come): closed too.
         let late = std::mem::take(
             &mut self
@@ -205,7 +242,7 @@ impl Parking {
                 .unwrap_or_else(|e| e.into_inner())
                 .arrivals,
         );
-        drop(late);
+        late.into_iter().for_each(farewell);
         self.shared.stats.set_parked(0);
     }
 
@@ -216,6 +253,7 @@ impl Parking {
             (std::mem::take(&mut inbox.arrivals), inbox.closed)
         };
         if closed {
+            arrivals.into_iter().for_each(farewell);
             return false;
         }
         for p in arrivals {
@@ -239,6 +277,7 @@ impl Parking {
                 peer: p.peer,
                 activity: p.activity,
                 deadline: p.deadline,
+                ws: p.ws,
             });
             if index == self.entries.len() {
                 self.entries.push(entry);
@@ -273,11 +312,16 @@ impl Parking {
             return;
         };
         if has_bytes {
-            let stream: std::net::TcpStream = entry.stream.into();
-            let task = conn::resume(stream, entry.peer, entry.activity, self.shared.clone());
-            self.shared.tasks.spawn_on(task, &self.runtime);
+            self.resume(entry, false);
         }
         // Otherwise the client closed it (or it failed): dropping the entry closes it.
+    }
+
+    /// Hand `entry` back to the runtime: it has bytes to read, or (`expired`) it is a
+    /// WebSocket to close after its idle timeout.
+    fn resume(&self, entry: Entry, expired: bool) {
+        let task = conn::resume(entry.into_std(), expired, self.shared.clone());
+        self.shared.tasks.spawn_on(task, &self.runtime);
     }
 
     /// Take entry `index` out of the epoll set and the table.
@@ -291,16 +335,21 @@ impl Parking {
         Some(entry)
     }
 
-    /// Close every connection past its keep-alive deadline; give back the table's memory
-    /// when most of it is unused.
+    /// Close every connection past its keep-alive deadline, and hand back every WebSocket
+    /// past its idle deadline to be closed; give back the table's memory when most of it is
+    /// unused.
     fn sweep(&mut self, now: Instant) {
         for index in 0..self.entries.len() {
             if self.entries[index]
                 .as_ref()
                 .is_some_and(|e| e.deadline <= now)
             {
-                if let Some(e) = self.remove(index) {
-                    tracing::debug!(target: "webntpd::server", "{}: Idle after {:?}; closed", e.peer, self.shared.limits.keepalive_timeout);
+                match self.remove(index) {
+                    Some(e) if e.ws.is_some() => self.resume(e, true),
+                    Some(e) => {
+                        tracing::debug!(target: "webntpd::server", "{}: Idle after {:?}; closed", e.peer, self.shared.limits.keepalive_timeout);
+                    }
+                    None => {}
                 }
             }
         }
@@ -315,5 +364,19 @@ impl Parking {
             self.entries.shrink_to_fit();
             self.vacant.shrink_to_fit();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A parked connection is its entry, its `Activity` and (a WebSocket) its reply id: a
+    /// guard against a change that makes each entry carry more (88 bytes with Rust 1.9x).
+    #[test]
+    fn an_entry_stays_small() {
+        let size = std::mem::size_of::<Option<Entry>>();
+        eprintln!("parked entry: {size} bytes");
+        assert!(size <= 96, "a parked entry is {size} bytes");
     }
 }

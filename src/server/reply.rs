@@ -62,6 +62,8 @@ pub(crate) trait Head {
     fn header(&self, name: &HeaderName) -> Option<&[u8]>;
     /// How many times header `name` appears.
     fn header_count(&self, name: &HeaderName) -> usize;
+    /// Whether any header `name` (a comma-separated list) lists `token`, ignoring case.
+    fn lists(&self, name: &HeaderName, token: &str) -> bool;
     /// The authority of the request target (HTTP/2's `:authority`), if it has one.
     fn authority(&self) -> Option<&str>;
 }
@@ -84,6 +86,12 @@ impl<B> Head for Request<B> {
     }
     fn header_count(&self, name: &HeaderName) -> usize {
         self.headers().get_all(name).iter().count()
+    }
+    fn lists(&self, name: &HeaderName, token: &str) -> bool {
+        self.headers()
+            .get_all(name)
+            .iter()
+            .any(|v| lists(v.as_bytes(), token))
     }
     fn authority(&self) -> Option<&str> {
         self.uri().authority().map(|a| a.as_str())
