@@ -98,9 +98,9 @@ pub struct Limits {
     /// How long shutdown waits for in-flight requests before closing connections anyway.
     /// Default 5 s.
     pub shutdown_timeout: Duration,
-    /// A plain HTTP/1 connection with nothing to do for this long is parked outside the
-    /// runtime until its client sends again (see `park`), if the keep-alive timeout is at
-    /// least twice as long. Zero: never. Default 1 s.
+    /// A plain HTTP/1 connection or WebSocket with nothing to do for this long is parked
+    /// outside the runtime until its client sends again (see `park`), if its idle timeout
+    /// (keep-alive, or WebSocket idle) is at least twice as long. Zero: never. Default 1 s.
     pub park_after: Duration,
 }
 
