@@ -10,6 +10,7 @@ use serde::Deserialize;
 
 use crate::leap::store::LeapConfig;
 use crate::net::ntp::access::Cidr;
+use crate::net::ntp::Admission;
 use crate::server::ntp::{NtpClock, NtpServeConfig};
 use crate::server::page::{parse_peer, PagePath};
 use crate::server::{Limits, ListenAddr, OriginPolicy, ServerConfig, TlsFiles, MIN_HEADER_BYTES};
@@ -285,11 +286,14 @@ impl ServerSettings {
             listen: self.ntp.iter().map(|a| a.0).collect(),
             clock: self.ntp_clock,
             stratum: self.ntp_stratum,
-            allow: self.ntp_allow.clone(),
-            deny: self.ntp_deny.clone(),
-            rate_interval: self.ntp_rate_interval,
-            rate_burst: self.ntp_rate_burst,
-            kod: self.ntp_kod,
+            admission: Admission {
+                allow: self.ntp_allow.clone(),
+                deny: self.ntp_deny.clone(),
+                rate_interval: self.ntp_rate_interval,
+                rate_burst: self.ntp_rate_burst,
+                rate_clients: crate::server::ntp::RATE_CLIENTS,
+                kod: self.ntp_kod,
+            },
         })
     }
 

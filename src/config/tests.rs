@@ -1669,9 +1669,10 @@ fn an_ntp_output_takes_loopback_port_123_and_safe_defaults() {
     assert_eq!(n.listen, vec!["127.0.0.1:123".parse().unwrap()]);
     assert_eq!(n.stratum, 3);
     assert_eq!(n.clock, crate::sync::serve::ClockSetting::Auto);
-    assert!(n.allow.is_empty() && n.deny.is_empty());
+    let a = &n.admission;
+    assert!(a.allow.is_empty() && a.deny.is_empty());
     assert_eq!(
-        (n.rate_interval, n.rate_burst, n.rate_clients, n.kod),
+        (a.rate_interval, a.rate_burst, a.rate_clients, a.kod),
         (Duration::from_secs(1), 16, 8192, false)
     );
     assert_eq!(n.max_age, Duration::from_secs(3600));
@@ -1686,9 +1687,10 @@ fn an_ntp_output_takes_loopback_port_123_and_safe_defaults() {
         (n.stratum, n.clock),
         (2, crate::sync::serve::ClockSetting::Free)
     );
-    assert_eq!((n.allow.len(), n.deny.len()), (2, 1));
-    assert!(n.rate_interval.is_zero() && n.policy().rate.is_none());
-    assert_eq!((n.rate_burst, n.rate_clients), (4, 64));
+    let a = &n.admission;
+    assert_eq!((a.allow.len(), a.deny.len()), (2, 1));
+    assert!(a.rate_interval.is_zero() && n.policy().rate.is_none());
+    assert_eq!((a.rate_burst, a.rate_clients), (4, 64));
     assert_eq!(n.max_age, Duration::from_secs(600));
     // Beside an SHM or SOCK output, the clock is known to be fed to a time daemon.
     let fed = format!(
@@ -1815,7 +1817,8 @@ fn the_servers_ntp_keys() {
         (n.clock, n.stratum),
         (crate::server::ntp::NtpClock::Local, 4)
     );
-    assert!(n.rate_interval.is_zero() && n.kod && n.allow.len() == 1);
+    let a = &n.admission;
+    assert!(a.rate_interval.is_zero() && a.kod && a.allow.len() == 1);
     // Off unless an address is given.
     let c = ok(&format!("{SOURCE}[server]\n")).config;
     assert!(c.server.unwrap().ntp_config().is_none());

@@ -20,8 +20,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::SharedClock;
-use crate::net::ntp::access::Cidr;
-use crate::net::ntp::{BindError, Counts, NtpServer, Policy, Source};
+use crate::net::ntp::{Admission, BindError, Counts, NtpServer, Policy, Source};
 use crate::sync::serve::{
     self, ClockSetting, Discipline, DisciplineReason, KernelClock, Reference, Rules, Served,
     Unsynchronised,
@@ -47,18 +46,8 @@ pub struct NtpConfig {
     pub stratum: u8,
     /// Who keeps the local clock.
     pub clock: ClockSetting,
-    /// Address blocks answered.
-    pub allow: Vec<Cidr>,
-    /// Address blocks not answered.
-    pub deny: Vec<Cidr>,
-    /// A client's average request interval; zero turns rate limiting off.
-    pub rate_interval: Duration,
-    /// Requests a client may send at once.
-    pub rate_burst: u32,
-    /// Clients the rate-limit table holds.
-    pub rate_clients: usize,
-    /// Send a Kiss-o'-Death RATE to a rate-limited client.
-    pub kod: bool,
+    /// Whom it answers and how often.
+    pub admission: Admission,
     /// An update older than this makes the server unsynchronised.
     pub max_age: Duration,
     /// Whether the configuration also feeds a time daemon (an shm or sock output): with
@@ -69,14 +58,7 @@ pub struct NtpConfig {
 impl NtpConfig {
     /// The access lists and rate limit.
     pub fn policy(&self) -> Policy {
-        Policy::new(
-            &self.allow,
-            &self.deny,
-            self.rate_interval,
-            self.rate_burst,
-            self.kod,
-            self.rate_clients,
-        )
+        Policy::new(&self.admission)
     }
 
     fn rules(&self) -> Rules {

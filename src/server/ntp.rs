@@ -11,14 +11,12 @@
 use std::net::SocketAddr;
 use std::str::FromStr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::SharedClock;
 use crate::leap::store::LeapStore;
-use crate::net::ntp::access::Cidr;
-use crate::net::ntp::{BindError, Counts, NtpServer, Policy, Source};
+use crate::net::ntp::{Admission, BindError, Counts, NtpServer, Policy, Source};
 use crate::refclock::ntp::KernelWatch;
 use crate::sync::serve::{self, Rules, Served};
 use crate::sync::Timestamp;
@@ -58,16 +56,8 @@ pub struct NtpServeConfig {
     pub clock: NtpClock,
     /// The stratum served while synchronised.
     pub stratum: u8,
-    /// Address blocks answered (empty: all).
-    pub allow: Vec<Cidr>,
-    /// Address blocks not answered.
-    pub deny: Vec<Cidr>,
-    /// A client's average request interval; zero: no rate limit.
-    pub rate_interval: Duration,
-    /// Requests a client may send at once.
-    pub rate_burst: u32,
-    /// Send a Kiss-o'-Death RATE to a rate-limited client.
-    pub kod: bool,
+    /// Whom it answers and how often (a table of [`RATE_CLIENTS`] clients).
+    pub admission: Admission,
 }
 
 /// Clients the rate-limit table of `webntpd serve` holds.
@@ -141,14 +131,7 @@ impl NtpServe {
             kernel,
             leap,
         };
-        let policy = Policy::new(
-            &config.allow,
-            &config.deny,
-            config.rate_interval,
-            config.rate_burst,
-            config.kod,
-            RATE_CLIENTS,
-        );
+        let policy = Policy::new(&config.admission);
         let server = NtpServer::start(&config.listen, &policy, Arc::new(source), clock, "NTP")
             .inspect_err(|_| cancel.cancel())?;
         Ok(NtpServe { server, cancel })

@@ -17,6 +17,7 @@ use crate::config::locate;
 use crate::config::server::{ServerSettings, DEFAULT_NTP_STRATUM};
 use crate::config::value::{self, DurationOrOff};
 use crate::net::ntp::access::{is_loopback, Cidr};
+use crate::net::ntp::Admission;
 use crate::refclock::{shm, NtpConfig, OutputConfig};
 use crate::server::ListenAddr;
 use crate::sync::serve::ClockSetting;
@@ -307,12 +308,14 @@ impl Check<'_, '_> {
             listen,
             stratum,
             clock: o.clock.unwrap_or_default(),
-            allow,
-            deny,
-            rate_interval,
-            rate_burst,
-            rate_clients,
-            kod,
+            admission: Admission {
+                allow,
+                deny,
+                rate_interval,
+                rate_burst,
+                rate_clients,
+                kod,
+            },
             max_age,
             // Known once every output is read (see `duplicate_outputs`).
             feeds_time_daemon: false,

@@ -54,26 +54,37 @@ pub struct Policy {
     pub rate_clients: usize,
 }
 
+/// Whom an NTP server answers and how often, as configured: the same for the daemon's ntp
+/// output and for `serve --ntp`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Admission {
+    /// Address blocks answered (empty: all).
+    pub allow: Vec<access::Cidr>,
+    /// Address blocks not answered.
+    pub deny: Vec<access::Cidr>,
+    /// A client's average request interval; zero turns rate limiting off.
+    pub rate_interval: Duration,
+    /// Requests a client may send at once.
+    pub rate_burst: u32,
+    /// Clients the rate-limit table holds.
+    pub rate_clients: usize,
+    /// Send a Kiss-o'-Death RATE to a rate-limited client.
+    pub kod: bool,
+}
+
 impl Policy {
-    /// Answer `allow` but not `deny` (empty `allow`: everyone); at most `burst` requests at
-    /// once per client, then one per `interval` (zero: no limit), with a Kiss-o'-Death RATE
-    /// to the limited when `kod`; a table of `clients` clients.
-    pub fn new(
-        allow: &[access::Cidr],
-        deny: &[access::Cidr],
-        interval: Duration,
-        burst: u32,
-        kod: bool,
-        clients: usize,
-    ) -> Policy {
+    /// Answer `allow` but not `deny` (empty `allow`: everyone); at most `rate_burst`
+    /// requests at once per client, then one per `rate_interval` (zero: no limit), with a
+    /// Kiss-o'-Death RATE to the limited when `kod`; a table of `rate_clients` clients.
+    pub fn new(a: &Admission) -> Policy {
         Policy {
-            access: AccessList::new(allow, deny),
-            rate: (!interval.is_zero()).then(|| RateLimit {
-                interval_ns: i64::try_from(interval.as_nanos()).unwrap_or(i64::MAX),
-                burst,
-                kod,
+            access: AccessList::new(&a.allow, &a.deny),
+            rate: (!a.rate_interval.is_zero()).then(|| RateLimit {
+                interval_ns: i64::try_from(a.rate_interval.as_nanos()).unwrap_or(i64::MAX),
+                burst: a.rate_burst,
+                kod: a.kod,
             }),
-            rate_clients: clients,
+            rate_clients: a.rate_clients,
         }
     }
 }
