@@ -15,7 +15,14 @@
 //! lies on some replies, or its clock jumped, and nothing says which reply is the true one.
 //! A burst that passes is stated with an error bound that covers every near-minimum-delay
 //! exchange's interval (the hull, seen from the chosen offset), not only the chosen one's:
-//! if any of them is right, the true offset is within the bound.
+//! if any of them is right, the true offset is within the bound. That holds when they are
+//! most of the burst, by a margin (more than two thirds: if most of a server's replies are
+//! honest, one of them is then honest, even with an exchange or two lost). Otherwise every
+//! slower exchange whose offset lies outside that hull, saying something else than the burst
+//! would claim, adds its interval to the hull. Without that, a server lying on every other
+//! reply, its lies fast and its honest replies slow (a loaded machine), would be stated
+//! within microseconds of its lie, the slow replies' wide intervals having let the lie pass as
+//! consistent; and an honest burst with a spike or two keeps its tight bound.
 
 use super::exchange::{Sample, MAX_SLEW_PPM, TIMESTAMP_SLACK_NS};
 
@@ -116,12 +123,21 @@ pub fn filter(samples: &[Sample]) -> Result<Estimate, BurstError> {
         0
     };
     let jitter_ns = i64::try_from(jitter).unwrap_or(i64::MAX);
-    // The hull of the kept samples' intervals, seen from the chosen offset.
-    let reach = kept
+    // The hull of the kept samples' intervals, seen from the chosen offset; unless they are
+    // more than two thirds of the burst, with every slower sample's whose offset lies outside
+    // it (see the module's comment).
+    let apart = |s: &Sample| (i128::from(s.offset_ns) - i128::from(best.offset_ns)).abs();
+    let kept_reach = kept
         .iter()
-        .map(|s| (i128::from(s.offset_ns) - i128::from(best.offset_ns)).abs() + half_width(s))
+        .map(|s| apart(s) + half_width(s))
         .max()
         .unwrap_or_else(|| half_width(&best));
+    let most = kept.len() * 3 > samples.len() * 2;
+    let reach = samples
+        .iter()
+        .filter(|s| !most && s.delay_ns > limit && apart(s) > kept_reach)
+        .map(|s| apart(s) + half_width(s))
+        .fold(kept_reach, i128::max);
     Ok(Estimate {
         offset_ns: best.offset_ns,
         delay_ns: best.delay_ns,
@@ -175,7 +191,19 @@ mod tests {
         assert_eq!(e.kept, 3);
         // RMS of (0, -100, 100) over n - 1 = 2: sqrt(20000 / 2) = 100.
         assert_eq!(e.jitter_ns, 100);
-        // The hull of the kept: the one at -60 reaches 100 + 75 us from the chosen offset.
+        // The kept are 3 of 5, not more than two thirds: the spike, whose offset is outside
+        // their hull, adds its interval (1 ms - 40 ns away, +- 1 ms).
+        assert_eq!(e.error_bound_ns(), 999_960 + 1_000_000 + TIMESTAMP_SLACK_NS);
+        // With three more near the minimum, the kept are 6 of 8: their hull alone, where the
+        // one at -60 reaches 100 + 75 us from the chosen offset.
+        let mut more = burst.to_vec();
+        more.extend([
+            sample_at(50, 110_000, 125),
+            sample_at(30, 105_000, 150),
+            sample_at(45, 101_000, 175),
+        ]);
+        let e = filter(&more).unwrap();
+        assert_eq!((e.offset_ns, e.kept), (40, 6));
         assert_eq!(e.error_bound_ns(), 100 + 75_000 + TIMESTAMP_SLACK_NS);
         assert_eq!(filter(&[]), Err(BurstError::Empty));
         let one = filter(&[sample(7, 1_000)]).unwrap();
@@ -212,6 +240,66 @@ mod tests {
             );
             assert!(e.error_bound_ns() >= shift.abs(), "shift {shift}: {e:?}");
         }
+    }
+
+    #[test]
+    fn fast_lies_among_slow_truths_are_stated_with_an_error_that_covers_the_truth() {
+        // Every other reply lies and comes back fast; the honest ones are slow enough (a
+        // loaded machine) that their intervals reach the lie, so the burst is consistent and
+        // its fastest reply is a lie. Found by the faults test on a loaded CI run: +5 ms was
+        // stated +- 24 us.
+        for lie in [5_000_000i64, -5_000_000, 250_000_000, 20_000] {
+            let slow = 2 * lie.abs() + 1_000_000;
+            let burst: Vec<Sample> = (0..8)
+                .map(|i| {
+                    if i % 2 == 1 {
+                        sample_at(lie, 40_000, 25 * i as i128)
+                    } else {
+                        sample_at(0, slow, 25 * i as i128)
+                    }
+                })
+                .collect();
+            let e = filter(&burst).unwrap();
+            assert_eq!(e.offset_ns, lie, "the fastest reply is a lie");
+            // An honest exchange lost (4 lies of 7): still covered.
+            let lost = filter(&burst[1..]).unwrap();
+            assert!(
+                lost.offset_ns.abs() <= lost.error_bound_ns(),
+                "lie {lie}, one honest reply lost: {lost:?}"
+            );
+            assert!(
+                e.offset_ns.abs() <= e.error_bound_ns(),
+                "lie {lie}: {} +- {} does not cover the truth",
+                e.offset_ns,
+                e.error_bound_ns()
+            );
+            // One honest reply among the fast ones: refused (it contradicts the fast lies),
+            // or, for a lie too small to tell, covered by the fast ones' hull.
+            let mut burst = burst;
+            burst[0].delay_ns = 40_000;
+            match filter(&burst) {
+                Err(BurstError::Inconsistent { .. }) => assert!(lie.abs() > 100_000, "{lie}"),
+                Ok(e) => assert!(
+                    e.offset_ns.abs() <= e.error_bound_ns(),
+                    "lie {lie}, one honest reply fast: {e:?}"
+                ),
+                Err(e) => panic!("{e}"),
+            }
+        }
+        // An honest burst with two spikes of 8 keeps its tight bound; with three, the
+        // slow replies that say something else widen it, those that agree do not.
+        let mut burst: Vec<Sample> = (0..8).map(|i| sample_at(0, 100_000, 25 * i)).collect();
+        burst[3] = sample_at(900_000, 2_000_000, 75);
+        burst[6] = sample_at(-500_000, 1_500_000, 150);
+        let e = filter(&burst).unwrap();
+        assert_eq!(e.error_bound_ns(), 50_000 + TIMESTAMP_SLACK_NS);
+        burst[1] = sample_at(30_000, 1_000_000, 25);
+        let e = filter(&burst).unwrap();
+        assert_eq!(e.error_bound_ns(), 900_000 + 1_000_000 + TIMESTAMP_SLACK_NS);
+        burst[3] = sample_at(40_000, 2_000_000, 75);
+        burst[6] = sample_at(-30_000, 1_500_000, 150);
+        let e = filter(&burst).unwrap();
+        assert_eq!(e.error_bound_ns(), 50_000 + TIMESTAMP_SLACK_NS);
     }
 
     #[test]
