@@ -110,13 +110,9 @@ pub fn filter(samples: &[Sample]) -> Result<Estimate, BurstError> {
     }
     let limit = best.delay_ns.saturating_mul(2).saturating_add(1_000);
     let kept: Vec<&Sample> = samples.iter().filter(|s| s.delay_ns <= limit).collect();
-    let sum_sq: u128 = kept
-        .iter()
-        .map(|s| {
-            let d = i128::from(s.offset_ns) - i128::from(best.offset_ns);
-            (d * d) as u128
-        })
-        .sum();
+    // How far a sample's offset is from the chosen one.
+    let apart = |s: &Sample| (i128::from(s.offset_ns) - i128::from(best.offset_ns)).abs();
+    let sum_sq: u128 = kept.iter().map(|s| (apart(s) * apart(s)) as u128).sum();
     let jitter = if kept.len() > 1 {
         (sum_sq / (kept.len() as u128 - 1)).isqrt()
     } else {
@@ -126,7 +122,6 @@ pub fn filter(samples: &[Sample]) -> Result<Estimate, BurstError> {
     // The hull of the kept samples' intervals, seen from the chosen offset; unless they are
     // more than two thirds of the burst, with every slower sample's whose offset lies outside
     // it (see the module's comment).
-    let apart = |s: &Sample| (i128::from(s.offset_ns) - i128::from(best.offset_ns)).abs();
     let kept_reach = kept
         .iter()
         .map(|s| apart(s) + half_width(s))

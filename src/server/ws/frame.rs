@@ -284,18 +284,24 @@ fn close_code(payload: &[u8]) -> Result<Option<u16>, Refusal> {
 /// Append a server frame (final, unmasked) with `opcode` and `payload` to `out`.
 fn write(out: &mut Vec<u8>, opcode: u8, payload: &[u8]) {
     out.push(0x80 | opcode);
-    match payload.len() {
-        n @ 0..=125 => out.push(n as u8),
+    write_len(out, 0, payload.len());
+    out.extend_from_slice(payload);
+}
+
+/// Append a frame's second byte (`mask_bit` and the length, or 126/127) and its extended
+/// length, in the shortest form.
+fn write_len(out: &mut Vec<u8>, mask_bit: u8, len: usize) {
+    match len {
+        n @ 0..=125 => out.push(mask_bit | n as u8),
         n @ 126..=0xffff => {
-            out.push(126);
+            out.push(mask_bit | 126);
             out.extend_from_slice(&(n as u16).to_be_bytes());
         }
         n => {
-            out.push(127);
+            out.push(mask_bit | 127);
             out.extend_from_slice(&(n as u64).to_be_bytes());
         }
     }
-    out.extend_from_slice(payload);
 }
 
 /// Append a text message to `out`.
@@ -334,17 +340,7 @@ mod tests {
     /// A client frame: `first` (FIN, RSV, opcode), masked `payload`.
     fn client(first: u8, payload: &[u8]) -> Vec<u8> {
         let mut f = vec![first];
-        match payload.len() {
-            n @ 0..=125 => f.push(0x80 | n as u8),
-            n @ 126..=0xffff => {
-                f.push(0x80 | 126);
-                f.extend_from_slice(&(n as u16).to_be_bytes());
-            }
-            n => {
-                f.push(0x80 | 127);
-                f.extend_from_slice(&(n as u64).to_be_bytes());
-            }
-        }
+        write_len(&mut f, 0x80, payload.len());
         f.extend_from_slice(&MASK);
         f.extend(payload.iter().enumerate().map(|(i, b)| b ^ MASK[i % 4]));
         f
