@@ -1,7 +1,7 @@
 #!/bin/sh
 # Install webntpd from a source checkout, for systems without the .deb (`cargo deb`, see
 # packaging/README.md):
-#   cargo build --release --locked && sudo packaging/install.sh
+#   packaging/build-release.sh && sudo packaging/install.sh
 # Honours DESTDIR (staging root, default empty) and PREFIX (default /usr).
 # Then: systemctl daemon-reload && systemctl enable --now webntpd (the daemon, configured in
 # /etc/webntpd.toml) and/or webntpd-server (a plain server, /etc/default/webntpd-server).
@@ -12,7 +12,7 @@ PREFIX=${PREFIX:-/usr}
 BIN=${BIN:-$here/target/release/webntpd}
 
 if [ ! -x "$BIN" ]; then
-    echo "install.sh: $BIN not found: build it first with 'cargo build --release --locked'" >&2
+    echo "install.sh: $BIN not found: build it first with packaging/build-release.sh (or cargo build --release --locked)" >&2
     exit 66
 fi
 install -D -m 0755 "$BIN" "$DESTDIR$PREFIX/bin/webntpd"

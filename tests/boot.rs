@@ -99,16 +99,10 @@ fn debs() -> &'static Debs {
         let out = target.join("packages");
         let _ = fs::remove_dir_all(&out);
         let started = Instant::now();
-        let deb = |extra: &[&str], dir: &Path| -> PathBuf {
-            fs::create_dir_all(dir).unwrap();
-            let mut cmd = Command::new(env!("CARGO"));
-            cmd.args(["deb", "--locked", "--quiet", "--output"])
-                .arg(dir)
-                .args(extra)
-                .current_dir(repo());
-            // What cargo set for this test process (CARGO_PKG_*, its jobserver, library
-            // paths) is not for this build: with it, build scripts would see another
-            // environment than at the command line and build everything again.
+        // What cargo set for this test process (CARGO_PKG_*, its jobserver, library paths)
+        // is not for this build: with it, build scripts would see another environment than
+        // at the command line and build everything again.
+        let run = |mut cmd: Command, what: &str| {
             for (name, _) in std::env::vars_os() {
                 let name = name.to_string_lossy();
                 if (name.starts_with("CARGO_") && name != "CARGO_HOME")
@@ -121,14 +115,30 @@ fn debs() -> &'static Debs {
                     cmd.env_remove(name.as_ref());
                 }
             }
-            cmd.env("CARGO_TARGET_DIR", &target);
-            let run = cmd.output().expect("cargo deb runs");
+            let out = cmd
+                .env("CARGO_TARGET_DIR", &target)
+                .current_dir(repo())
+                .output()
+                .unwrap_or_else(|e| panic!("{what}: {e}"));
             assert!(
-                run.status.success(),
-                "cargo deb {extra:?} failed: {}{}",
-                text(&run.stdout),
-                text(&run.stderr)
+                out.status.success(),
+                "{what} failed: {}{}",
+                text(&out.stdout),
+                text(&out.stderr)
             );
+        };
+        // The binary as it ships (static glibc), as packaging/README.md builds it.
+        run(
+            Command::new(repo().join("packaging/build-release.sh")),
+            "packaging/build-release.sh",
+        );
+        let deb = |extra: &[&str], dir: &Path| -> PathBuf {
+            fs::create_dir_all(dir).unwrap();
+            let mut cmd = Command::new(env!("CARGO"));
+            cmd.args(["deb", "--locked", "--quiet", "--no-build", "--output"])
+                .arg(dir)
+                .args(extra);
+            run(cmd, &format!("cargo deb {extra:?}"));
             let made: Vec<PathBuf> = fs::read_dir(dir)
                 .unwrap()
                 .map(|e| e.unwrap().path())
@@ -139,7 +149,7 @@ fn debs() -> &'static Debs {
         };
         let debs = Debs {
             deb: deb(&[], &out),
-            upgrade: deb(&["--no-build", "--deb-revision", "2"], &out.join("upgrade")),
+            upgrade: deb(&["--deb-revision", "2"], &out.join("upgrade")),
         };
         println!(
             "cargo deb: {} ({} bytes) in {:.0?}",
@@ -414,6 +424,8 @@ impl Drop for Container {
 // The boot test.
 
 const LIBFAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
+/// Where the boot test puts its dynamically linked webntpd, the shifted source.
+const SHIFTED_SERVER: &str = "/usr/local/lib/webntpd-boot-test/webntpd";
 
 /// The daemon's configuration in the test: the shifted server, SHM unit 2 (root only) and
 /// chronyd's SOCK socket; bursts every 2 s; per-burst lines (debug) in the journal.
@@ -569,10 +581,15 @@ fn the_package_installs_runs_upgrades_and_purges_under_a_booted_systemd() {
 
     phase("the source");
     // The source: webntpd-server (a dynamic user, the shipped unit) with its clock shifted
-    // +0.25 s by a drop-in, on loopback.
+    // +0.25 s by a drop-in, on loopback. libfaketime works through LD_PRELOAD, which the
+    // shipped binary (static glibc: packaging/build-release.sh) does not read; the drop-in
+    // runs this test's own build of webntpd instead, linked dynamically, under the unit's
+    // settings as shipped.
+    c.copy_in(Path::new(env!("CARGO_BIN_EXE_webntpd")), SHIFTED_SERVER);
     c.ok(&format!(
         "mkdir -p /etc/systemd/system/webntpd-server.service.d && \
-         printf '[Service]\\nEnvironment=LD_PRELOAD={LIBFAKETIME} FAKETIME=+0.25 \
+         printf '[Service]\\nExecStart=\\nExecStart={SHIFTED_SERVER} serve $WEBNTPD_SERVE_ARGS\\n\
+         Environment=LD_PRELOAD={LIBFAKETIME} FAKETIME=+0.25 \
          FAKETIME_DONT_FAKE_MONOTONIC=1\\n' \
            > /etc/systemd/system/webntpd-server.service.d/shift.conf && \
          echo 'WEBNTPD_SERVE_ARGS=--listen=127.0.0.1:8123' > /etc/default/webntpd-server && \
@@ -819,10 +836,11 @@ fn the_package_installs_runs_upgrades_and_purges_under_a_booted_systemd() {
     // nothing of the package is left.
     c.ok("systemctl stop chrony-test && systemctl start webntpd");
     c.wait_active("webntpd", Duration::from_secs(20));
-    c.ok(
+    c.ok(&format!(
         "rm -r /etc/systemd/system/webntpd.service.d /etc/systemd/system/webntpd-server.service.d \
-          /etc/chrony/boot-test.conf && systemctl daemon-reload",
-    );
+          /etc/chrony/boot-test.conf {} && systemctl daemon-reload",
+        Path::new(SHIFTED_SERVER).parent().unwrap().display()
+    ));
     c.ok("DEBIAN_FRONTEND=noninteractive apt-get purge -y -q webntpd");
     assert!(!c.run("dpkg -s webntpd").status.success());
     assert_eq!(ntp_segments(&c), Vec::<String>::new(), "a segment is left");

@@ -330,3 +330,31 @@ fn the_copyright_file_covers_every_crate_linked_in() {
         );
     }
 }
+
+/// The .deb's binary links glibc in (packaging/build-release.sh), and glibc loads NSS modules
+/// with the system's libc.so.6 at run time: the package pins libc6 to the upstream release of
+/// the glibc this machine builds with.
+#[test]
+fn the_package_pins_libc6_to_the_glibc_it_links_in() {
+    let out = Command::new("getconf")
+        .arg("GNU_LIBC_VERSION")
+        .output()
+        .expect("getconf runs");
+    let version = String::from_utf8_lossy(&out.stdout);
+    let Some(version) = version.trim().strip_prefix("glibc ") else {
+        eprintln!("not a glibc system ({version:?}): the pin is not checked");
+        return;
+    };
+    let (major, minor) = version.split_once('.').expect("glibc X.Y");
+    let minor: u32 = minor.parse().expect("a glibc minor version");
+    let want = format!(
+        "depends = \"libc6 (>= {major}.{minor}), libc6 (<< {major}.{})\"",
+        minor + 1
+    );
+    let manifest = std::fs::read_to_string(repo().join("Cargo.toml")).unwrap();
+    assert!(
+        manifest.lines().any(|l| l.trim() == want),
+        "this machine builds with glibc {version}: set `{want}` in [package.metadata.deb] of \
+         Cargo.toml (the static binary's NSS modules need that glibc release)"
+    );
+}
