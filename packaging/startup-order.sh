@@ -1,22 +1,29 @@
 #!/bin/sh
 # Regenerate packaging/startup-order.txt: the functions webntpd runs while it starts and
-# settles (`serve`, and `run` with the demo config, which serves and polls itself), in the
-# order valgrind's callgrind first lists them. The linker (lld, see .cargo/config.toml) puts
-# them together at the start of the text, so a start touches a few hundred KiB of code pages
-# instead of most of the binary (issue 18: idle RSS 7.9 -> 4.9 MB, BENCHMARKS.md).
+# settles, as valgrind's callgrind lists them, from three runs of the shipped build
+# (packaging/build-release.sh: glibc linked in, so glibc's functions are listed too):
+#   1. `serve`;
+#   2. `run` with the demo config, which serves and polls itself (json, ws, toh);
+#   3. `run` polling four sources of a plain `serve` (json, ws, toh, date; no server of its
+#      own), as bench/run's daemon figure does, with `status` asked twice.
+# The linker (rust-lld, see build.rs) puts them together at the start of the text, so a start
+# touches under 2 MiB of code pages instead of most of the binary (issue 18, BENCHMARKS.md).
 #
-#   packaging/startup-order.sh          (needs valgrind; builds target/release/webntpd first)
+#   packaging/startup-order.sh    (needs valgrind, and perf for the native passes; builds
+#                                 target/release/webntpd with packaging/build-release.sh)
 #
 # Symbol names carry hashes that change as the code does: a stale list still links, with less
 # of the benefit. The script says how many of the listed names the build still has; rerun it
-# when that falls, or when bench/run memory shows the idle RSS growing.
+# when that falls, or when bench/run memory shows the idle RSS growing. The dynamic build
+# (`cargo build --release`) has the same names, without glibc's.
 set -eu
 cd "$(dirname "$0")/.."
 command -v valgrind >/dev/null || { echo "startup-order: valgrind is needed (apt-get install -y valgrind)" >&2; exit 69; }
-cargo build --release --bin webntpd
+packaging/build-release.sh
 bin=target/release/webntpd
 work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+server=
+trap 'if [ -n "$server" ]; then kill "$server" 2>/dev/null || true; fi; rm -rf "$work"' EXIT
 profile() { # NAME SECONDS ARGS...
     name=$1 secs=$2
     shift 2
@@ -24,16 +31,98 @@ profile() { # NAME SECONDS ARGS...
         "$bin" "$@" >"$work/$name.log" 2>&1 &
     pid=$!
     sleep "$secs"
-    kill -INT "$pid"
+    kill -INT "$pid" 2>/dev/null || {
+        echo "startup-order: webntpd $* ended before its $secs s; its log:" >&2
+        cat "$work/$name.log" >&2
+        exit 70
+    }
     wait "$pid" || true
 }
 profile serve 15 serve --listen 127.0.0.1:0
 profile run 25 run -c config/demo.toml
+
+# Four sources of a server running natively (so it answers in time), one per mode.
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+"$bin" serve --listen "127.0.0.1:$port" >"$work/server.log" 2>&1 &
+server=$!
+cat >"$work/daemon.toml" <<CONF
+[[source]]
+url = "http://127.0.0.1:$port/"
+[[source]]
+url = "ws://127.0.0.1:$port/"
+[[source]]
+url = "http://127.0.0.1:$port/"
+mode = "toh"
+[[source]]
+url = "http://127.0.0.1:$port/"
+mode = "date"
+poll = "128s"
+[log]
+target = "stderr"
+[status]
+socket = "$work/status.sock"
+CONF
+(sleep 20; "$bin" status --socket "$work/status.sock" >/dev/null 2>&1 || true
+    "$bin" status --json --socket "$work/status.sock" >/dev/null 2>&1 || true) &
+profile daemon 30 run -c "$work/daemon.toml"
+grep -q 'selected' "$work/daemon.log" || {
+    echo "startup-order: the four-source daemon selected nothing; its log:" >&2
+    cat "$work/daemon.log" >&2
+    exit 70
+}
+
 # Function names as callgrind defines them (fn= and cfn= lines), first seen first, that the
-# binary defines (not libc's).
+# binary defines; grouped so that each kind of process touches one stretch: those both
+# `serve` and the plain daemon run, then `serve`'s own, then the daemon's own, then the rest
+# of the demo's (a daemon with a server). The kernel maps up to 64 KiB around each page a
+# process faults in, so a function one kind never runs costs it nothing only if it lies
+# outside that kind's stretch.
 nm --defined-only "$bin" | awk '{print $3}' >"$work/defined"
-cat "$work/serve.out" "$work/run.out" |
-    sed -n -E 's/^c?fn=\([0-9]+\) ([A-Za-z_][^ ]*)$/\1/p' |
-    awk -v defined="$work/defined" 'BEGIN { while ((getline n <defined) > 0) have[n] = 1 }
-        (have[$0] && !seen[$0]++)' >packaging/startup-order.txt
+for run in serve daemon run; do
+    sed -n -E 's/^c?fn=\([0-9]+\) ([A-Za-z_][^ ]*)$/\1/p' "$work/$run.out" |
+        awk -v defined="$work/defined" 'BEGIN { while ((getline n <defined) > 0) have[n] = 1 }
+            (have[$0] && !seen[$0]++)' >"$work/$run.names"
+done
+awk 'FNR == 1 { file++ }
+     file == 1 { s[$0] = 1; so[++ns] = $0 }
+     file == 2 { d[$0] = 1; dor[++nd] = $0 }
+     file == 3 { ro[++nr] = $0 }
+     END {
+         for (i = 1; i <= ns; i++) if (so[i] in d) print so[i]
+         for (i = 1; i <= ns; i++) if (!(so[i] in d)) print so[i]
+         for (i = 1; i <= nd; i++) if (!(dor[i] in s)) print dor[i]
+         for (i = 1; i <= nr; i++) if (!(ro[i] in s) && !(ro[i] in d)) print ro[i]
+     }' "$work/serve.names" "$work/daemon.names" "$work/run.names" >packaging/startup-order.txt
+
+# Callgrind runs a CPU without AVX-512 or SHA extensions, and slowly: natively, glibc picks
+# other string functions, sha1 its SHA-NI compressor, and other paths run. With perf, two
+# native passes add the functions whose first instruction faulted outside the list, then
+# relink: `perf record -e page-faults` gives, per fault, the address and the instruction.
+if command -v perf >/dev/null; then
+    for pass in 1 2; do
+        packaging/build-release.sh
+        native() { # NAME SECONDS ARGS...
+            name=$1 secs=$2
+            shift 2
+            timeout -s INT "$secs" perf record -q -c 1 -e page-faults -d -o "$work/$name.perf" \
+                "$bin" "$@" >"$work/$name.native.log" 2>&1 || true
+            [ -s "$work/$name.perf" ] || echo "startup-order: perf recorded nothing for $name" \
+                "(perf_event_paranoid? run as root); $(tail -n 3 "$work/$name.native.log")" >&2
+            # Fields: address, its symbol, instruction, its symbol; an instruction fetch faulted
+            # where the two addresses are one.
+            perf script -i "$work/$name.perf" -F addr,ip,sym --no-demangle 2>/dev/null |
+                awk '$1 == $3 && $4 != "[unknown]" { print $4 }'
+        }
+        { native serve 3 serve --listen 127.0.0.1:0
+          native daemon 8 run -c "$work/daemon.toml"; } |
+            awk -v listed=packaging/startup-order.txt -v defined="$work/defined" '
+                BEGIN { while ((getline n <listed) > 0) have[n] = 1
+                        while ((getline n <defined) > 0) def[n] = 1 }
+                (def[$0] && !have[$0]++)' >"$work/native.names"
+        echo "startup-order: native pass $pass adds $(wc -l <"$work/native.names") functions"
+        cat "$work/native.names" >>packaging/startup-order.txt
+    done
+else
+    echo "startup-order: no perf: skipping the native passes (CPU-specific variants stay unlisted)" >&2
+fi
 echo "startup-order: $(wc -l <packaging/startup-order.txt) functions of $bin listed; rebuild to link them first"
