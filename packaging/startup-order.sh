@@ -2,7 +2,7 @@
 # Regenerate packaging/startup-order.txt: the functions webntpd runs while it starts and
 # settles, as valgrind's callgrind lists them, from three runs of the shipped build
 # (packaging/build-release.sh: glibc linked in, so glibc's functions are listed too):
-#   1. `serve`;
+#   1. `serve`, answering a GET, a WebSocket and a HEAD;
 #   2. `run` with the demo config, which serves and polls itself (json, ws, toh);
 #   3. `run` polling four sources of a plain `serve` (json, ws, toh, date; no server of its
 #      own), as bench/run's daemon figure does, with `status` asked twice.
@@ -38,11 +38,32 @@ profile() { # NAME SECONDS ARGS...
     }
     wait "$pid" || true
 }
-profile serve 15 serve --listen 127.0.0.1:0
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+# Requests of each kind to the server on port $1 after $2 seconds (GET, WebSocket, HEAD), so
+# that the request path is listed with the server's start, not with the demo's client.
+ask() {
+    sleep "$2"
+    "$bin" query -n 4 "http://127.0.0.1:$1/" "ws://127.0.0.1:$1/" >/dev/null 2>&1 || true
+    "$bin" query -n 2 --mode toh "http://127.0.0.1:$1/" >/dev/null 2>&1 || true
+}
+# `serve`: its start (dumped to serve.out.1 at 10 s), then its answers (serve.out).
+port=$(free_port)
+valgrind --tool=callgrind --demangle=no --callgrind-out-file="$work/serve.out" \
+    "$bin" serve --listen "127.0.0.1:$port" >"$work/serve.log" 2>&1 &
+pid=$!
+sleep 10
+callgrind_control --dump=start "$pid" >/dev/null
+ask "$port" 0
+sleep 3
+kill -INT "$pid"
+wait "$pid" || true
+[ -s "$work/serve.out.1" ] || { echo "startup-order: no dump of serve's start; its log:" >&2; cat "$work/serve.log" >&2; exit 70; }
 profile run 25 run -c config/demo.toml
 
 # Four sources of a server running natively (so it answers in time), one per mode.
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+port=$(free_port)
 "$bin" serve --listen "127.0.0.1:$port" >"$work/server.log" 2>&1 &
 server=$!
 cat >"$work/daemon.toml" <<CONF
@@ -72,27 +93,30 @@ grep -q 'selected' "$work/daemon.log" || {
 }
 
 # Function names as callgrind defines them (fn= and cfn= lines), first seen first, that the
-# binary defines; grouped so that each kind of process touches one stretch: those both
-# `serve` and the plain daemon run, then `serve`'s own, then the daemon's own, then the rest
-# of the demo's (a daemon with a server). The kernel maps up to 64 KiB around each page a
-# process faults in, so a function one kind never runs costs it nothing only if it lies
-# outside that kind's stretch.
+# binary defines; grouped so that each kind of process touches few stretches: those both
+# `serve` and the plain daemon run at start, then the rest of `serve`'s start, then what
+# answering requests adds (an idle `serve` touches the first two, a busy one the first three),
+# then the daemon's own, then the rest of the demo's (a daemon with a server).
+# The kernel maps up to 64 KiB around each page a process faults in, so a function one kind
+# never runs costs it nothing only if it lies outside that kind's stretch.
 nm --defined-only "$bin" | awk '{print $3}' >"$work/defined"
-for run in serve daemon run; do
-    sed -n -E 's/^c?fn=\([0-9]+\) ([A-Za-z_][^ ]*)$/\1/p' "$work/$run.out" |
+for run in serve.out.1 daemon.out serve.out run.out; do
+    sed -n -E 's/^c?fn=\([0-9]+\) ([A-Za-z_][^ ]*)$/\1/p' "$work/$run" |
         awk -v defined="$work/defined" 'BEGIN { while ((getline n <defined) > 0) have[n] = 1 }
             (have[$0] && !seen[$0]++)' >"$work/$run.names"
+    [ -s "$work/$run.names" ] || { echo "startup-order: callgrind's $run names no function" >&2; exit 70; }
 done
 awk 'FNR == 1 { file++ }
-     file == 1 { s[$0] = 1; so[++ns] = $0 }
-     file == 2 { d[$0] = 1; dor[++nd] = $0 }
-     file == 3 { ro[++nr] = $0 }
+     { order[file, ++n[file]] = $0; in_[file, $0] = 1 }
      END {
-         for (i = 1; i <= ns; i++) if (so[i] in d) print so[i]
-         for (i = 1; i <= ns; i++) if (!(so[i] in d)) print so[i]
-         for (i = 1; i <= nd; i++) if (!(dor[i] in s)) print dor[i]
-         for (i = 1; i <= nr; i++) if (!(ro[i] in s) && !(ro[i] in d)) print ro[i]
-     }' "$work/serve.names" "$work/daemon.names" "$work/run.names" >packaging/startup-order.txt
+         for (i = 1; i <= n[1]; i++) if ((2, order[1, i]) in in_) say(order[1, i])
+         for (i = 1; i <= n[1]; i++) say(order[1, i])
+         for (i = 1; i <= n[3]; i++) say(order[3, i])
+         for (f = 2; f <= 4; f += 2) for (i = 1; i <= n[f]; i++) say(order[f, i])
+     }
+     function say(name) { if (!(name in done)) { done[name] = 1; print name } }' \
+    "$work/serve.out.1.names" "$work/daemon.out.names" "$work/serve.out.names" \
+    "$work/run.out.names" >packaging/startup-order.txt
 
 # Callgrind runs a CPU without AVX-512 or SHA extensions, and slowly: natively, glibc picks
 # other string functions, sha1 its SHA-NI compressor, and other paths run. With perf, two
@@ -113,7 +137,9 @@ if command -v perf >/dev/null; then
             perf script -i "$work/$name.perf" -F addr,ip,sym --no-demangle 2>/dev/null |
                 awk '$1 == $3 && $4 != "[unknown]" { print $4 }'
         }
-        { native serve 3 serve --listen 127.0.0.1:0
+        { own=$(free_port)
+          ask "$own" 1 &
+          native serve 3 serve --listen "127.0.0.1:$own"
           native daemon 8 run -c "$work/daemon.toml"; } |
             awk -v listed=packaging/startup-order.txt -v defined="$work/defined" '
                 BEGIN { while ((getline n <listed) > 0) have[n] = 1
