@@ -7,7 +7,7 @@
 #   3. `run` polling four sources of a plain `serve` (json, ws, toh, date; no server of its
 #      own), as bench/run's daemon figure does, with `status` asked twice.
 # The linker (rust-lld, see build.rs) puts them together at the start of the text, so a start
-# touches under 2 MiB of code pages instead of most of the binary (issue 18, BENCHMARKS.md).
+# touches about 1 MiB of code pages instead of most of the binary (issue 18, BENCHMARKS.md).
 #
 #   packaging/startup-order.sh    (needs valgrind, and perf for the native passes; builds
 #                                 target/release/webntpd with packaging/build-release.sh)
