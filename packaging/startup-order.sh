@@ -42,7 +42,7 @@ free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 # Requests of each kind to the server on port $1 after $2 seconds (GET, WebSocket, HEAD), so
-# that the request path is listed with the server's start, not with the demo's client.
+# that the request path is listed in a stretch of its own, not among the demo's client code.
 ask() {
     sleep "$2"
     "$bin" query -n 4 "http://127.0.0.1:$1/" "ws://127.0.0.1:$1/" >/dev/null 2>&1 || true

@@ -1,7 +1,8 @@
 //! The Debian package under a real, booted systemd, as an administrator would use it.
 //!
-//! `cargo deb` builds the package (in `target/deb`, its own target directory, so it does not
-//! wait for the lock of the `cargo test` running this), lintian checks it, and systemd boots
+//! `packaging/build-release.sh` and `cargo deb --no-build` build the package as
+//! packaging/README.md does (in `target/deb`, its own target directory, so they do not wait
+//! for the lock of the `cargo test` running this), lintian checks it, and systemd boots
 //! with `systemd-nspawn -b` on an overlay of this machine's root: inside `unshare -m`, a tmpfs
 //! holds the overlay's upper and work directories, so nothing the container does reaches the
 //! host's files, and the mounts vanish with the namespace when nspawn exits. The container
@@ -90,7 +91,7 @@ struct Debs {
     upgrade: PathBuf,
 }
 
-/// `cargo deb` once per test process, in `target/deb`.
+/// The release build and `cargo deb`, once per test process, in `target/deb`.
 fn debs() -> &'static Debs {
     static DEBS: OnceLock<Debs> = OnceLock::new();
     DEBS.get_or_init(|| {
