@@ -2,7 +2,7 @@
 # Regenerate packaging/startup-order.txt: the functions webntpd runs while it starts and
 # settles, as valgrind's callgrind lists them, from three runs of the shipped build
 # (packaging/build-release.sh: glibc linked in, so glibc's functions are listed too):
-#   1. `serve`, answering a GET, a WebSocket and a HEAD;
+#   1. `serve` with the usual flags, answering a GET, a WebSocket and a HEAD;
 #   2. `run` with the demo config, which serves and polls itself (json, ws, toh);
 #   3. `run` polling four sources of a plain `serve` (json, ws, toh, date; no server of its
 #      own), as bench/run's daemon figure does, with `status` asked twice.
@@ -48,10 +48,15 @@ ask() {
     "$bin" query -n 4 "http://127.0.0.1:$1/" "ws://127.0.0.1:$1/" >/dev/null 2>&1 || true
     "$bin" query -n 2 --mode toh "http://127.0.0.1:$1/" >/dev/null 2>&1 || true
 }
+# The flags a server is usually given (bench/run gives these): their parsers run at start.
+leap=/usr/share/zoneinfo/leap-seconds.list
+flags="--max-connections 4096 --keepalive-timeout 1h --ws-idle-timeout 1h"
+[ ! -f "$leap" ] || flags="$flags --leap-seconds $leap"
 # `serve`: its start (dumped to serve.out.1 at 10 s), then its answers (serve.out).
 port=$(free_port)
+# shellcheck disable=SC2086 # $flags: words, split on purpose
 valgrind --tool=callgrind --demangle=no --callgrind-out-file="$work/serve.out" \
-    "$bin" serve --listen "127.0.0.1:$port" >"$work/serve.log" 2>&1 &
+    "$bin" serve --listen "127.0.0.1:$port" $flags >"$work/serve.log" 2>&1 &
 pid=$!
 sleep 10
 callgrind_control --dump=start "$pid" >/dev/null
@@ -140,6 +145,8 @@ if command -v perf >/dev/null; then
         { own=$(free_port)
           ask "$own" 1 &
           native serve 3 serve --listen "127.0.0.1:$own"
+          # shellcheck disable=SC2086 # $flags: words, split on purpose
+          native serve-flags 2 serve --listen 127.0.0.1:0 $flags
           native daemon 8 run -c "$work/daemon.toml"; } |
             awk -v listed=packaging/startup-order.txt -v defined="$work/defined" '
                 BEGIN { while ((getline n <listed) > 0) have[n] = 1
