@@ -67,27 +67,13 @@ wait "$pid" || true
 [ -s "$work/serve.out.1" ] || { echo "startup-order: no dump of serve's start; its log:" >&2; cat "$work/serve.log" >&2; exit 70; }
 profile run 25 run -c config/demo.toml
 
-# Four sources of a server running natively (so it answers in time), one per mode.
+# bench/run's daemon: four sources, one per mode, of a server running natively (so it
+# answers in time).
 port=$(free_port)
 "$bin" serve --listen "127.0.0.1:$port" >"$work/server.log" 2>&1 &
 server=$!
-cat >"$work/daemon.toml" <<CONF
-[[source]]
-url = "http://127.0.0.1:$port/"
-[[source]]
-url = "ws://127.0.0.1:$port/"
-[[source]]
-url = "http://127.0.0.1:$port/"
-mode = "toh"
-[[source]]
-url = "http://127.0.0.1:$port/"
-mode = "date"
-poll = "128s"
-[log]
-target = "stderr"
-[status]
-socket = "$work/status.sock"
-CONF
+sed -e "s|@SERVER@|127.0.0.1:$port|g" -e "s|@STATUS@|$work/status.sock|g" \
+    bench/daemon-4-sources.toml >"$work/daemon.toml"
 (sleep 20; "$bin" status --socket "$work/status.sock" >/dev/null 2>&1 || true
     "$bin" status --json --socket "$work/status.sock" >/dev/null 2>&1 || true) &
 profile daemon 30 run -c "$work/daemon.toml"
