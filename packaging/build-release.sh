@@ -29,7 +29,7 @@ cd "$(dirname "$0")/.."
 host=$(rustc -vV | sed -n 's/^host: //p')
 case $host in
 *-linux-gnu*)
-    libc_a=$(${CC:-cc} -print-file-name=libc.a)
+    libc_a=$(${CC:-cc} -print-file-name=libc.a 2>/dev/null || true)
     if [ ! -f "$libc_a" ]; then
         echo "build-release: glibc's static library (libc.a) not found; install it" \
             "(Debian, Ubuntu: apt-get install libc6-dev; Fedora: dnf install glibc-static)" >&2

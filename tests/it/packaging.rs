@@ -358,3 +358,23 @@ fn the_package_pins_libc6_to_the_glibc_it_links_in() {
          Cargo.toml (the static binary's NSS modules need that glibc release)"
     );
 }
+
+/// Without glibc's static library the release build stops at once, naming the package to
+/// install, rather than failing at the link or building another kind of binary.
+#[test]
+fn the_release_build_without_a_static_glibc_says_what_to_install() {
+    let host = Command::new("rustc")
+        .arg("-vV")
+        .output()
+        .expect("rustc runs");
+    if !String::from_utf8_lossy(&host.stdout).contains("-linux-gnu") {
+        eprintln!("not a glibc host: the script builds the default way there");
+        return;
+    }
+    let out = Command::new(repo().join("packaging/build-release.sh"))
+        .env("CC", "false")
+        .output()
+        .expect("packaging/build-release.sh runs");
+    assert_eq!(out.status.code(), Some(69), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("apt-get install libc6-dev"));
+}
